@@ -1,0 +1,307 @@
+// Package config reads Vigil's settings from environment variables, with
+// defaults that suit the local run and no defaults for secrets.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+// Config is every setting of the worker and the web front. Each main checks
+// the part it needs with its Require method.
+type Config struct {
+	DatabaseURL string
+
+	TemporalAddress   string
+	TemporalNamespace string
+	TemporalTLS       bool
+	TemporalTLSCert   string
+	TemporalTLSKey    string
+	TemporalAPIKey    Secret
+
+	CodecKeys  Secret // "id:base64key,id2:base64key"
+	CodecKeyID string
+	TokenKey   Secret // base64, at least 32 bytes: signs cancel links
+
+	LogLevel  slog.Level
+	LogFormat string
+
+	// Worker
+	SMTPAddr         string
+	SMTPUsername     string
+	SMTPPassword     Secret
+	SMTPRequireTLS   bool
+	MailFrom         string
+	SupportEmail     string
+	ProductName      string
+	Timezone         *time.Location
+	PublicURL        string
+	PanelURL         string
+	PanelToken       Secret
+	PINMaxFailures   int
+	PINWindow        time.Duration
+	PINLockout       time.Duration
+	EstablishedAfter time.Duration
+
+	// Web
+	HTTPAddr           string
+	AdminToken         Secret
+	ApprovalTimeout    time.Duration
+	NoticeTimeout      time.Duration
+	ExecuteMaxAttempts int
+	Cooling            domain.CoolingPeriods
+}
+
+// Secret is a configuration value that must never be printed.
+type Secret string
+
+// String redacts the secret.
+func (s Secret) String() string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// LogValue redacts the secret in slog output.
+func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
+
+// Reveal returns the secret itself, for the one place that needs it.
+func (s Secret) Reveal() string { return string(s) }
+
+// Vars documents every variable: name, default, meaning. The README's table
+// is generated from the same words, and `worker -h` prints it.
+var Vars = []struct{ Name, Default, Help string }{
+	{"VIGIL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable", "Postgres connection string (lib/pq)"},
+	{"VIGIL_TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port"},
+	{"VIGIL_TEMPORAL_NAMESPACE", "default", "Temporal namespace"},
+	{"VIGIL_TEMPORAL_TLS", "false", "use TLS to reach Temporal (true when a cert or API key is set)"},
+	{"VIGIL_TEMPORAL_TLS_CERT", "", "client certificate file for mTLS"},
+	{"VIGIL_TEMPORAL_TLS_KEY", "", "client key file for mTLS"},
+	{"VIGIL_TEMPORAL_API_KEY", "", "Temporal Cloud API key (secret)"},
+	{"VIGIL_CODEC_KEYS", "(required)", "payload encryption keys, id:base64(32 bytes),... (secret)"},
+	{"VIGIL_CODEC_KEY_ID", "first id in VIGIL_CODEC_KEYS", "key id new payloads are encrypted with"},
+	{"VIGIL_TOKEN_KEY", "(required)", "base64 key of at least 32 bytes that signs cancel links (secret)"},
+	{"VIGIL_LOG_LEVEL", "info", "debug, info, warn or error"},
+	{"VIGIL_LOG_FORMAT", "text", "text or json"},
+	{"VIGIL_SMTP_ADDR", "127.0.0.1:1025", "SMTP server host:port for customer mail"},
+	{"VIGIL_SMTP_USERNAME", "", "SMTP user (AUTH PLAIN when set)"},
+	{"VIGIL_SMTP_PASSWORD", "", "SMTP password (secret)"},
+	{"VIGIL_SMTP_REQUIRE_TLS", "false", "refuse to send without STARTTLS"},
+	{"VIGIL_MAIL_FROM", "Vigil Security <security@vigil.localhost>", "From address of customer mail"},
+	{"VIGIL_SUPPORT_EMAIL", "support@vigil.localhost", "address customers are told to write to"},
+	{"VIGIL_PRODUCT_NAME", "Vigil", "company or product name shown to customers"},
+	{"VIGIL_TIMEZONE", "UTC", "IANA zone for times in customer mail"},
+	{"VIGIL_PUBLIC_URL", "http://127.0.0.1:8080", "public base URL of the web front (cancel links)"},
+	{"VIGIL_PANEL_URL", "http://127.0.0.1:8091", "hosting control panel API base URL"},
+	{"VIGIL_PANEL_TOKEN", "(required by worker)", "bearer token for the control panel (secret)"},
+	{"VIGIL_PIN_MAX_FAILURES", "5", "wrong PINs within the window that lock a customer"},
+	{"VIGIL_PIN_WINDOW", "15m", "window in which wrong PINs are counted"},
+	{"VIGIL_PIN_LOCKOUT", "1h", "how long a customer stays locked"},
+	{"VIGIL_ESTABLISHED_AFTER", "168h", "age after which a verified contact address gets notices"},
+	{"VIGIL_HTTP_ADDR", "127.0.0.1:8080", "listen address of the web front"},
+	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
+	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
+	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails"},
+	{"VIGIL_EXECUTE_MAX_ATTEMPTS", "10", "executor attempts before a request fails"},
+	{"VIGIL_COOLING_RESEND_CREDENTIALS", "24h", "cooling period: resend credentials"},
+	{"VIGIL_COOLING_REINSTALL_VPS", "48h", "cooling period: reinstall a VPS"},
+	{"VIGIL_COOLING_ADD_CONTACT_EMAIL", "72h", "cooling period: add a contact email"},
+	{"VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL", "72h", "cooling period: change the account email"},
+	{"VIGIL_COOLING_DISABLE_2FA", "48h", "cooling period: disable 2FA"},
+}
+
+// Usage renders Vars as a table for -h output.
+func Usage() string {
+	var b strings.Builder
+	b.WriteString("Environment variables:\n")
+	for _, v := range Vars {
+		fmt.Fprintf(&b, "  %-36s %s (default: %s)\n", v.Name, v.Help, v.Default)
+	}
+	return b.String()
+}
+
+// Load reads the configuration through getenv (os.Getenv in mains, a map in
+// tests). It reports every malformed value at once.
+func Load(getenv func(string) string) (Config, error) {
+	l := loader{getenv: getenv}
+	c := Config{
+		DatabaseURL:       l.str("VIGIL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable"),
+		TemporalAddress:   l.str("VIGIL_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace: l.str("VIGIL_TEMPORAL_NAMESPACE", "default"),
+		TemporalTLS:       l.boolean("VIGIL_TEMPORAL_TLS", false),
+		TemporalTLSCert:   l.str("VIGIL_TEMPORAL_TLS_CERT", ""),
+		TemporalTLSKey:    l.str("VIGIL_TEMPORAL_TLS_KEY", ""),
+		TemporalAPIKey:    Secret(l.str("VIGIL_TEMPORAL_API_KEY", "")),
+		CodecKeys:         Secret(l.str("VIGIL_CODEC_KEYS", "")),
+		CodecKeyID:        l.str("VIGIL_CODEC_KEY_ID", ""),
+		TokenKey:          Secret(l.str("VIGIL_TOKEN_KEY", "")),
+		LogLevel:          l.level("VIGIL_LOG_LEVEL"),
+		LogFormat:         l.oneOf("VIGIL_LOG_FORMAT", "text", "text", "json"),
+
+		SMTPAddr:         l.str("VIGIL_SMTP_ADDR", "127.0.0.1:1025"),
+		SMTPUsername:     l.str("VIGIL_SMTP_USERNAME", ""),
+		SMTPPassword:     Secret(l.str("VIGIL_SMTP_PASSWORD", "")),
+		SMTPRequireTLS:   l.boolean("VIGIL_SMTP_REQUIRE_TLS", false),
+		MailFrom:         l.str("VIGIL_MAIL_FROM", "Vigil Security <security@vigil.localhost>"),
+		SupportEmail:     l.str("VIGIL_SUPPORT_EMAIL", "support@vigil.localhost"),
+		ProductName:      l.str("VIGIL_PRODUCT_NAME", "Vigil"),
+		Timezone:         l.zone("VIGIL_TIMEZONE"),
+		PublicURL:        l.url("VIGIL_PUBLIC_URL", "http://127.0.0.1:8080"),
+		PanelURL:         l.url("VIGIL_PANEL_URL", "http://127.0.0.1:8091"),
+		PanelToken:       Secret(l.str("VIGIL_PANEL_TOKEN", "")),
+		PINMaxFailures:   l.integer("VIGIL_PIN_MAX_FAILURES", 5, 1, 100),
+		PINWindow:        l.duration("VIGIL_PIN_WINDOW", 15*time.Minute),
+		PINLockout:       l.duration("VIGIL_PIN_LOCKOUT", time.Hour),
+		EstablishedAfter: l.duration("VIGIL_ESTABLISHED_AFTER", 7*24*time.Hour),
+
+		HTTPAddr:           l.str("VIGIL_HTTP_ADDR", "127.0.0.1:8080"),
+		AdminToken:         Secret(l.str("VIGIL_ADMIN_TOKEN", "")),
+		ApprovalTimeout:    l.duration("VIGIL_APPROVAL_TIMEOUT", 4*time.Hour),
+		NoticeTimeout:      l.duration("VIGIL_NOTICE_TIMEOUT", 24*time.Hour),
+		ExecuteMaxAttempts: l.integer("VIGIL_EXECUTE_MAX_ATTEMPTS", 10, 1, 1000),
+		Cooling:            domain.CoolingPeriods{},
+	}
+	for a, d := range domain.DefaultCoolingPeriods() {
+		c.Cooling[a] = l.duration("VIGIL_COOLING_"+strings.ToUpper(string(a)), d)
+	}
+	if c.CodecKeyID == "" && c.CodecKeys != "" {
+		first, _, _ := strings.Cut(string(c.CodecKeys), ",")
+		c.CodecKeyID, _, _ = strings.Cut(strings.TrimSpace(first), ":")
+	}
+	if c.TemporalTLSCert != "" || c.TemporalAPIKey != "" {
+		c.TemporalTLS = true
+	}
+	if (c.TemporalTLSCert == "") != (c.TemporalTLSKey == "") {
+		l.fail("VIGIL_TEMPORAL_TLS_CERT and VIGIL_TEMPORAL_TLS_KEY must be set together")
+	}
+	return c, errors.Join(l.errs...)
+}
+
+// RequireSecrets checks the secrets every Temporal client needs.
+func (c Config) RequireSecrets() error {
+	var errs []error
+	if c.CodecKeys == "" {
+		errs = append(errs, errors.New("VIGIL_CODEC_KEYS is not set: generate a key with `openssl rand -base64 32` and set VIGIL_CODEC_KEYS=k1:<key>"))
+	}
+	if _, err := c.TokenKeyBytes(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// TokenKeyBytes decodes VIGIL_TOKEN_KEY.
+func (c Config) TokenKeyBytes() ([]byte, error) {
+	if c.TokenKey == "" {
+		return nil, errors.New("VIGIL_TOKEN_KEY is not set: generate one with `openssl rand -base64 32`")
+	}
+	k, err := base64.StdEncoding.DecodeString(string(c.TokenKey))
+	if err != nil {
+		return nil, errors.New("VIGIL_TOKEN_KEY is not valid base64")
+	}
+	if len(k) < 32 {
+		return nil, fmt.Errorf("VIGIL_TOKEN_KEY decodes to %d bytes; it needs at least 32", len(k))
+	}
+	return k, nil
+}
+
+type loader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (l *loader) fail(format string, args ...any) {
+	l.errs = append(l.errs, fmt.Errorf(format, args...))
+}
+
+func (l *loader) str(name, def string) string {
+	if v := strings.TrimSpace(l.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (l *loader) boolean(name string, def bool) bool {
+	v := l.getenv(name)
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		l.fail("%s=%q is not a boolean (use true or false)", name, v)
+	}
+	return b
+}
+
+func (l *loader) integer(name string, def, lo, hi int) int {
+	v := l.getenv(name)
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		l.fail("%s=%q must be a whole number from %d to %d", name, v, lo, hi)
+		return def
+	}
+	return n
+}
+
+func (l *loader) duration(name string, def time.Duration) time.Duration {
+	v := l.getenv(name)
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		l.fail("%s=%q is not a positive duration (examples: 90s, 15m, 24h)", name, v)
+		return def
+	}
+	return d
+}
+
+func (l *loader) url(name, def string) string {
+	v := l.str(name, def)
+	u, err := url.Parse(v)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		l.fail("%s=%q is not an absolute http(s) URL", name, v)
+	}
+	return strings.TrimRight(v, "/")
+}
+
+func (l *loader) oneOf(name, def string, allowed ...string) string {
+	v := l.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	l.fail("%s=%q must be one of %s", name, v, strings.Join(allowed, ", "))
+	return def
+}
+
+func (l *loader) level(name string) slog.Level {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(l.str(name, "info"))); err != nil {
+		l.fail("%s=%q must be debug, info, warn or error", name, l.getenv(name))
+		return slog.LevelInfo
+	}
+	return lv
+}
+
+func (l *loader) zone(name string) *time.Location {
+	v := l.str(name, "UTC")
+	loc, err := time.LoadLocation(v)
+	if err != nil {
+		l.fail("%s=%q is not an IANA time zone (example: Europe/Berlin)", name, v)
+		return time.UTC
+	}
+	return loc
+}

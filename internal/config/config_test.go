@@ -1,0 +1,81 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TemporalAddress != "127.0.0.1:7233" || c.HTTPAddr != "127.0.0.1:8080" || c.PINMaxFailures != 5 {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if c.Cooling[domain.ActionReinstallVPS] != 48*time.Hour || c.ApprovalTimeout != 4*time.Hour {
+		t.Fatalf("cooling/approval defaults wrong: %v %v", c.Cooling, c.ApprovalTimeout)
+	}
+	if err := c.RequireSecrets(); err == nil || !strings.Contains(err.Error(), "VIGIL_CODEC_KEYS") {
+		t.Fatalf("missing secrets not reported: %v", err)
+	}
+}
+
+func TestLoadReportsEveryBadValue(t *testing.T) {
+	_, err := Load(env(map[string]string{
+		"VIGIL_PIN_WINDOW":                 "soon",
+		"VIGIL_PIN_MAX_FAILURES":           "0",
+		"VIGIL_PUBLIC_URL":                 "ftp://x",
+		"VIGIL_TIMEZONE":                   "Mars/Base",
+		"VIGIL_COOLING_REINSTALL_VPS":      "-1h",
+		"VIGIL_LOG_FORMAT":                 "xml",
+		"VIGIL_TEMPORAL_TLS_CERT":          "/c.pem",
+		"VIGIL_SMTP_REQUIRE_TLS":           "perhaps",
+		"VIGIL_COOLING_RESEND_CREDENTIALS": "2m",
+	}))
+	if err == nil {
+		t.Fatal("bad values accepted")
+	}
+	for _, want := range []string{"VIGIL_PIN_WINDOW", "VIGIL_PIN_MAX_FAILURES", "VIGIL_PUBLIC_URL", "VIGIL_TIMEZONE",
+		"VIGIL_COOLING_REINSTALL_VPS", "VIGIL_LOG_FORMAT", "VIGIL_TEMPORAL_TLS_KEY", "VIGIL_SMTP_REQUIRE_TLS"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error does not mention %s: %v", want, err)
+		}
+	}
+}
+
+func TestSecretsNeverPrint(t *testing.T) {
+	c, err := Load(env(map[string]string{
+		"VIGIL_CODEC_KEYS":  "k1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=",
+		"VIGIL_TOKEN_KEY":   "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTIzNA==",
+		"VIGIL_PANEL_TOKEN": "panel-secret-123",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.RequireSecrets(); err != nil {
+		t.Fatal(err)
+	}
+	if c.CodecKeyID != "k1" {
+		t.Fatalf("CodecKeyID = %q, want k1 (first key)", c.CodecKeyID)
+	}
+	for _, s := range []string{"%v", "%+v", "%s"} {
+		out := fmt.Sprintf(s, c)
+		if strings.Contains(out, "panel-secret-123") || strings.Contains(out, "c2VjcmV0") {
+			t.Fatalf("secret printed with %s: %s", s, out)
+		}
+	}
+}
+
+func TestTokenKeyTooShort(t *testing.T) {
+	c, _ := Load(env(map[string]string{"VIGIL_TOKEN_KEY": "c2hvcnQ="}))
+	if _, err := c.TokenKeyBytes(); err == nil || !strings.Contains(err.Error(), "at least 32") {
+		t.Fatalf("short token key: %v", err)
+	}
+}
