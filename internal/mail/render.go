@@ -1,0 +1,432 @@
+package mail
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	htmltemplate "html/template"
+	"log/slog"
+	"net/mail"
+	"net/url"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+//go:embed templates
+var templateFS embed.FS
+
+// timeLayout reads as "Tue 26 Nov 2026 14:05 UTC".
+const timeLayout = "Mon 2 Jan 2006 15:04 MST"
+
+// templates holds one parsed text and HTML template per email kind.
+type templates struct {
+	text *texttemplate.Template
+	html *htmltemplate.Template
+}
+
+func mustTemplates(kind string) templates {
+	return templates{
+		text: texttemplate.Must(texttemplate.ParseFS(templateFS, "templates/"+kind+".txt")),
+		html: htmltemplate.Must(htmltemplate.ParseFS(templateFS, "templates/layout.html", "templates/"+kind+".html")),
+	}
+}
+
+// The templates are parsed lazily but only once; parse errors are programming
+// errors caught by the tests, so Must is acceptable here.
+var (
+	noticeTemplates      = sync.OnceValue(func() templates { return mustTemplates("notice") })
+	outcomeTemplates     = sync.OnceValue(func() templates { return mustTemplates("outcome") })
+	credentialsTemplates = sync.OnceValue(func() templates { return mustTemplates("credentials") })
+)
+
+func (t templates) render(view any) (text, html string, err error) {
+	var tb, hb bytes.Buffer
+	if err := t.text.Execute(&tb, view); err != nil {
+		return "", "", fmt.Errorf("mail: render text: %w", err)
+	}
+	if err := t.html.ExecuteTemplate(&hb, "layout.html", view); err != nil {
+		return "", "", fmt.Errorf("mail: render html: %w", err)
+	}
+	return tb.String(), hb.String(), nil
+}
+
+// common is what every email's templates can use.
+type common struct {
+	Subject      string
+	Greeting     string
+	SupportEmail string
+	ProductName  string
+}
+
+func newCommon(subject, customerName, supportEmail, productName string) (common, error) {
+	if supportEmail != "" {
+		if _, err := bareAddress("support email", supportEmail); err != nil {
+			return common{}, err
+		}
+	}
+	greeting := "Hello,"
+	if name := strings.TrimSpace(customerName); name != "" {
+		greeting = "Hello " + name + ","
+	}
+	return common{Subject: subject, Greeting: greeting, SupportEmail: supportEmail, ProductName: strings.TrimSpace(productName)}, nil
+}
+
+// NoticeData fills the email that warns the customer before an action runs.
+type NoticeData struct {
+	CustomerName   string
+	Action         domain.Action
+	ServerID       string // for resend_credentials and reinstall_vps
+	NewEmail       string // for add_contact_email and change_account_email
+	AgentFirstName string // who asked
+	AgentTeam      string // e.g. "Support"
+	RunsAt         time.Time
+	Location       *time.Location // zone for RunsAt; nil means UTC
+	CoolingPeriod  time.Duration
+	CancelURL      string
+	SupportEmail   string
+	ProductName    string
+}
+
+type noticeView struct {
+	common
+	Headline  string
+	WhoAsked  string
+	When      string
+	In        string
+	Detail    string
+	CancelURL string
+}
+
+// RenderNotice renders the cancel-link notice for d.
+func RenderNotice(d NoticeData) (subject, text, html string, err error) {
+	if err := checkTarget(d.Action, d.ServerID, d.NewEmail); err != nil {
+		return "", "", "", err
+	}
+	if strings.TrimSpace(d.AgentFirstName) == "" {
+		return "", "", "", errors.New("mail: notice needs the requesting agent's first name")
+	}
+	if d.RunsAt.IsZero() || d.CoolingPeriod <= 0 {
+		return "", "", "", errors.New("mail: notice needs RunsAt and a positive CoolingPeriod")
+	}
+	if err := checkCancelURL(d.CancelURL); err != nil {
+		return "", "", "", err
+	}
+	when := formatTime(d.RunsAt, d.Location)
+	headline := willHappen(d.Action, d.ServerID, d.NewEmail) + " on " + when
+	c, err := newCommon(headline, d.CustomerName, d.SupportEmail, d.ProductName)
+	if err != nil {
+		return "", "", "", err
+	}
+	v := noticeView{
+		common:    c,
+		Headline:  headline,
+		WhoAsked:  strings.TrimSpace(d.AgentFirstName) + " from " + teamPhrase(d.AgentTeam),
+		When:      when,
+		In:        humanDuration(d.CoolingPeriod),
+		Detail:    noticeDetail(d.Action, d.ServerID, d.NewEmail),
+		CancelURL: d.CancelURL,
+	}
+	text, html, err = noticeTemplates().render(v)
+	return headline, text, html, err
+}
+
+// OutcomeData fills the email that tells the customer how a request ended.
+type OutcomeData struct {
+	CustomerName string
+	Action       domain.Action
+	ServerID     string
+	NewEmail     string
+	Outcome      domain.Status // executed, cancelled, withdrawn, rejected, expired or failed
+	CancelledBy  domain.CancelParty
+	At           time.Time
+	Location     *time.Location
+	SupportEmail string
+	ProductName  string
+}
+
+type outcomeView struct {
+	common
+	Headline string
+	Lines    []string
+	When     string
+	Warning  string
+}
+
+// RenderOutcome renders the email saying what became of a request.
+func RenderOutcome(d OutcomeData) (subject, text, html string, err error) {
+	if err := checkTarget(d.Action, d.ServerID, d.NewEmail); err != nil {
+		return "", "", "", err
+	}
+	if d.At.IsZero() {
+		return "", "", "", errors.New("mail: outcome needs the time it happened")
+	}
+	nothing := "Nothing has changed on your account."
+	var headline string
+	var lines []string
+	warning := ""
+	switch d.Outcome {
+	case domain.StatusExecuted:
+		headline = hasHappened(d.Action, d.ServerID, d.NewEmail)
+		lines = []string{executedDetail(d.Action)}
+		warning = "If you did not expect this, contact us right away."
+	case domain.StatusCancelled, domain.StatusWithdrawn:
+		by := d.CancelledBy
+		if d.Outcome == domain.StatusWithdrawn && by == "" {
+			by = domain.CancelByRequester
+		}
+		who, err := cancelledBy(by)
+		if err != nil {
+			return "", "", "", err
+		}
+		headline = "Cancelled: " + wontHappen(d.Action, d.ServerID, d.NewEmail)
+		lines = []string{who, nothing}
+	case domain.StatusRejected:
+		headline = "Not approved: " + wontHappen(d.Action, d.ServerID, d.NewEmail)
+		lines = []string{"A senior member of our support team did not approve this request.", nothing}
+		warning = "If you did not ask for this, we recommend securing your email account and changing your passwords."
+	case domain.StatusExpired:
+		headline = "Expired: " + wontHappen(d.Action, d.ServerID, d.NewEmail)
+		lines = []string{"The request was not approved in time, so it expired.", nothing, "If you still need this, please ask us again."}
+	case domain.StatusFailed:
+		headline = "We could not " + infinitive(d.Action, d.ServerID, d.NewEmail)
+		lines = []string{"Something went wrong on our side and the request could not be completed. Our team has been alerted.", "If you still need this, please contact us."}
+	default:
+		return "", "", "", fmt.Errorf("mail: no outcome email for status %q", d.Outcome)
+	}
+	c, err := newCommon(headline, d.CustomerName, d.SupportEmail, d.ProductName)
+	if err != nil {
+		return "", "", "", err
+	}
+	v := outcomeView{common: c, Headline: headline, Lines: lines, When: formatTime(d.At, d.Location), Warning: warning}
+	text, html, err = outcomeTemplates().render(v)
+	return headline, text, html, err
+}
+
+// CredentialsData fills the email that carries a server's login details.
+type CredentialsData struct {
+	CustomerName string
+	ServerID     string
+	Username     string
+	Password     string
+	SupportEmail string
+	ProductName  string
+}
+
+// String describes the data without the password.
+func (d CredentialsData) String() string {
+	return fmt.Sprintf("CredentialsData{CustomerName:%s ServerID:%s Username:%s Password:[redacted]}", d.CustomerName, d.ServerID, d.Username)
+}
+
+// GoString keeps the password out of %#v output.
+func (d CredentialsData) GoString() string { return d.String() }
+
+// LogValue keeps the password out of slog output.
+func (d CredentialsData) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("server_id", d.ServerID), slog.String("username", d.Username), slog.String("password", "[redacted]"))
+}
+
+type credentialsView struct {
+	common
+	ServerID string
+	Username string
+	Password string
+}
+
+// RenderCredentials renders the email carrying a server's login details.
+func RenderCredentials(d CredentialsData) (subject, text, html string, err error) {
+	if strings.TrimSpace(d.ServerID) == "" || d.Username == "" || d.Password == "" {
+		return "", "", "", errors.New("mail: credentials email needs a server, username and password")
+	}
+	subject = "Your login details for server " + d.ServerID
+	c, err := newCommon(subject, d.CustomerName, d.SupportEmail, d.ProductName)
+	if err != nil {
+		return "", "", "", err
+	}
+	text, html, err = credentialsTemplates().render(credentialsView{common: c, ServerID: d.ServerID, Username: d.Username, Password: d.Password})
+	if err != nil {
+		return "", "", "", err
+	}
+	return subject, text, html, nil
+}
+
+func checkTarget(a domain.Action, serverID, email string) error {
+	if _, err := domain.ParseAction(string(a)); err != nil {
+		return fmt.Errorf("mail: %w", err)
+	}
+	if a.NeedsServer() && strings.TrimSpace(serverID) == "" {
+		return fmt.Errorf("mail: %s needs a server id", a)
+	}
+	if a.NeedsEmail() {
+		if _, err := bareAddress("new email", email); err != nil {
+			return err
+		}
+	}
+	return headerValue("server id", serverID)
+}
+
+// bareAddress accepts only a plain address like ada@example.com.
+func bareAddress(field, s string) (string, error) {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" {
+		return "", fmt.Errorf("mail: %s %q is not a plain email address", field, s)
+	}
+	return a.Address, nil
+}
+
+func checkCancelURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" || u.User != nil {
+		return errors.New("mail: cancel URL must be an absolute http(s) URL")
+	}
+	return headerValue("cancel URL", s)
+}
+
+func formatTime(t time.Time, loc *time.Location) string {
+	if loc == nil {
+		loc = time.UTC
+	}
+	return t.In(loc).Format(timeLayout)
+}
+
+func teamPhrase(team string) string {
+	team = strings.TrimSpace(team)
+	switch {
+	case team == "":
+		return "our support team"
+	case strings.HasSuffix(strings.ToLower(team), " team"):
+		return "our " + team
+	default:
+		return "our " + team + " team"
+	}
+}
+
+// humanDuration says how far away something is, as "in 24 hours" or "in 3 days".
+func humanDuration(d time.Duration) string {
+	plural := func(n int64, unit string) string {
+		if n == 1 {
+			return fmt.Sprintf("1 %s", unit)
+		}
+		return fmt.Sprintf("%d %ss", n, unit)
+	}
+	switch {
+	case d >= 48*time.Hour && d%(24*time.Hour) == 0:
+		return "in " + plural(int64(d/(24*time.Hour)), "day")
+	case d >= time.Hour:
+		h, m := int64(d/time.Hour), int64(d%time.Hour/time.Minute)
+		if m == 0 {
+			return "in " + plural(h, "hour")
+		}
+		return "in " + plural(h, "hour") + " and " + plural(m, "minute")
+	case d >= time.Minute:
+		return "in " + plural(int64(d/time.Minute), "minute")
+	default:
+		return "in " + plural(max(int64(d/time.Second), 1), "second")
+	}
+}
+
+func willHappen(a domain.Action, server, email string) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "Your server credentials will be emailed to you"
+	case domain.ActionReinstallVPS:
+		return "Your VPS " + server + " will be erased and reinstalled"
+	case domain.ActionAddContactEmail:
+		return email + " will be added as a contact email on your account"
+	case domain.ActionChangeAccountEmail:
+		return "Your account email will be changed to " + email
+	default:
+		return "Two-factor authentication will be turned off on your account"
+	}
+}
+
+func noticeDetail(a domain.Action, server, email string) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "The login details (username and password) of server " + server + " will be sent to the email address on your account."
+	case domain.ActionReinstallVPS:
+		return "Everything stored on " + server + " will be permanently deleted and the server will start again from a fresh install."
+	case domain.ActionAddContactEmail:
+		return "The owner of " + email + " will be able to contact us about your account."
+	case domain.ActionChangeAccountEmail:
+		return "After that, notices and password resets will go to " + email + " instead of this address."
+	default:
+		return "After that, only your password will be needed to log in to your account."
+	}
+}
+
+func hasHappened(a domain.Action, server, email string) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "Your server credentials for " + server + " have been emailed to you"
+	case domain.ActionReinstallVPS:
+		return "Your VPS " + server + " has been erased and reinstalled"
+	case domain.ActionAddContactEmail:
+		return email + " has been added as a contact email on your account"
+	case domain.ActionChangeAccountEmail:
+		return "Your account email has been changed to " + email
+	default:
+		return "Two-factor authentication has been turned off on your account"
+	}
+}
+
+func executedDetail(a domain.Action) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "The login details arrive in a separate email."
+	case domain.ActionReinstallVPS:
+		return "The server has a fresh install; the data that was on it is gone."
+	case domain.ActionAddContactEmail:
+		return "You can remove contact emails at any time in your account settings."
+	case domain.ActionChangeAccountEmail:
+		return "From now on we will write to the new address."
+	default:
+		return "We recommend turning it back on in your account settings as soon as you can."
+	}
+}
+
+func wontHappen(a domain.Action, server, email string) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "your server credentials for " + server + " will not be emailed"
+	case domain.ActionReinstallVPS:
+		return "your VPS " + server + " will not be erased"
+	case domain.ActionAddContactEmail:
+		return email + " will not be added as a contact email"
+	case domain.ActionChangeAccountEmail:
+		return "your account email will not be changed"
+	default:
+		return "two-factor authentication will not be turned off"
+	}
+}
+
+func infinitive(a domain.Action, server, email string) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "email your server credentials for " + server
+	case domain.ActionReinstallVPS:
+		return "reinstall your VPS " + server
+	case domain.ActionAddContactEmail:
+		return "add " + email + " as a contact email"
+	case domain.ActionChangeAccountEmail:
+		return "change your account email"
+	default:
+		return "turn off two-factor authentication"
+	}
+}
+
+func cancelledBy(p domain.CancelParty) (string, error) {
+	switch p {
+	case domain.CancelByCustomer:
+		return "You cancelled this request.", nil
+	case domain.CancelByRequester:
+		return "The support agent who asked for it cancelled it.", nil
+	case domain.CancelBySenior:
+		return "A senior colleague of the agent who asked for it cancelled it.", nil
+	}
+	return "", fmt.Errorf("mail: unknown cancelling party %q", p)
+}

@@ -1,0 +1,75 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/testpg"
+)
+
+type lineWriter chan string
+
+func (w lineWriter) Write(p []byte) (int, error) { w <- string(p); return len(p), nil }
+
+func TestParseConfig(t *testing.T) {
+	env := map[string]string{"VIGIL_PANEL_TOKEN": "from-env", "VIGIL_DATABASE_URL": "postgres://x@127.0.0.1/y"}
+	cfg, err := parseConfig([]string{"-addr", "127.0.0.1:1"}, func(k string) string { return env[k] })
+	if err != nil || cfg.addr != "127.0.0.1:1" || cfg.token != "from-env" || cfg.databaseURL != "postgres://x@127.0.0.1/y" {
+		t.Fatalf("parseConfig = %+v, %v", cfg, err)
+	}
+	cfg, err = parseConfig(nil, func(string) string { return "" })
+	if err != nil || cfg.addr != "127.0.0.1:8091" || cfg.token != "dev-panel-token" ||
+		cfg.databaseURL != "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable" {
+		t.Fatalf("defaults = %+v, %v", cfg, err)
+	}
+	if _, err := parseConfig([]string{"-token", ""}, func(string) string { return "" }); err == nil {
+		t.Fatal("empty token accepted")
+	}
+}
+
+func TestRunServesAndStops(t *testing.T) {
+	dsn := testpg.NewDSN(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(lineWriter, 4)
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, config{addr: "127.0.0.1:0", databaseURL: dsn, token: "tok"}, slog.New(slog.DiscardHandler), out)
+	}()
+	var line string
+	select {
+	case line = <-out:
+	case err := <-done:
+		t.Fatalf("run returned early: %v", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("no ready line")
+	}
+	m := regexp.MustCompile(`^panel-standin ready addr=(\S+)\n$`).FindStringSubmatch(line)
+	if m == nil {
+		t.Fatalf("ready line %q", line)
+	}
+	req, _ := http.NewRequest(http.MethodDelete, "http://"+m[1]+"/v1/customers/c1/2fa", nil)
+	req.Header.Set("Authorization", "Bearer tok")
+	req.Header.Set("Idempotency-Key", "k1")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("DELETE: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run = %v after cancel, want nil", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("run did not stop")
+	}
+}
