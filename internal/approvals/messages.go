@@ -1,0 +1,319 @@
+// Package approvals renders Vigil's approval messages for Slack and talks to
+// Slack for them: posting, updating, reminding, and asking who may approve,
+// retrying transient failures.
+package approvals
+
+import (
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/slack-go/slack"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+// Action ids of the two buttons; the web front dispatches on them.
+const (
+	ActionApprove = "approve"
+	ActionReject  = "reject"
+)
+
+// DecisionBlockID is the block_id of the actions block holding the buttons.
+const DecisionBlockID = "decision"
+
+// Caps on user-supplied text, counted after escaping, that keep every
+// message inside Slack's Block Kit limits (3000 per section, 2000 per field,
+// 300 per confirm dialog text).
+const (
+	maxReasonRunes = 2500
+	maxShortRunes  = 200
+	maxConfirmPart = 80
+)
+
+// Request is what an approval message shows about a sensitive request.
+type Request struct {
+	ID               string
+	Action           domain.Action
+	CustomerID       string
+	MaskedEmail      string // the customer's primary email, already masked (see MaskEmail)
+	ServerID         string
+	NewEmail         string
+	RequesterSlackID string
+	RequesterName    string
+	Reason           string
+	PINVerifiedAt    time.Time
+	ExpiresAt        time.Time // when the approval window closes
+	CoolingPeriod    time.Duration
+}
+
+// MaskEmail hides all of an address's local part but its first character:
+// "dana@example.com" -> "d***@example.com".
+func MaskEmail(e string) string {
+	e = strings.TrimSpace(e)
+	if e == "" {
+		return ""
+	}
+	at := strings.LastIndex(e, "@")
+	if at < 0 {
+		return "***"
+	}
+	local, domainPart := e[:at], e[at+1:]
+	if local == "" {
+		return "***@" + domainPart
+	}
+	r, _ := utf8.DecodeRuneInString(local)
+	return string(r) + "***@" + domainPart
+}
+
+// Title names an action for headers: "Resend server credentials".
+func Title(a domain.Action) string {
+	switch a {
+	case domain.ActionResendCredentials:
+		return "Resend server credentials"
+	case domain.ActionReinstallVPS:
+		return "Reinstall VPS"
+	case domain.ActionAddContactEmail:
+		return "Add contact email"
+	case domain.ActionChangeAccountEmail:
+		return "Change account email"
+	case domain.ActionDisable2FA:
+		return "Disable two-factor authentication"
+	}
+	return string(a)
+}
+
+// doing names the action as the confirm dialogs ask about it. Slack decodes
+// &amp; &lt; &gt; in every text object, plain_text too, so the parts are
+// escaped; their caps keep the dialog text within Slack's 300 characters.
+func doing(r Request) string {
+	c := inert(r.CustomerID, maxConfirmPart, "\n")
+	switch r.Action {
+	case domain.ActionResendCredentials:
+		return fmt.Sprintf("resending credentials for %s", c)
+	case domain.ActionReinstallVPS:
+		return fmt.Sprintf("reinstalling VPS %s for %s (all its data is wiped)", inert(r.ServerID, maxConfirmPart, "\n"), c)
+	case domain.ActionAddContactEmail:
+		return fmt.Sprintf("adding a contact email for %s", c)
+	case domain.ActionChangeAccountEmail:
+		return fmt.Sprintf("changing the account email of %s", c)
+	case domain.ActionDisable2FA:
+		return fmt.Sprintf("turning off 2FA for %s", c)
+	}
+	return fmt.Sprintf("%s for %s", r.Action, c)
+}
+
+// ApprovalBlocks is the message seniors act on: the request summary and
+// Approve / Reject buttons whose value is the request id and nothing else —
+// who clicked comes only from Slack's signed payload.
+func ApprovalBlocks(r Request) []slack.Block {
+	blocks := summary(r, "🔐 Approval needed: "+Title(r.Action))
+	blocks = append(blocks,
+		slack.NewContextBlock("", mrkdwn(fmt.Sprintf(
+			"A senior other than the requester must decide by %s. After approval the customer is emailed and can cancel during the cooling period.",
+			stamp(r.ExpiresAt)))),
+		slack.NewActionBlock(DecisionBlockID,
+			slack.NewButtonBlockElement(ActionApprove, r.ID, plain("Approve")).
+				WithStyle(slack.StylePrimary).
+				WithConfirm(slack.NewConfirmationBlockObject(
+					plain("Approve this request?"),
+					plain("Approve "+doing(r)+"?"),
+					plain("Approve"), plain("Cancel")).WithStyle(slack.StylePrimary)),
+			slack.NewButtonBlockElement(ActionReject, r.ID, plain("Reject")).
+				WithStyle(slack.StyleDanger).
+				WithConfirm(slack.NewConfirmationBlockObject(
+					plain("Reject this request?"),
+					plain("Reject "+doing(r)+"? The request ends and cannot be resumed."),
+					plain("Reject"), plain("Cancel")).WithStyle(slack.StyleDanger)),
+		),
+	)
+	return blocks
+}
+
+// StatusBlocks is the same summary without buttons, with line (Slack mrkdwn,
+// e.g. from LineApproved) saying where the request stands.
+func StatusBlocks(r Request, line string) []slack.Block {
+	blocks := summary(r, "🔐 "+Title(r.Action))
+	return append(blocks, slack.NewContextBlock("", mrkdwn(clip(line, 2900))))
+}
+
+func summary(r Request, header string) []slack.Block {
+	customer := inert(r.CustomerID, maxShortRunes, " ")
+	if r.MaskedEmail != "" {
+		customer += " · " + inert(r.MaskedEmail, maxShortRunes, " ")
+	}
+	pin := "not recorded"
+	if !r.PINVerifiedAt.IsZero() {
+		pin = stamp(r.PINVerifiedAt)
+	}
+	fields := []*slack.TextBlockObject{
+		mrkdwn("*Action*\n" + Title(r.Action)),
+		mrkdwn("*Customer*\n" + customer),
+		mrkdwn("*Requested by*\n" + person(r.RequesterSlackID, r.RequesterName)),
+		mrkdwn("*Request*\n" + inert(r.ID, maxShortRunes, " ")),
+		mrkdwn("*PIN verified*\n" + pin),
+		mrkdwn("*Cooling period*\n" + humanDuration(r.CoolingPeriod) + " after approval"),
+		mrkdwn("*Approval expires*\n" + stamp(r.ExpiresAt)),
+	}
+	server := inert(r.ServerID, maxShortRunes, " ")
+	what := "*What it does:* " + r.Action.Describe(server, inert(r.NewEmail, maxShortRunes, " ")) + "."
+	if r.Action == domain.ActionReinstallVPS {
+		what += "\n⚠️ *Every file on VPS " + server + " is erased. This cannot be undone.*"
+	}
+	reason := strings.TrimSpace(r.Reason)
+	if reason == "" {
+		reason = "(none given)"
+	}
+	quoted := "> " + inert(reason, maxReasonRunes, "\n> ")
+	return []slack.Block{
+		slack.NewHeaderBlock(plain(clip(header, 150))),
+		slack.NewSectionBlock(nil, fields, nil),
+		slack.NewSectionBlock(mrkdwn(what), nil, nil),
+		slack.NewSectionBlock(mrkdwn("*Reason given by the requester:*\n"+quoted), nil, nil),
+	}
+}
+
+// LineApproved is the status line after a senior approved.
+func LineApproved(approverID string, at time.Time) string {
+	return fmt.Sprintf("✅ Approved by %s at %s", person(approverID, approverID), at.UTC().Format("15:04 UTC"))
+}
+
+// LineRejected is the status line after a senior rejected, with their reason if any.
+func LineRejected(approverID, reason string) string {
+	line := "❌ Rejected by " + person(approverID, approverID)
+	if reason = strings.TrimSpace(reason); reason != "" {
+		line += ": " + inert(reason, maxReasonRunes, "\n")
+	}
+	return line
+}
+
+// LineNotified is the status line once the customer was emailed.
+func LineNotified(runsAt time.Time) string {
+	return "📧 Customer notified — runs at " + stamp(runsAt) + " unless someone cancels"
+}
+
+// LineCancelled is the status line after a cancellation; by is the Slack user
+// id of the agent who cancelled (ignored for the customer).
+func LineCancelled(party domain.CancelParty, by string) string {
+	switch party {
+	case domain.CancelByCustomer:
+		return "🛑 Cancelled by the customer"
+	case domain.CancelByRequester:
+		return "🛑 Withdrawn by the requester " + person(by, "")
+	case domain.CancelBySenior:
+		return "🛑 Cancelled by " + person(by, "a senior")
+	}
+	return "🛑 Cancelled"
+}
+
+// LineExecuted is the status line after the action ran.
+func LineExecuted(at time.Time) string { return "✔️ Executed at " + stamp(at) }
+
+// LineFailed is the status line after the action failed for good.
+func LineFailed(reason string) string {
+	if reason = strings.TrimSpace(reason); reason != "" {
+		return "⚠️ Failed: " + inert(reason, maxReasonRunes, "\n")
+	}
+	return "⚠️ Failed"
+}
+
+// LineExpired is the status line when no senior decided in time.
+func LineExpired() string { return "⌛ Expired: no senior decided in time" }
+
+var slackUserID = regexp.MustCompile(`^[UW][A-Z0-9]{2,}$`)
+
+// person mentions a Slack user when id is one, else shows name as plain text.
+func person(id, name string) string {
+	if slackUserID.MatchString(id) {
+		return "<@" + id + ">"
+	}
+	if name = strings.TrimSpace(name); name != "" {
+		return inert(name, maxShortRunes, " ")
+	}
+	return "(unknown)"
+}
+
+// inert makes user-supplied text inert in mrkdwn — no mentions, @channel
+// pings or disguised links — by escaping &, < and >, turning each newline
+// into newline, and cutting the result to at most n runes (marked with …)
+// without splitting an escape.
+func inert(s string, n int, newline string) string {
+	var pieces []string
+	total := 0
+	for _, r := range s {
+		p := string(r)
+		switch r {
+		case '&':
+			p = "&amp;"
+		case '<':
+			p = "&lt;"
+		case '>':
+			p = "&gt;"
+		case '\n':
+			p = newline
+		}
+		pieces = append(pieces, p)
+		total += utf8.RuneCountInString(p)
+	}
+	if total <= n {
+		return strings.Join(pieces, "")
+	}
+	var b strings.Builder
+	used := 0
+	for _, p := range pieces {
+		l := utf8.RuneCountInString(p)
+		if used+l > n-1 {
+			break
+		}
+		b.WriteString(p)
+		used += l
+	}
+	return b.String() + "…"
+}
+
+// clip cuts s to at most n runes, marking the cut.
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	r := []rune(s)
+	return string(r[:n-1]) + "…"
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "(not set)"
+	}
+	return t.UTC().Format("2006-01-02 15:04 UTC")
+}
+
+// humanDuration writes d in the largest whole unit: "48 hours", "90 minutes".
+func humanDuration(d time.Duration) string {
+	unit := func(n int64, name string) string {
+		if n == 1 {
+			return "1 " + name
+		}
+		return fmt.Sprintf("%d %ss", n, name)
+	}
+	switch {
+	case d <= 0:
+		return "no wait"
+	case d%time.Hour == 0:
+		return unit(int64(d/time.Hour), "hour")
+	case d%time.Minute == 0:
+		return unit(int64(d/time.Minute), "minute")
+	case d%time.Second == 0:
+		return unit(int64(d/time.Second), "second")
+	}
+	return d.String()
+}
+
+func plain(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.PlainTextType, s, true, false)
+}
+
+func mrkdwn(s string) *slack.TextBlockObject {
+	return slack.NewTextBlockObject(slack.MarkdownType, s, false, false)
+}
