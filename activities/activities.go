@@ -1,0 +1,227 @@
+// Package activities holds the side effects of a sensitive request: the PIN
+// check, the audit trail, the customer emails and the executor call.
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/mail"
+	"github.com/vigil-oss/vigil/internal/panel"
+	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/tokens"
+)
+
+// Error types the workflow's retry policies look at.
+const (
+	// ErrTypePermanent marks a failure that retrying cannot fix.
+	ErrTypePermanent = "Permanent"
+)
+
+// Mailer delivers one message; *mail.Sender is the real one.
+type Mailer interface {
+	Send(ctx context.Context, m mail.Message) error
+}
+
+// Settings are the activities' knobs, fixed when the worker starts.
+type Settings struct {
+	PINPolicy store.PINPolicy
+	// EstablishedAfter is how old a contact address must be to get notices.
+	EstablishedAfter time.Duration
+	// CancelBaseURL is the public URL of the web front; links are
+	// CancelBaseURL + "/c/" + token.
+	CancelBaseURL string
+	// CancelGrace keeps a link valid a little past the planned run time.
+	CancelGrace  time.Duration
+	MailFrom     string
+	SupportEmail string
+	ProductName  string
+	Location     *time.Location
+}
+
+// Activities holds the dependencies of every activity. Register a pointer to
+// it with the worker.
+type Activities struct {
+	Store    *store.Store
+	Executor panel.Executor
+	Mailer   Mailer
+	Tokens   *tokens.Signer
+	// Approvals is Slack; nil only in setups that never reach the approval
+	// gate's message (the worker refuses to start without it).
+	Approvals Approvals
+	Settings  Settings
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// New checks the dependencies and fills defaults.
+func New(st *store.Store, ex panel.Executor, m Mailer, tk *tokens.Signer, s Settings, logger *slog.Logger) (*Activities, error) {
+	switch {
+	case st == nil:
+		return nil, errors.New("activities: store is nil")
+	case ex == nil:
+		return nil, errors.New("activities: executor is nil")
+	case m == nil:
+		return nil, errors.New("activities: mailer is nil")
+	case tk == nil:
+		return nil, errors.New("activities: token signer is nil")
+	}
+	u, err := url.Parse(s.CancelBaseURL)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("activities: cancel base URL %q must be an absolute http(s) URL", s.CancelBaseURL)
+	}
+	s.CancelBaseURL = strings.TrimRight(s.CancelBaseURL, "/")
+	if s.PINPolicy.MaxFailures == 0 {
+		s.PINPolicy = store.DefaultPINPolicy()
+	}
+	if s.EstablishedAfter == 0 {
+		s.EstablishedAfter = 7 * 24 * time.Hour
+	}
+	if s.CancelGrace == 0 {
+		s.CancelGrace = time.Hour
+	}
+	if s.ProductName == "" {
+		s.ProductName = "Vigil"
+	}
+	if s.Location == nil {
+		s.Location = time.UTC
+	}
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Activities{Store: st, Executor: ex, Mailer: m, Tokens: tk, Settings: s, Logger: logger, Now: time.Now}, nil
+}
+
+func (a *Activities) now() time.Time { return a.Now().UTC() }
+
+func (a *Activities) log(ctx context.Context) *slog.Logger {
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		return a.Logger.With("activity", info.ActivityType.Name, "workflow_id", info.WorkflowExecution.ID, "attempt", info.Attempt)
+	}
+	return a.Logger
+}
+
+func permanent(err error, format string, args ...any) error {
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypePermanent, err)
+}
+
+// Open records a new request in the projection and the audit trail.
+func (a *Activities) Open(ctx context.Context, in OpenInput) error {
+	err := a.Store.CreateRequest(ctx, store.Request{
+		ID: in.RequestID, WorkflowID: in.WorkflowID, Action: in.Action,
+		CustomerID: in.CustomerID, RequesterID: in.RequesterID,
+		ServerID: in.ServerID, Email: in.Email, Reason: in.Reason,
+		Status: domain.StatusPINCheck,
+	})
+	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrConflict) {
+		// An unknown customer or agent, or a reused id, will not heal by retrying.
+		return permanent(err, "cannot open request %s", in.RequestID)
+	}
+	if err != nil {
+		return fmt.Errorf("create request %s: %w", in.RequestID, err)
+	}
+	details := map[string]any{"action": string(in.Action), "customer": in.CustomerID, "reason": in.Reason}
+	if in.ServerID != "" {
+		details["server"] = in.ServerID
+	}
+	if in.Email != "" {
+		details["email"] = in.Email
+	}
+	return a.Store.AuditOnce(ctx, store.AuditEvent{
+		RequestID: in.RequestID, Actor: "agent:" + in.RequesterID, Event: "request.opened", Details: details,
+	}, "opened")
+}
+
+// VerifyPIN checks the PIN against its slow hash. A wrong PIN is a result,
+// not an error; five wrong PINs lock the customer and alert security.
+func (a *Activities) VerifyPIN(ctx context.Context, in VerifyPINInput) (VerifyPINResult, error) {
+	now := a.now()
+	out, err := a.Store.CheckPIN(ctx, in.CustomerID, in.PIN, now, a.Settings.PINPolicy, pinhash.Verify)
+	if errors.Is(err, store.ErrNotFound) {
+		return VerifyPINResult{}, permanent(err, "customer %s does not exist", in.CustomerID)
+	}
+	if err != nil {
+		return VerifyPINResult{}, fmt.Errorf("check PIN for customer %s: %w", in.CustomerID, err)
+	}
+	res := VerifyPINResult{
+		Verified: out.Verified, Locked: out.Locked, JustLocked: out.JustLocked,
+		LockedUntil: out.LockedUntil, Failures: out.Failures, CheckedAt: now,
+	}
+	ev := store.AuditEvent{RequestID: in.RequestID, Actor: "system", Details: map[string]any{"customer": in.CustomerID}}
+	switch {
+	case out.Verified:
+		ev.Event = "gate.pin.verified"
+	case out.Locked && !out.JustLocked:
+		ev.Event = "gate.pin.locked_out"
+		ev.Details["locked_until"] = out.LockedUntil.Format(time.RFC3339)
+	default:
+		ev.Event = "gate.pin.rejected"
+		ev.Details["failures"] = out.Failures
+	}
+	if err := a.Store.AuditOnce(ctx, ev, "pin"); err != nil {
+		return VerifyPINResult{}, fmt.Errorf("audit PIN check: %w", err)
+	}
+	if out.JustLocked {
+		lock := store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "customer.locked",
+			Details: map[string]any{"customer": in.CustomerID, "failures": out.Failures, "locked_until": out.LockedUntil.Format(time.RFC3339)}}
+		if err := a.Store.AuditOnce(ctx, lock, "lock"); err != nil {
+			return VerifyPINResult{}, fmt.Errorf("audit lockout: %w", err)
+		}
+	}
+	a.log(ctx).Info("PIN checked", "request", in.RequestID, "customer", in.CustomerID,
+		"verified", out.Verified, "locked", out.Locked, "failures", out.Failures)
+	return res, nil
+}
+
+// Record moves the request projection and appends the gate's audit event.
+func (a *Activities) Record(ctx context.Context, in RecordInput) error {
+	u := store.RequestUpdate{Status: in.Status}
+	if in.ApproverID != "" {
+		dec := string(in.Decision)
+		u.ApproverID, u.Decision, u.DecisionReason, u.DecidedAt = &in.ApproverID, &dec, &in.DecisionReason, &in.DecidedAt
+	}
+	if !in.NotifiedAt.IsZero() {
+		u.NotifiedAt = &in.NotifiedAt
+	}
+	if !in.CoolingEndsAt.IsZero() {
+		u.CoolingEndsAt = &in.CoolingEndsAt
+	}
+	if in.CancelledBy != "" {
+		by := string(in.CancelledBy)
+		u.CancelledBy, u.CancelReason = &by, &in.CancelReason
+	}
+	if in.OutcomeDetail != "" {
+		u.OutcomeDetail = &in.OutcomeDetail
+	}
+	if err := a.Store.UpdateRequest(ctx, in.RequestID, u, a.now()); err != nil {
+		if errors.Is(err, store.ErrFinal) {
+			return permanent(err, "request %s already ended", in.RequestID)
+		}
+		return fmt.Errorf("update request %s: %w", in.RequestID, err)
+	}
+	details := make(map[string]any, len(in.Details)+1)
+	for k, v := range in.Details {
+		details[k] = v
+	}
+	details["status"] = string(in.Status)
+	actor := in.Actor
+	if actor == "" {
+		actor = "system"
+	}
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: actor, Event: in.Event, Details: details}, in.Event+"/"+string(in.Status)); err != nil {
+		return fmt.Errorf("audit %s: %w", in.Event, err)
+	}
+	a.log(ctx).Info("request moved", "request", in.RequestID, "status", in.Status, "event", in.Event, "actor", actor)
+	return nil
+}

@@ -1,0 +1,76 @@
+package activities
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/mail"
+	"github.com/vigil-oss/vigil/internal/panel"
+	"github.com/vigil-oss/vigil/internal/store"
+)
+
+// IdempotencyKey is the key the control panel sees for a request: the same on
+// every retry, replay and worker restart.
+func IdempotencyKey(requestID string) string { return "vigil-" + requestID }
+
+// Execute performs the action once. The executions table serialises
+// concurrent attempts and remembers success; the control panel's idempotency
+// key covers a crash between its answer and our commit. Credentials are
+// fetched and emailed here and never leave this function.
+func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResult, error) {
+	key := IdempotencyKey(in.RequestID)
+	res, err := a.Store.ExecuteOnce(ctx, in.RequestID, in.Action, key, func(ctx context.Context) (string, error) {
+		out, err := a.Executor.Execute(ctx, panel.Job{
+			IdempotencyKey: key, Action: in.Action, CustomerID: in.CustomerID, ServerID: in.ServerID, Email: in.Email,
+		})
+		if err != nil {
+			return "", err
+		}
+		if err := a.afterPanel(ctx, in, out); err != nil {
+			return "", err
+		}
+		return out.Reference, nil
+	})
+	if err != nil {
+		if panel.IsPermanent(err) || mail.IsPermanent(err) {
+			return ExecuteResult{}, permanent(err, "the control panel refused the %s for request %s", in.Action, in.RequestID)
+		}
+		return ExecuteResult{}, fmt.Errorf("execute %s for request %s: %w", in.Action, in.RequestID, err)
+	}
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "execution.done",
+		Details: map[string]any{"action": string(in.Action), "reference": res.Reference, "already_done": res.AlreadyDone}}, "execution"); err != nil {
+		return ExecuteResult{}, fmt.Errorf("audit execution: %w", err)
+	}
+	a.log(ctx).Info("action executed", "request", in.RequestID, "action", in.Action, "reference", res.Reference, "already_done", res.AlreadyDone)
+	return ExecuteResult{Reference: res.Reference, AlreadyDone: res.AlreadyDone}, nil
+}
+
+// afterPanel finishes what the panel call started on Vigil's side.
+func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.Result) error {
+	switch in.Action {
+	case domain.ActionResendCredentials:
+		if out.Credentials == nil {
+			return fmt.Errorf("control panel returned no credentials for server %s", in.ServerID)
+		}
+		cust, err := a.Store.Customer(ctx, in.CustomerID)
+		if err != nil {
+			return fmt.Errorf("load customer: %w", err)
+		}
+		subject, text, html, err := mail.RenderCredentials(mail.CredentialsData{
+			CustomerName: cust.Name, ServerID: in.ServerID,
+			Username: out.Credentials.Username, Password: out.Credentials.Password,
+			SupportEmail: a.Settings.SupportEmail, ProductName: a.Settings.ProductName,
+		})
+		if err != nil {
+			return fmt.Errorf("render credentials email: %w", err)
+		}
+		return a.Mailer.Send(ctx, mail.Message{From: a.Settings.MailFrom, To: []string{cust.PrimaryEmail}, Subject: subject, Text: text, HTML: html,
+			Headers: map[string]string{"X-Vigil-Request": in.RequestID, "X-Vigil-Kind": "credentials"}})
+	case domain.ActionAddContactEmail:
+		return a.Store.AddContact(ctx, in.CustomerID, in.Email, a.now())
+	case domain.ActionChangeAccountEmail:
+		return a.Store.SetPrimaryEmail(ctx, in.CustomerID, in.Email)
+	}
+	return nil
+}

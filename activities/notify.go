@@ -1,0 +1,148 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/mail"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/tokens"
+)
+
+// NotifyCustomer emails every established address on file, each with its own
+// single-use cancel link. It returns only once the mail server accepted every
+// message, because the cooling period must not start before that.
+func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (NotifyResult, error) {
+	now := a.now()
+	cust, err := a.Store.Customer(ctx, in.CustomerID)
+	if err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return NotifyResult{}, permanent(err, "customer %s does not exist", in.CustomerID)
+		}
+		return NotifyResult{}, fmt.Errorf("load customer: %w", err)
+	}
+	agent, err := a.Store.Agent(ctx, in.RequesterID)
+	if err != nil {
+		return NotifyResult{}, fmt.Errorf("load requester: %w", err)
+	}
+	to, err := a.Store.EstablishedEmails(ctx, in.CustomerID, now, a.Settings.EstablishedAfter)
+	if err != nil {
+		return NotifyResult{}, fmt.Errorf("established addresses: %w", err)
+	}
+	if in.Action == domain.ActionAddContactEmail {
+		// The address being added never gets a link to cancel its own addition.
+		to = without(to, in.Email)
+	}
+	if len(to) == 0 {
+		return NotifyResult{}, permanent(nil, "customer %s has no established address to notify", in.CustomerID)
+	}
+	runsAt := now.Add(in.CoolingPeriod)
+	for _, rcpt := range to {
+		id, err := tokens.NewID()
+		if err != nil {
+			return NotifyResult{}, fmt.Errorf("cancel token id: %w", err)
+		}
+		expires := runsAt.Add(a.Settings.CancelGrace)
+		if err := a.Store.CreateCancelToken(ctx, store.CancelToken{ID: id, RequestID: in.RequestID, Recipient: rcpt, ExpiresAt: expires}); err != nil {
+			return NotifyResult{}, fmt.Errorf("store cancel token: %w", err)
+		}
+		tok, err := a.Tokens.Sign(tokens.Claims{ID: id, RequestID: in.RequestID, Expires: expires})
+		if err != nil {
+			return NotifyResult{}, fmt.Errorf("sign cancel token: %w", err)
+		}
+		subject, text, html, err := mail.RenderNotice(mail.NoticeData{
+			CustomerName: cust.Name, Action: in.Action, ServerID: in.ServerID, NewEmail: in.Email,
+			AgentFirstName: firstName(agent.Name), AgentTeam: agent.Team,
+			RunsAt: runsAt, Location: a.Settings.Location, CoolingPeriod: in.CoolingPeriod,
+			CancelURL:    a.Settings.CancelBaseURL + "/c/" + tok,
+			SupportEmail: a.Settings.SupportEmail, ProductName: a.Settings.ProductName,
+		})
+		if err != nil {
+			return NotifyResult{}, permanent(err, "render notice")
+		}
+		msg := mail.Message{From: a.Settings.MailFrom, To: []string{rcpt}, Subject: subject, Text: text, HTML: html,
+			Headers: map[string]string{"X-Vigil-Request": in.RequestID, "X-Vigil-Kind": "notice"}}
+		if err := a.Mailer.Send(ctx, msg); err != nil {
+			if mail.IsPermanent(err) {
+				// One bad address must not stop the others; a retry resends.
+				a.log(ctx).Error("notice refused permanently", "request", in.RequestID, "error", err)
+			}
+			return NotifyResult{}, fmt.Errorf("send notice for request %s: %w", in.RequestID, err)
+		}
+		if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "notice.accepted",
+			Details: map[string]any{"recipient": rcpt}}, "notice/"+strings.ToLower(rcpt)); err != nil {
+			return NotifyResult{}, fmt.Errorf("audit notice: %w", err)
+		}
+	}
+	a.log(ctx).Info("customer notified", "request", in.RequestID, "recipients", len(to))
+	return NotifyResult{Recipients: len(to), AcceptedAt: a.now(), RunsAt: runsAt}, nil
+}
+
+// NotifyOutcome tells the customer how a request they were told about ended.
+func (a *Activities) NotifyOutcome(ctx context.Context, in OutcomeInput) error {
+	now := a.now()
+	cust, err := a.Store.Customer(ctx, in.CustomerID)
+	if err != nil {
+		return fmt.Errorf("load customer: %w", err)
+	}
+	// The outcome goes to the addresses that got the notice: after an email
+	// change the old address is the one that must hear about it.
+	to, err := a.noticeRecipients(ctx, in.RequestID)
+	if err != nil {
+		return err
+	}
+	subject, text, html, err := mail.RenderOutcome(mail.OutcomeData{
+		CustomerName: cust.Name, Action: in.Action, ServerID: in.ServerID, NewEmail: in.Email,
+		Outcome: in.Outcome, CancelledBy: in.CancelledBy, At: now, Location: a.Settings.Location,
+		SupportEmail: a.Settings.SupportEmail, ProductName: a.Settings.ProductName,
+	})
+	if err != nil {
+		return permanent(err, "render outcome email")
+	}
+	for _, rcpt := range to {
+		msg := mail.Message{From: a.Settings.MailFrom, To: []string{rcpt}, Subject: subject, Text: text, HTML: html,
+			Headers: map[string]string{"X-Vigil-Request": in.RequestID, "X-Vigil-Kind": "outcome"}}
+		if err := a.Mailer.Send(ctx, msg); err != nil {
+			return fmt.Errorf("send outcome for request %s: %w", in.RequestID, err)
+		}
+	}
+	return nil
+}
+
+func (a *Activities) noticeRecipients(ctx context.Context, requestID string) ([]string, error) {
+	trail, err := a.Store.AuditTrail(ctx, requestID)
+	if err != nil {
+		return nil, fmt.Errorf("audit trail of %s: %w", requestID, err)
+	}
+	var to []string
+	for _, ev := range trail {
+		if ev.Event != "notice.accepted" {
+			continue
+		}
+		if r, ok := ev.Details["recipient"].(string); ok && !slices.Contains(to, r) {
+			to = append(to, r)
+		}
+	}
+	return to, nil
+}
+
+func without(list []string, email string) []string {
+	out := list[:0:0]
+	for _, e := range list {
+		if !strings.EqualFold(e, email) {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func firstName(name string) string {
+	if f := strings.Fields(name); len(f) > 0 {
+		return f[0]
+	}
+	return "A support agent"
+}

@@ -1,0 +1,206 @@
+package activities
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/approvals"
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/store"
+)
+
+// Approvals is the Slack side of the approval gate; *approvals.Client is the
+// real one.
+type Approvals interface {
+	PostApproval(ctx context.Context, r approvals.Request) (channel, ts string, err error)
+	UpdateApproval(ctx context.Context, channel, ts string, r approvals.Request, line string) error
+	Remind(ctx context.Context, channel, ts string, r approvals.Request) error
+	Security(ctx context.Context, text string) error
+}
+
+// ApprovalInput asks for the approval message in the approvals channel.
+type ApprovalInput struct {
+	RequestID     string
+	PINVerifiedAt time.Time
+	ExpiresAt     time.Time
+	CoolingPeriod time.Duration
+}
+
+// ApprovalPosted says where the approval message is.
+type ApprovalPosted struct {
+	Channel string
+	TS      string
+}
+
+// MessageUpdate is a change the approval message must show.
+type MessageUpdate struct {
+	RequestID string
+	Status    domain.Status
+	// ActorID is the agent who decided or cancelled, if any.
+	ActorID string
+	Party   domain.CancelParty
+	Reason  string
+	At      time.Time
+	// ApprovalExpiresAt and CoolingPeriod rebuild the message summary.
+	ApprovalExpiresAt time.Time
+	CoolingPeriod     time.Duration
+	PINVerifiedAt     time.Time
+	// RunsAt is when the action will run, for the "customer notified" line.
+	RunsAt time.Time
+}
+
+// AlertInput is a line for the security channel.
+type AlertInput struct {
+	RequestID string
+	Text      string
+}
+
+var errNoSlack = errors.New("slack is not configured")
+
+// slackRequest rebuilds the message summary from the projection, so that a
+// retried or replayed activity shows the same thing.
+func (a *Activities) slackRequest(ctx context.Context, id string, pinAt, expires time.Time, cooling time.Duration) (store.Request, approvals.Request, error) {
+	req, err := a.Store.Request(ctx, id)
+	if err != nil {
+		return store.Request{}, approvals.Request{}, fmt.Errorf("load request %s: %w", id, err)
+	}
+	cust, err := a.Store.Customer(ctx, req.CustomerID)
+	if err != nil {
+		return store.Request{}, approvals.Request{}, fmt.Errorf("load customer: %w", err)
+	}
+	agent, err := a.Store.Agent(ctx, req.RequesterID)
+	if err != nil {
+		return store.Request{}, approvals.Request{}, fmt.Errorf("load requester: %w", err)
+	}
+	return req, approvals.Request{
+		ID: req.ID, Action: req.Action, CustomerID: req.CustomerID,
+		MaskedEmail: approvals.MaskEmail(cust.PrimaryEmail), ServerID: req.ServerID, NewEmail: req.Email,
+		RequesterSlackID: agent.SlackUserID, RequesterName: agent.Name, Reason: req.Reason,
+		PINVerifiedAt: pinAt, ExpiresAt: expires, CoolingPeriod: cooling,
+	}, nil
+}
+
+// PostApproval posts the approval message once and stores where it is. A
+// retry after a crash finds the stored message and does not post again.
+func (a *Activities) PostApproval(ctx context.Context, in ApprovalInput) (ApprovalPosted, error) {
+	if a.Approvals == nil {
+		return ApprovalPosted{}, permanent(errNoSlack, "cannot post the approval message")
+	}
+	req, msg, err := a.slackRequest(ctx, in.RequestID, in.PINVerifiedAt, in.ExpiresAt, in.CoolingPeriod)
+	if err != nil {
+		return ApprovalPosted{}, err
+	}
+	if req.SlackChannel != "" && req.SlackTS != "" {
+		return ApprovalPosted{Channel: req.SlackChannel, TS: req.SlackTS}, nil
+	}
+	channel, ts, err := a.Approvals.PostApproval(ctx, msg)
+	if err != nil {
+		if approvals.IsPermanent(err) {
+			return ApprovalPosted{}, permanent(err, "Slack refused the approval message for %s", in.RequestID)
+		}
+		return ApprovalPosted{}, fmt.Errorf("post approval message for %s: %w", in.RequestID, err)
+	}
+	if err := a.Store.UpdateRequest(ctx, in.RequestID, store.RequestUpdate{SlackChannel: &channel, SlackTS: &ts}, a.now()); err != nil {
+		return ApprovalPosted{}, fmt.Errorf("store approval message of %s: %w", in.RequestID, err)
+	}
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "slack.approval_posted",
+		Details: map[string]any{"channel": channel, "ts": ts}}, "approval-message"); err != nil {
+		return ApprovalPosted{}, fmt.Errorf("audit approval message: %w", err)
+	}
+	return ApprovalPosted{Channel: channel, TS: ts}, nil
+}
+
+// UpdateApprovalMessage replaces the message's buttons or status line.
+func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate) error {
+	if a.Approvals == nil {
+		return permanent(errNoSlack, "cannot update the approval message")
+	}
+	req, msg, err := a.slackRequest(ctx, in.RequestID, in.PINVerifiedAt, in.ApprovalExpiresAt, in.CoolingPeriod)
+	if err != nil {
+		return err
+	}
+	if req.SlackChannel == "" || req.SlackTS == "" {
+		// The post has not landed yet; retrying waits for it.
+		return fmt.Errorf("approval message of %s is not posted yet", in.RequestID)
+	}
+	line, err := a.statusLine(ctx, in)
+	if err != nil {
+		return err
+	}
+	if err := a.Approvals.UpdateApproval(ctx, req.SlackChannel, req.SlackTS, msg, line); err != nil {
+		if approvals.IsPermanent(err) {
+			return permanent(err, "Slack refused to update the approval message of %s", in.RequestID)
+		}
+		return fmt.Errorf("update approval message of %s: %w", in.RequestID, err)
+	}
+	return nil
+}
+
+func (a *Activities) slackID(ctx context.Context, agentID string) string {
+	if agentID == "" {
+		return ""
+	}
+	ag, err := a.Store.Agent(ctx, agentID)
+	if err != nil || ag.SlackUserID == "" {
+		return agentID
+	}
+	return ag.SlackUserID
+}
+
+func (a *Activities) statusLine(ctx context.Context, in MessageUpdate) (string, error) {
+	switch in.Status {
+	case domain.StatusAwaitingApproval, domain.StatusNotifying:
+		return approvals.LineApproved(a.slackID(ctx, in.ActorID), in.At), nil
+	case domain.StatusCooling:
+		return approvals.LineNotified(in.RunsAt), nil
+	case domain.StatusRejected:
+		return approvals.LineRejected(a.slackID(ctx, in.ActorID), in.Reason), nil
+	case domain.StatusCancelled, domain.StatusWithdrawn:
+		return approvals.LineCancelled(in.Party, a.slackID(ctx, in.ActorID)), nil
+	case domain.StatusExecuted:
+		return approvals.LineExecuted(in.At), nil
+	case domain.StatusFailed:
+		return approvals.LineFailed(in.Reason), nil
+	case domain.StatusExpired:
+		return approvals.LineExpired(), nil
+	}
+	return "", permanent(nil, "no approval message line for status %s", in.Status)
+}
+
+// RemindApprovers nudges the approvals channel in the message's thread.
+func (a *Activities) RemindApprovers(ctx context.Context, in ApprovalInput) error {
+	if a.Approvals == nil {
+		return permanent(errNoSlack, "cannot remind approvers")
+	}
+	req, msg, err := a.slackRequest(ctx, in.RequestID, in.PINVerifiedAt, in.ExpiresAt, in.CoolingPeriod)
+	if err != nil {
+		return err
+	}
+	if req.SlackChannel == "" || req.SlackTS == "" {
+		return fmt.Errorf("approval message of %s is not posted yet", in.RequestID)
+	}
+	if err := a.Approvals.Remind(ctx, req.SlackChannel, req.SlackTS, msg); err != nil {
+		if approvals.IsPermanent(err) {
+			return permanent(err, "Slack refused the reminder for %s", in.RequestID)
+		}
+		return fmt.Errorf("remind approvers of %s: %w", in.RequestID, err)
+	}
+	return nil
+}
+
+// AlertSecurity posts to the security channel and records that it did.
+func (a *Activities) AlertSecurity(ctx context.Context, in AlertInput) error {
+	if a.Approvals == nil {
+		a.log(ctx).Warn("security alert (no Slack configured)", "request", in.RequestID, "alert", in.Text)
+		return nil
+	}
+	if err := a.Approvals.Security(ctx, in.Text); err != nil {
+		if approvals.IsPermanent(err) {
+			return permanent(err, "Slack refused the security alert")
+		}
+		return fmt.Errorf("security alert: %w", err)
+	}
+	return nil
+}

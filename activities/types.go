@@ -1,0 +1,109 @@
+package activities
+
+import (
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+// OpenInput records a new request in the projection and the audit trail.
+type OpenInput struct {
+	RequestID   string
+	WorkflowID  string
+	Action      domain.Action
+	CustomerID  string
+	RequesterID string
+	ServerID    string
+	Email       string
+	Reason      string
+}
+
+// VerifyPINInput asks whether pin is the customer's support PIN. The payload
+// codec encrypts it in history; it never reaches a log.
+type VerifyPINInput struct {
+	RequestID  string
+	CustomerID string
+	PIN        string
+}
+
+// String keeps the PIN out of any accidental %v.
+func (in VerifyPINInput) String() string {
+	return "VerifyPINInput{RequestID:" + in.RequestID + " CustomerID:" + in.CustomerID + " PIN:[redacted]}"
+}
+
+// VerifyPINResult is the PIN gate's verdict.
+type VerifyPINResult struct {
+	Verified bool
+	// Locked means the customer's sensitive requests are locked; the PIN was
+	// not checked (or this attempt was the one that locked them).
+	Locked      bool
+	JustLocked  bool
+	LockedUntil time.Time
+	Failures    int
+	CheckedAt   time.Time
+}
+
+// RecordInput moves the request projection to Status and appends an audit
+// event. It is idempotent per (request, event, status), so retries and replays
+// write each gate once.
+type RecordInput struct {
+	RequestID string
+	Status    domain.Status
+	Event     string
+	Actor     string
+	Details   map[string]string
+
+	ApproverID     string
+	Decision       domain.Decision
+	DecisionReason string
+	DecidedAt      time.Time
+	NotifiedAt     time.Time
+	CoolingEndsAt  time.Time
+	CancelledBy    domain.CancelParty
+	CancelReason   string
+	OutcomeDetail  string
+}
+
+// NotifyInput asks for the customer notice with cancel links.
+type NotifyInput struct {
+	RequestID     string
+	Action        domain.Action
+	CustomerID    string
+	ServerID      string
+	Email         string
+	RequesterID   string
+	CoolingPeriod time.Duration
+}
+
+// NotifyResult says the mail server accepted the notice.
+type NotifyResult struct {
+	Recipients int
+	AcceptedAt time.Time
+	RunsAt     time.Time
+}
+
+// ExecuteInput runs the action itself. RequestID is the idempotency key.
+type ExecuteInput struct {
+	RequestID  string
+	Action     domain.Action
+	CustomerID string
+	ServerID   string
+	Email      string
+}
+
+// ExecuteResult says the action ran; credentials never appear here.
+type ExecuteResult struct {
+	Reference   string
+	AlreadyDone bool
+}
+
+// OutcomeInput asks for the outcome email to the customer.
+type OutcomeInput struct {
+	RequestID   string
+	Action      domain.Action
+	CustomerID  string
+	ServerID    string
+	Email       string
+	Outcome     domain.Status
+	CancelledBy domain.CancelParty
+}

@@ -1,0 +1,649 @@
+package workflows_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http/httptest"
+	"net/mail"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-oss/vigil/activities"
+	"github.com/vigil-oss/vigil/internal/domain"
+	vmail "github.com/vigil-oss/vigil/internal/mail"
+	"github.com/vigil-oss/vigil/internal/mailcatcher"
+	"github.com/vigil-oss/vigil/internal/panel"
+	"github.com/vigil-oss/vigil/internal/panelstandin"
+	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/testpg"
+	"github.com/vigil-oss/vigil/internal/tokens"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// The seeded world every test starts from.
+const (
+	customerID      = "cus_ada"
+	otherCustomerID = "cus_bob"
+	serverID        = "srv-1"
+
+	primaryEmail     = "ada@customer.test"
+	establishedEmail = "ops@customer.test"   // verified 10 days ago: gets notices
+	freshEmail       = "fresh@customer.test" // added yesterday: must not get notices
+
+	requesterID = "ag_requester" // role agent, opens the requests
+	seniorID    = "ag_senior"
+	senior2ID   = "ag_senior2"
+	juniorID    = "ag_junior" // role agent
+
+	// The PINs are long and distinctive so that a scan for them cannot hit
+	// a timestamp or a random token by chance.
+	rightPIN = "58203917"
+	wrongPIN = "44061382"
+
+	panelToken     = "panel-test-token-7f3c9a"
+	cancelBaseURL  = "http://127.0.0.1:8080"
+	newEmailTarget = "new-address@customer.test"
+)
+
+// testPolicy keeps production's shape with short timings; time skipping
+// makes them instant anyway.
+var testPolicy = workflows.Policy{
+	ApprovalTimeout:    4 * time.Hour,
+	CoolingPeriod:      24 * time.Hour,
+	NoticeTimeout:      time.Hour,
+	ExecuteMaxAttempts: 3,
+}
+
+// harness is one test's real world: its own database, SMTP server, control
+// panel stand-in and the real activities wired to them.
+type harness struct {
+	t       *testing.T
+	ctx     context.Context
+	db      *store.Store
+	catcher *mailcatcher.Catcher
+	panel   *panelstandin.Server
+	acts    *activities.Activities
+	logs    *lockedBuffer
+
+	mu     sync.Mutex
+	inputs []activityCall // every activity input and output, JSON-encoded
+}
+
+// activityCall is one activity invocation seen by the test environment.
+type activityCall struct {
+	Name   string
+	Input  string
+	Output string
+}
+
+// harnessOptions vary the wiring for failure scenarios.
+type harnessOptions struct {
+	panelToken string // the token the Vigil side sends; empty means the right one
+}
+
+// newHarness builds the real world for one test: a fresh database with the
+// seeded customers and agents, an SMTP server and the panel stand-in.
+func newHarness(t *testing.T) *harness {
+	return newHarnessWith(t, harnessOptions{})
+}
+
+// newHarnessWith is newHarness with options.
+func newHarnessWith(t *testing.T, o harnessOptions) *harness {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	h := &harness{t: t, ctx: ctx, logs: &lockedBuffer{}}
+	// Vigil's own logs are kept for the secret scans; the test's stand-ins
+	// (mail catcher, panel) play other systems and log elsewhere.
+	logger := slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	otherLogs := slog.New(slog.NewTextHandler(&lockedBuffer{}, nil))
+
+	sqlDB := testpg.New(t)
+	h.db = store.New(sqlDB)
+	if err := h.db.Migrate(ctx); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	h.seed()
+
+	// A real SMTP server over loopback TCP.
+	h.catcher = mailcatcher.New(otherLogs)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listen for SMTP: %v", err)
+	}
+	smtpDone := make(chan error, 1)
+	go func() { smtpDone <- h.catcher.ServeSMTP(l) }()
+	t.Cleanup(func() {
+		_ = h.catcher.Close()
+		if err := <-smtpDone; err != nil {
+			t.Errorf("mail catcher: %v", err)
+		}
+	})
+	sender, err := vmail.NewSender(vmail.SMTPConfig{Addr: l.Addr().String(), From: "vigil@vigil.test", Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatalf("mail sender: %v", err)
+	}
+
+	// The control panel stand-in over loopback HTTP.
+	h.panel, err = panelstandin.New(ctx, sqlDB, panelToken, otherLogs)
+	if err != nil {
+		t.Fatalf("panel stand-in: %v", err)
+	}
+	srv := httptest.NewServer(h.panel.Handler())
+	t.Cleanup(srv.Close)
+	token := panelToken
+	if o.panelToken != "" {
+		token = o.panelToken
+	}
+	pc, err := panel.NewClient(srv.URL, token, srv.Client())
+	if err != nil {
+		t.Fatalf("panel client: %v", err)
+	}
+
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		t.Fatalf("token key: %v", err)
+	}
+	signer, err := tokens.NewSigner(key)
+	if err != nil {
+		t.Fatalf("token signer: %v", err)
+	}
+	h.acts, err = activities.New(h.db, pc, sender, signer, activities.Settings{
+		CancelBaseURL: cancelBaseURL,
+		MailFrom:      "Vigil <vigil@vigil.test>",
+		SupportEmail:  "support@vigil.test",
+		ProductName:   "Vigil Hosting",
+	}, logger)
+	if err != nil {
+		t.Fatalf("activities: %v", err)
+	}
+	return h
+}
+
+// seed adds the customers and agents every scenario uses.
+func (h *harness) seed() {
+	h.t.Helper()
+	now := time.Now()
+	hash, err := pinhash.Hash(rightPIN, pinhash.TestParams())
+	if err != nil {
+		h.t.Fatalf("hash PIN: %v", err)
+	}
+	tenDaysAgo, yesterday, longAgo := now.Add(-10*24*time.Hour), now.Add(-24*time.Hour), now.Add(-90*24*time.Hour)
+	if err := h.db.UpsertCustomer(h.ctx, store.CustomerImport{
+		ID: customerID, Name: "Ada Lovelace", PrimaryEmail: primaryEmail, PINHash: hash,
+		Contacts: []store.Contact{
+			{Email: establishedEmail, AddedAt: longAgo, VerifiedAt: &tenDaysAgo},
+			{Email: freshEmail, AddedAt: yesterday, VerifiedAt: &yesterday},
+		},
+		Servers: []string{serverID},
+	}); err != nil {
+		h.t.Fatalf("seed customer: %v", err)
+	}
+	otherHash, err := pinhash.Hash("99887766", pinhash.TestParams())
+	if err != nil {
+		h.t.Fatalf("hash PIN: %v", err)
+	}
+	if err := h.db.UpsertCustomer(h.ctx, store.CustomerImport{
+		ID: otherCustomerID, Name: "Bob Other", PrimaryEmail: "bob@other.test", PINHash: otherHash, Servers: []string{"srv-9"},
+	}); err != nil {
+		h.t.Fatalf("seed other customer: %v", err)
+	}
+	for _, a := range []store.Agent{
+		{ID: requesterID, Name: "Rita Requester", Email: "rita@vigil.test", Role: domain.RoleAgent},
+		{ID: seniorID, Name: "Sam Senior", Email: "sam@vigil.test", Role: domain.RoleSenior},
+		{ID: senior2ID, Name: "Sue Senior", Email: "sue@vigil.test", Role: domain.RoleSenior},
+		{ID: juniorID, Name: "Jay Junior", Email: "jay@vigil.test", Role: domain.RoleAgent},
+	} {
+		if err := h.db.CreateAgent(h.ctx, a, nil); err != nil {
+			h.t.Fatalf("seed agent %s: %v", a.ID, err)
+		}
+	}
+}
+
+// input is a well-formed request for action by the requester with the right PIN.
+func input(requestID string, action domain.Action) workflows.Input {
+	in := workflows.Input{
+		RequestID: requestID, Action: action, CustomerID: customerID, RequesterID: requesterID,
+		Reason: "customer called from the number on file", PIN: rightPIN, Policy: testPolicy,
+	}
+	if action.NeedsServer() {
+		in.ServerID = serverID
+	}
+	if action.NeedsEmail() {
+		in.Email = newEmailTarget
+	}
+	return in
+}
+
+// env builds a time-skipping test environment running the real activities.
+func (h *harness) env(requestID string) *testsuite.TestWorkflowEnvironment {
+	h.t.Helper()
+	var suite testsuite.WorkflowTestSuite
+	suite.SetLogger(tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	env := suite.NewTestWorkflowEnvironment()
+	env.RegisterWorkflowWithOptions(workflows.SensitiveRequest, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	env.RegisterActivity(h.acts)
+	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(requestID), TaskQueue: workflows.TaskQueue})
+	env.SetTestTimeout(2 * time.Minute)
+	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
+		h.recordCall(info.ActivityType.Name, args)
+	})
+	env.SetOnActivityCompletedListener(func(info *activity.Info, result converter.EncodedValue, err error) {
+		h.recordResult(info.ActivityType.Name, result)
+	})
+	return env
+}
+
+func (h *harness) recordCall(name string, args converter.EncodedValues) {
+	var in any
+	switch name {
+	case "Open":
+		in = &activities.OpenInput{}
+	case "VerifyPIN":
+		in = &activities.VerifyPINInput{}
+	case "Record":
+		in = &activities.RecordInput{}
+	case "NotifyCustomer":
+		in = &activities.NotifyInput{}
+	case "NotifyOutcome":
+		in = &activities.OutcomeInput{}
+	case "Execute":
+		in = &activities.ExecuteInput{}
+	default:
+		h.t.Errorf("unexpected activity %s", name)
+		return
+	}
+	if err := args.Get(in); err != nil {
+		h.t.Errorf("decode %s input: %v", name, err)
+		return
+	}
+	b, _ := json.Marshal(in)
+	h.mu.Lock()
+	h.inputs = append(h.inputs, activityCall{Name: name, Input: string(b)})
+	h.mu.Unlock()
+}
+
+func (h *harness) recordResult(name string, result converter.EncodedValue) {
+	if result == nil || !result.HasValue() {
+		return
+	}
+	var v any
+	if err := result.Get(&v); err != nil {
+		h.t.Errorf("decode %s result: %v", name, err)
+		return
+	}
+	b, _ := json.Marshal(v)
+	h.mu.Lock()
+	h.inputs = append(h.inputs, activityCall{Name: name, Output: string(b)})
+	h.mu.Unlock()
+}
+
+// calls returns the activities started so far, by name, in order.
+func (h *harness) calls() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.inputs {
+		if c.Input != "" {
+			out = append(out, c.Name)
+		}
+	}
+	return out
+}
+
+// run executes the workflow to its end and returns its result.
+func (h *harness) run(env *testsuite.TestWorkflowEnvironment, in workflows.Input) workflows.Status {
+	h.t.Helper()
+	env.ExecuteWorkflow(workflows.WorkflowName, in)
+	if !env.IsWorkflowCompleted() {
+		h.t.Fatalf("workflow did not complete")
+	}
+	if err := env.GetWorkflowError(); err != nil {
+		h.t.Fatalf("workflow error: %v", err)
+	}
+	var st workflows.Status
+	if err := env.GetWorkflowResult(&st); err != nil {
+		h.t.Fatalf("workflow result: %v", err)
+	}
+	return st
+}
+
+// updateOutcome collects what the test environment reported for one Update.
+type updateOutcome struct {
+	sent     bool
+	accepted bool
+	rejected error
+	done     bool
+	status   workflows.Status
+	err      error
+}
+
+// update sends an Update after delay of workflow time.
+func (h *harness) update(env *testsuite.TestWorkflowEnvironment, delay time.Duration, name string, arg any) *updateOutcome {
+	out := &updateOutcome{}
+	env.RegisterDelayedCallback(func() {
+		out.sent = true
+		env.UpdateWorkflow(name, "", &testsuite.TestUpdateCallback{
+			OnAccept: func() { out.accepted = true },
+			OnReject: func(err error) { out.rejected = err },
+			OnComplete: func(v any, err error) {
+				out.done = true
+				out.err = err
+				if st, ok := v.(workflows.Status); ok {
+					out.status = st
+				}
+			},
+		}, arg)
+	}, delay)
+	return out
+}
+
+func (h *harness) decide(env *testsuite.TestWorkflowEnvironment, delay time.Duration, d workflows.DecideInput) *updateOutcome {
+	return h.update(env, delay, workflows.UpdateDecide, d)
+}
+
+func (h *harness) cancel(env *testsuite.TestWorkflowEnvironment, delay time.Duration, c workflows.CancelInput) *updateOutcome {
+	return h.update(env, delay, workflows.UpdateCancel, c)
+}
+
+// approve is the ordinary approval by the first senior.
+func approve() workflows.DecideInput {
+	return workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: seniorID, ApproverRole: domain.RoleSenior}
+}
+
+// queryResult is a status Query answer taken at a given workflow time.
+type queryResult struct {
+	taken  bool
+	at     time.Time // the environment's clock when the query ran
+	status workflows.Status
+	raw    string
+	err    error
+}
+
+// queryAt runs the status Query after delay of workflow time.
+func (h *harness) queryAt(env *testsuite.TestWorkflowEnvironment, delay time.Duration) *queryResult {
+	q := &queryResult{}
+	env.RegisterDelayedCallback(func() {
+		q.taken = true
+		q.at = env.Now()
+		v, err := env.QueryWorkflow(workflows.QueryStatus)
+		if err != nil {
+			q.err = err
+			return
+		}
+		if err := v.Get(&q.status); err != nil {
+			q.err = err
+			return
+		}
+		b, _ := json.Marshal(q.status)
+		q.raw = string(b)
+	}, delay)
+	return q
+}
+
+func (q *queryResult) check(t *testing.T, want domain.Status) workflows.Status {
+	t.Helper()
+	if !q.taken {
+		t.Fatalf("query for %s was never taken", want)
+	}
+	if q.err != nil {
+		t.Fatalf("query: %v", q.err)
+	}
+	if q.status.Status != want {
+		t.Fatalf("query status = %s, want %s", q.status.Status, want)
+	}
+	return q.status
+}
+
+func (u *updateOutcome) mustAccept(t *testing.T, what string) {
+	t.Helper()
+	switch {
+	case !u.sent:
+		t.Fatalf("%s: update was never sent", what)
+	case u.rejected != nil:
+		t.Fatalf("%s: update rejected: %v", what, u.rejected)
+	case !u.accepted || !u.done:
+		t.Fatalf("%s: update accepted=%v completed=%v", what, u.accepted, u.done)
+	case u.err != nil:
+		t.Fatalf("%s: update failed: %v", what, u.err)
+	}
+}
+
+// mustReject checks the validator refused the update with refusal type typ
+// and a message containing msg.
+func (u *updateOutcome) mustReject(t *testing.T, what, typ, msg string) {
+	t.Helper()
+	if !u.sent {
+		t.Fatalf("%s: update was never sent", what)
+	}
+	if u.rejected == nil {
+		t.Fatalf("%s: update was accepted (done=%v status=%s), want refusal %s", what, u.done, u.status.Status, typ)
+	}
+	if u.accepted || u.done {
+		t.Fatalf("%s: refused update also reported accepted=%v completed=%v", what, u.accepted, u.done)
+	}
+	var app *temporal.ApplicationError
+	if !errors.As(u.rejected, &app) {
+		t.Fatalf("%s: refusal %v (%T) is not an ApplicationError", what, u.rejected, u.rejected)
+	}
+	if app.Type() != typ {
+		t.Fatalf("%s: refusal type = %q (%v), want %q", what, app.Type(), u.rejected, typ)
+	}
+	if !strings.Contains(u.rejected.Error(), msg) {
+		t.Fatalf("%s: refusal %q does not say %q", what, u.rejected.Error(), msg)
+	}
+}
+
+// events returns the request's audit event names in order.
+func (h *harness) events(requestID string) []string {
+	h.t.Helper()
+	trail, err := h.db.AuditTrail(h.ctx, requestID)
+	if err != nil {
+		h.t.Fatalf("audit trail: %v", err)
+	}
+	out := make([]string, len(trail))
+	for i, e := range trail {
+		out[i] = e.Event
+	}
+	return out
+}
+
+// trail returns the request's audit events.
+func (h *harness) trail(requestID string) []store.AuditEvent {
+	h.t.Helper()
+	trail, err := h.db.AuditTrail(h.ctx, requestID)
+	if err != nil {
+		h.t.Fatalf("audit trail: %v", err)
+	}
+	return trail
+}
+
+func (h *harness) wantEvents(requestID string, want ...string) {
+	h.t.Helper()
+	if got := h.events(requestID); !slices.Equal(got, want) {
+		h.t.Fatalf("audit events of %s:\n got  %q\n want %q", requestID, got, want)
+	}
+}
+
+// projection returns the request row the activities keep in Postgres.
+func (h *harness) projection(requestID string) store.Request {
+	h.t.Helper()
+	r, err := h.db.Request(h.ctx, requestID)
+	if err != nil {
+		h.t.Fatalf("request row %s: %v", requestID, err)
+	}
+	return r
+}
+
+// sentMail is a delivered message with the headers tests look at.
+type sentMail struct {
+	To      []string
+	Subject string
+	Kind    string
+	Request string
+	Text    string
+	HTML    string
+	Raw     string
+}
+
+// mails returns the delivered messages of one kind for one request, in the
+// order they arrived.
+func (h *harness) mails(requestID, kind string) []sentMail {
+	h.t.Helper()
+	var out []sentMail
+	for _, m := range h.catcher.Messages() {
+		sm := h.parseMail(m)
+		if sm.Request == requestID && (kind == "" || sm.Kind == kind) {
+			out = append(out, sm)
+		}
+	}
+	return out
+}
+
+func (h *harness) parseMail(m mailcatcher.Message) sentMail {
+	h.t.Helper()
+	msg, err := mail.ReadMessage(bytes.NewReader(m.Raw))
+	if err != nil {
+		h.t.Fatalf("parse delivered message %d: %v", m.ID, err)
+	}
+	text, html, err := mailcatcher.Parts(m.Raw)
+	if err != nil {
+		h.t.Fatalf("parts of message %d: %v", m.ID, err)
+	}
+	return sentMail{
+		To: m.To, Subject: m.Subject, Kind: msg.Header.Get("X-Vigil-Kind"), Request: msg.Header.Get("X-Vigil-Request"),
+		Text: text, HTML: html, Raw: string(m.Raw),
+	}
+}
+
+// recipients lists the envelope recipients of msgs, sorted.
+func recipients(msgs []sentMail) []string {
+	var out []string
+	for _, m := range msgs {
+		out = append(out, m.To...)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// performed returns the actions the panel stand-in actually carried out.
+func (h *harness) performed() []panelstandin.Call {
+	h.t.Helper()
+	done, err := h.panel.Performed(h.ctx)
+	if err != nil {
+		h.t.Fatalf("panel performed: %v", err)
+	}
+	return done
+}
+
+// panelCalls returns every call the panel stand-in received.
+func (h *harness) panelCalls() []panelstandin.Call {
+	h.t.Helper()
+	calls, err := h.panel.Calls(h.ctx)
+	if err != nil {
+		h.t.Fatalf("panel calls: %v", err)
+	}
+	return calls
+}
+
+// assertNowhere fails if secret appears in any place a person or another
+// system could read: the workflow result, Query answers, activity inputs
+// (VerifyPIN's aside, which must carry the PIN) and outputs, every row of
+// Vigil's request tables, the delivered mail (except where allowedIn says
+// the secret belongs) and Vigil's logs.
+func (h *harness) assertNowhere(secret, what string, results []workflows.Status, queries []*queryResult, allowedIn func(sentMail) bool) {
+	h.t.Helper()
+	if secret == "" {
+		h.t.Fatalf("assertNowhere(%s): empty secret", what)
+	}
+	for i, st := range results {
+		b, _ := json.Marshal(st)
+		if strings.Contains(string(b), secret) || strings.Contains(fmt.Sprintf("%+v", st), secret) {
+			h.t.Errorf("%s appears in workflow result %d", what, i)
+		}
+	}
+	for i, q := range queries {
+		if q.raw == "" && q.taken {
+			h.t.Errorf("query %d returned nothing to scan", i)
+		}
+		if strings.Contains(q.raw, secret) {
+			h.t.Errorf("%s appears in status query %d", what, i)
+		}
+	}
+	h.mu.Lock()
+	for _, c := range h.inputs {
+		if c.Name == "VerifyPIN" && c.Input != "" {
+			continue
+		}
+		if strings.Contains(c.Input, secret) || strings.Contains(c.Output, secret) {
+			h.t.Errorf("%s appears in activity %s (input %d bytes, output %d bytes)", what, c.Name, len(c.Input), len(c.Output))
+		}
+	}
+	h.mu.Unlock()
+	for _, table := range []string{"requests", "audit_events", "executions", "cancel_tokens"} {
+		rows, err := h.db.DB().QueryContext(h.ctx, `SELECT row_to_json(t)::text FROM `+table+` t`)
+		if err != nil {
+			h.t.Fatalf("scan %s: %v", table, err)
+		}
+		for rows.Next() {
+			var row string
+			if err := rows.Scan(&row); err != nil {
+				h.t.Fatalf("scan %s: %v", table, err)
+			}
+			if strings.Contains(row, secret) {
+				h.t.Errorf("%s appears in table %s", what, table)
+			}
+		}
+		if err := rows.Close(); err != nil {
+			h.t.Fatalf("scan %s: %v", table, err)
+		}
+	}
+	for _, m := range h.catcher.Messages() {
+		sm := h.parseMail(m)
+		if allowedIn != nil && allowedIn(sm) {
+			continue
+		}
+		if strings.Contains(sm.Raw, secret) || strings.Contains(sm.Text, secret) || strings.Contains(sm.HTML, secret) {
+			h.t.Errorf("%s appears in %s mail %q to %v", what, sm.Kind, m.Subject, m.To)
+		}
+	}
+	if strings.Contains(h.logs.String(), secret) {
+		h.t.Errorf("%s appears in the logs", what)
+	}
+}
+
+// lockedBuffer is a log sink shared by goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,412 @@
+package workflows
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"go.temporal.io/sdk/temporal"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-oss/vigil/activities"
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+// acts is only used for its method values, which name the activities.
+var acts *activities.Activities
+
+// request is one run's state. Everything the Updates and the Query touch lives
+// here so that the handlers and the main line agree.
+type request struct {
+	in Input
+	st Status
+}
+
+// SensitiveRequest carries one sensitive request through the five gates and
+// executes it only if all of them pass. Every end state is final.
+func SensitiveRequest(ctx workflow.Context, in Input) (Result, error) {
+	if err := validateInput(in); err != nil {
+		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), RefusedInvalid, nil)
+	}
+	r := &request{in: in, st: Status{
+		RequestID:   in.RequestID,
+		Action:      in.Action,
+		CustomerID:  in.CustomerID,
+		RequesterID: in.RequesterID,
+		ServerID:    in.ServerID,
+		Email:       in.Email,
+		Status:      domain.StatusPINCheck,
+		OpenedAt:    workflow.Now(ctx),
+	}}
+	if err := r.registerHandlers(ctx); err != nil {
+		return Result{}, err
+	}
+	st, err := r.run(ctx)
+	// Updates accepted just before the end still get their answer.
+	_ = workflow.Await(ctx, func() bool { return workflow.AllHandlersFinished(ctx) })
+	return st, err
+}
+
+func validateInput(in Input) error {
+	switch {
+	case in.RequestID == "":
+		return errors.New("request id is empty")
+	case in.CustomerID == "":
+		return errors.New("customer id is empty")
+	case in.RequesterID == "":
+		return errors.New("requester id is empty")
+	case in.Policy.ApprovalTimeout <= 0 || in.Policy.CoolingPeriod <= 0 || in.Policy.NoticeTimeout <= 0:
+		return errors.New("policy timings must be positive")
+	}
+	if _, err := domain.ParseAction(string(in.Action)); err != nil {
+		return err
+	}
+	return nil
+}
+
+func (r *request) registerHandlers(ctx workflow.Context) error {
+	if err := workflow.SetQueryHandler(ctx, QueryStatus, func() (Status, error) {
+		return r.st, nil
+	}); err != nil {
+		return fmt.Errorf("register status query: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
+		func(ctx workflow.Context, d DecideInput) (Status, error) {
+			r.st.Decision = &Decision{Decision: d.Decision, ApproverID: d.ApproverID, Reason: d.Reason, At: workflow.Now(ctx)}
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: r.validateDecide},
+	); err != nil {
+		return fmt.Errorf("register decide update: %w", err)
+	}
+	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel,
+		func(ctx workflow.Context, c CancelInput) (Status, error) {
+			r.st.Cancellation = &Cancellation{By: c.By, ActorID: c.ActorID, Reason: c.Reason, At: workflow.Now(ctx)}
+			return r.st, nil
+		},
+		workflow.UpdateHandlerOptions{Validator: r.validateCancel},
+	); err != nil {
+		return fmt.Errorf("register cancel update: %w", err)
+	}
+	return nil
+}
+
+func refuse(kind, format string, args ...any) error {
+	return temporal.NewApplicationError(fmt.Sprintf(format, args...), kind)
+}
+
+// validateDecide runs before a decision is written to history; a refusal
+// leaves no trace in the workflow.
+func (r *request) validateDecide(ctx workflow.Context, d DecideInput) error {
+	if d.Decision != domain.DecisionApprove && d.Decision != domain.DecisionReject {
+		return refuse(RefusedInvalid, "decision must be approve or reject, not %q", d.Decision)
+	}
+	if d.ApproverID == "" {
+		return refuse(RefusedInvalid, "approver is missing")
+	}
+	if d.Decision == domain.DecisionReject && d.Reason == "" {
+		return refuse(RefusedInvalid, "a rejection needs a reason")
+	}
+	if len(d.Reason) > 2000 {
+		return refuse(RefusedInvalid, "reason is longer than 2000 characters")
+	}
+	if r.st.Decision != nil {
+		past := "approved"
+		if r.st.Decision.Decision == domain.DecisionReject {
+			past = "rejected"
+		}
+		return refuse(RefusedAlreadyDecided, "already %s by %s at %s", past, r.st.Decision.ApproverID, r.st.Decision.At.UTC().Format("15:04 UTC"))
+	}
+	if r.st.Status != domain.StatusAwaitingApproval || r.st.Cancellation != nil {
+		if r.st.Status == domain.StatusExpired {
+			return refuse(RefusedNotAwaiting, "expired at %s", r.st.ApprovalDeadline.UTC().Format("15:04 UTC"))
+		}
+		return refuse(RefusedNotAwaiting, "the request is not waiting for approval (status %s)", r.st.Status)
+	}
+	if d.ApproverID == r.in.RequesterID {
+		return refuse(RefusedSelfApproval, "you opened this request yourself; another senior agent must approve it")
+	}
+	if d.ApproverRole != domain.RoleSenior {
+		return refuse(RefusedNotSenior, "only senior agents can approve or reject")
+	}
+	return nil
+}
+
+func (r *request) validateCancel(ctx workflow.Context, c CancelInput) error {
+	if len(c.Reason) > 2000 {
+		return refuse(RefusedInvalid, "reason is longer than 2000 characters")
+	}
+	switch {
+	case r.st.Status == domain.StatusExecuted:
+		return refuse(RefusedAlreadyEnded, "the request was already executed at %s; it can no longer be cancelled", r.st.ExecutedAt.UTC().Format(time.RFC3339))
+	case r.st.Status.Final():
+		return refuse(RefusedAlreadyEnded, "the request already ended (%s)", r.st.Status)
+	case r.st.Status == domain.StatusExecuting:
+		return refuse(RefusedExecuting, "the action is already running; it can no longer be cancelled")
+	case r.st.Cancellation != nil:
+		return refuse(RefusedAlreadyEnded, "the request was already cancelled by the %s", r.st.Cancellation.By)
+	}
+	switch c.By {
+	case domain.CancelByCustomer:
+		if c.ActorID != r.in.CustomerID {
+			return refuse(RefusedNotCustomer, "this cancel link belongs to another customer")
+		}
+	case domain.CancelByRequester:
+		if c.ActorID != r.in.RequesterID {
+			return refuse(RefusedNotRequester, "only the agent who opened the request can withdraw it")
+		}
+	case domain.CancelBySenior:
+		if c.ActorID == "" || c.ActorRole != domain.RoleSenior {
+			return refuse(RefusedNotSenior, "only senior agents can veto a request")
+		}
+	default:
+		return refuse(RefusedInvalid, "unknown cancelling party %q", c.By)
+	}
+	return nil
+}
+
+func shortOptions(ctx workflow.Context) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 30 * time.Second,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    time.Minute,
+		},
+	})
+}
+
+// record moves the projection and appends the gate's audit event. Recording
+// is retried until it succeeds: an audit trail with holes is not an option.
+func (r *request) record(ctx workflow.Context, event, actor string, details map[string]string) error {
+	in := activities.RecordInput{
+		RequestID:     r.in.RequestID,
+		Status:        r.st.Status,
+		Event:         event,
+		Actor:         actor,
+		Details:       details,
+		NotifiedAt:    r.st.NotifiedAt,
+		CoolingEndsAt: r.st.CoolingEndsAt,
+		OutcomeDetail: r.st.Failure,
+	}
+	if d := r.st.Decision; d != nil {
+		in.ApproverID, in.Decision, in.DecisionReason, in.DecidedAt = d.ApproverID, d.Decision, d.Reason, d.At
+	}
+	if c := r.st.Cancellation; c != nil {
+		in.CancelledBy, in.CancelReason = c.By, c.Reason
+	}
+	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Record, in).Get(ctx, nil); err != nil {
+		return fmt.Errorf("record %s: %w", event, err)
+	}
+	return nil
+}
+
+func (r *request) setStatus(ctx workflow.Context, s domain.Status) error {
+	r.st.Status = s
+	return workflow.UpsertTypedSearchAttributes(ctx,
+		SAAction.ValueSet(string(r.in.Action)),
+		SACustomer.ValueSet(r.in.CustomerID),
+		SARequester.ValueSet(r.in.RequesterID),
+		SAStatus.ValueSet(string(s)),
+	)
+}
+
+func (r *request) run(ctx workflow.Context) (Status, error) {
+	if err := r.setStatus(ctx, domain.StatusPINCheck); err != nil {
+		return r.st, err
+	}
+	open := activities.OpenInput{
+		RequestID: r.in.RequestID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
+		Action: r.in.Action, CustomerID: r.in.CustomerID, RequesterID: r.in.RequesterID,
+		ServerID: r.in.ServerID, Email: r.in.Email, Reason: r.in.Reason,
+	}
+	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Open, open).Get(ctx, nil); err != nil {
+		return r.st, fmt.Errorf("open request: %w", err)
+	}
+
+	// Gate 1: the PIN. A wrong PIN is an answer, not an error, so the
+	// activity is never retried into a lockout.
+	var pin activities.VerifyPINResult
+	err := workflow.ExecuteActivity(shortOptions(ctx), acts.VerifyPIN, activities.VerifyPINInput{
+		RequestID: r.in.RequestID, CustomerID: r.in.CustomerID, PIN: r.in.PIN,
+	}).Get(ctx, &pin)
+	r.in.PIN = ""
+	if err != nil {
+		return r.fail(ctx, "pin.error", "the PIN could not be checked")
+	}
+	r.st.PINFailures = pin.Failures
+	switch {
+	case pin.Locked && !pin.JustLocked:
+		r.st.LockedUntil = pin.LockedUntil
+		return r.finish(ctx, domain.StatusLocked, "request.locked", "system", map[string]string{"locked_until": pin.LockedUntil.UTC().Format(time.RFC3339)})
+	case !pin.Verified:
+		r.st.LockedUntil = pin.LockedUntil
+		return r.finish(ctx, domain.StatusPINRejected, "request.pin_rejected", "system", map[string]string{"failures": fmt.Sprint(pin.Failures)})
+	}
+	r.st.PINVerifiedAt = pin.CheckedAt
+
+	// Gate 2: a senior other than the requester.
+	if r.st.Cancellation == nil {
+		r.st.ApprovalDeadline = workflow.Now(ctx).Add(r.in.Policy.ApprovalTimeout)
+		if err := r.setStatus(ctx, domain.StatusAwaitingApproval); err != nil {
+			return r.st, err
+		}
+		if err := r.record(ctx, "gate.approval.waiting", "system", map[string]string{"deadline": r.st.ApprovalDeadline.UTC().Format(time.RFC3339)}); err != nil {
+			return r.st, err
+		}
+		decided, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.ApprovalTimeout, func() bool {
+			return r.st.Decision != nil || r.st.Cancellation != nil
+		})
+		if err != nil {
+			return r.st, fmt.Errorf("wait for approval: %w", err)
+		}
+		if !decided {
+			return r.finish(ctx, domain.StatusExpired, "request.expired", "system", nil)
+		}
+	}
+	if r.st.Cancellation != nil {
+		return r.cancelled(ctx)
+	}
+	if r.st.Decision.Decision == domain.DecisionReject {
+		return r.finish(ctx, domain.StatusRejected, "request.rejected", "agent:"+r.st.Decision.ApproverID, map[string]string{"reason": r.st.Decision.Reason})
+	}
+	if err := r.record(ctx, "gate.approval.passed", "agent:"+r.st.Decision.ApproverID, nil); err != nil {
+		return r.st, err
+	}
+
+	// Gate 3: every established address hears about it. Mail keeps being
+	// retried; the cooling period starts only once it was accepted.
+	if err := r.setStatus(ctx, domain.StatusNotifying); err != nil {
+		return r.st, err
+	}
+	noticeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: r.in.Policy.NoticeTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    5 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Minute,
+		},
+	})
+	var notice activities.NotifyResult
+	if err := workflow.ExecuteActivity(noticeCtx, acts.NotifyCustomer, activities.NotifyInput{
+		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
+		ServerID: r.in.ServerID, Email: r.in.Email, RequesterID: r.in.RequesterID,
+		CoolingPeriod: r.in.Policy.CoolingPeriod,
+	}).Get(ctx, &notice); err != nil {
+		r.st.Failure = "the customer could not be notified"
+		return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"})
+	}
+	r.st.NotifiedAt = workflow.Now(ctx)
+	r.st.Recipients = notice.Recipients
+	if r.st.Cancellation != nil {
+		return r.cancelled(ctx)
+	}
+
+	// Gate 4: the cooling period, measured from the accepted notice.
+	r.st.CoolingEndsAt = r.st.NotifiedAt.Add(r.in.Policy.CoolingPeriod)
+	if err := r.setStatus(ctx, domain.StatusCooling); err != nil {
+		return r.st, err
+	}
+	if err := r.record(ctx, "gate.notice.sent", "system", map[string]string{"recipients": fmt.Sprint(notice.Recipients)}); err != nil {
+		return r.st, err
+	}
+	if _, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.CoolingPeriod, func() bool {
+		return r.st.Cancellation != nil
+	}); err != nil {
+		return r.st, fmt.Errorf("cooling period: %w", err)
+	}
+	if r.st.Cancellation != nil {
+		return r.cancelled(ctx)
+	}
+
+	// Gate 5: execute, exactly once.
+	if err := r.setStatus(ctx, domain.StatusExecuting); err != nil {
+		return r.st, err
+	}
+	if err := r.record(ctx, "gate.cooling.elapsed", "system", nil); err != nil {
+		return r.st, err
+	}
+	execCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout: 2 * time.Minute,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        5 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        5 * time.Minute,
+			MaximumAttempts:        r.in.Policy.ExecuteMaxAttempts,
+			NonRetryableErrorTypes: []string{activities.ErrTypePermanent},
+		},
+	})
+	var out activities.ExecuteResult
+	if err := workflow.ExecuteActivity(execCtx, acts.Execute, activities.ExecuteInput{
+		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
+		ServerID: r.in.ServerID, Email: r.in.Email,
+	}).Get(ctx, &out); err != nil {
+		r.st.Failure = failureText(err)
+		return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "execute"})
+	}
+	r.st.ExecutedAt = workflow.Now(ctx)
+	r.st.Reference = out.Reference
+	return r.finish(ctx, domain.StatusExecuted, "request.executed", "system", map[string]string{"reference": out.Reference})
+}
+
+// failureText keeps the executor's classified message and drops the rest:
+// error chains may carry URLs or other details nobody needs in history.
+func failureText(err error) string {
+	var app *temporal.ApplicationError
+	// Only our own classification: the SDK fills Type with the Go type name
+	// (e.g. "wrapError") for plain errors.
+	if errors.As(err, &app) && app.Type() == activities.ErrTypePermanent {
+		return "the action failed: " + app.Type()
+	}
+	return "the action failed after retries"
+}
+
+func (r *request) cancelled(ctx workflow.Context) (Status, error) {
+	c := r.st.Cancellation
+	status, event := domain.StatusCancelled, "request.cancelled"
+	if c.By == domain.CancelByRequester {
+		status, event = domain.StatusWithdrawn, "request.withdrawn"
+	}
+	actor := "agent:" + c.ActorID
+	if c.By == domain.CancelByCustomer {
+		actor = "customer:" + c.ActorID
+	}
+	return r.finish(ctx, status, event, actor, map[string]string{"by": string(c.By), "reason": c.Reason})
+}
+
+func (r *request) fail(ctx workflow.Context, event, why string) (Status, error) {
+	r.st.Failure = why
+	return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"cause": event})
+}
+
+// finish puts the request in its end state, records it and tells the
+// customer where they had been told about it.
+func (r *request) finish(ctx workflow.Context, s domain.Status, event, actor string, details map[string]string) (Status, error) {
+	r.st.EndedAt = workflow.Now(ctx)
+	if err := r.setStatus(ctx, s); err != nil {
+		return r.st, err
+	}
+	if err := r.record(ctx, event, actor, details); err != nil {
+		return r.st, err
+	}
+	if !r.st.NotifiedAt.IsZero() {
+		in := activities.OutcomeInput{
+			RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
+			ServerID: r.in.ServerID, Email: r.in.Email, Outcome: s,
+		}
+		if r.st.Cancellation != nil {
+			in.CancelledBy = r.st.Cancellation.By
+		}
+		outcomeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+			StartToCloseTimeout:    time.Minute,
+			ScheduleToCloseTimeout: 24 * time.Hour,
+			RetryPolicy:            &temporal.RetryPolicy{InitialInterval: 5 * time.Second, BackoffCoefficient: 2, MaximumInterval: 10 * time.Minute},
+		})
+		// The outcome mail is a courtesy: the end state is already final.
+		if err := workflow.ExecuteActivity(outcomeCtx, acts.NotifyOutcome, in).Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("outcome email not sent", "request", r.in.RequestID, "error", err)
+		}
+	}
+	return r.st, nil
+}
