@@ -1,0 +1,419 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/vigil-oss/vigil/internal/cliclient"
+	"github.com/vigil-oss/vigil/internal/credstore"
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/pinhash"
+)
+
+// adminCommands are the `starter admin` subcommands in help order.
+func adminCommands() []command {
+	return []command{
+		{"create-agent", "create an agent and print its token once",
+			"starter admin create-agent --id ag_ana --name 'Ana Lima' --email ana@example.com --team support --role senior --slack-user U024BE7LH",
+			(*app).cmdCreateAgent},
+		{"set-role", "change an agent's role (agent, senior, admin)", "starter admin set-role ag_ana senior", (*app).cmdSetRole},
+		{"disable-agent", "disable an agent; its token stops working at once", "starter admin disable-agent ag_ana", (*app).cmdDisableAgent},
+		{"rotate-token", "issue a new token for an agent, revoking the old", "starter admin rotate-token ag_ana", (*app).cmdRotateToken},
+		{"list-agents", "list agents", "starter admin list-agents", (*app).cmdListAgents},
+		{"import-customers", "create or update customers from a JSON file", "starter admin import-customers customers.json", (*app).cmdImportCustomers},
+		{"hash-pin", "hash a PIN for an import file (offline)", "starter admin hash-pin", (*app).cmdHashPIN},
+	}
+}
+
+func (a *app) cmdAdmin(ctx context.Context, g globals, args []string) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		w := a.stdout
+		if len(args) == 0 {
+			w = a.stderr
+		}
+		fmt.Fprintln(w, "Usage: starter admin COMMAND [flags]")
+		fmt.Fprintln(w)
+		fmt.Fprintln(w, "Admin commands use the admin token from VIGIL_ADMIN_TOKEN, or from one line of")
+		fmt.Fprintln(w, "standard input with --admin-token-stdin. hash-pin needs no token and works offline.")
+		fmt.Fprintln(w)
+		printCommands(w, adminCommands())
+		if len(args) == 0 {
+			return usagef("missing admin command")
+		}
+		return nil
+	}
+	for _, c := range adminCommands() {
+		if c.name == args[0] {
+			return c.run(a, ctx, g, args[1:])
+		}
+	}
+	return usagef("unknown admin command %q; run `starter admin help`", args[0])
+}
+
+// adminFlags adds --admin-token-stdin to a command's flags.
+func (a *app) adminFlags(g globals, name, usage, help, example string) (*cmdFlags, *bool) {
+	help += "\n\nThe admin token comes from VIGIL_ADMIN_TOKEN, or from one line of standard input\nwith --admin-token-stdin."
+	f := a.newFlags(g, "admin "+name, "admin "+usage, help, example, true)
+	return f, f.Bool("admin-token-stdin", false, "read the admin token from one line of standard input")
+}
+
+// adminClient is a client holding the admin token.
+func (a *app) adminClient(f *cmdFlags, fromStdin bool) (*cliclient.Client, error) {
+	saved, err := a.savedCredentials()
+	if err != nil {
+		saved = credstore.Credentials{} // a broken saved file does not matter here
+	}
+	server, err := a.serverURL(*f.url, saved)
+	if err != nil {
+		return nil, err
+	}
+	var token string
+	if fromStdin {
+		b, err := readLine(a.stdin)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(b))
+		clear(b)
+	} else {
+		token = a.getenv("VIGIL_ADMIN_TOKEN")
+	}
+	if token == "" {
+		return nil, usagef("no admin token: set VIGIL_ADMIN_TOKEN or pass --admin-token-stdin")
+	}
+	return a.client(server, token)
+}
+
+func (a *app) cmdCreateAgent(ctx context.Context, g globals, args []string) error {
+	f, tokStdin := a.adminFlags(g, "create-agent",
+		"create-agent --id ID --name NAME --email ADDRESS [--team TEAM] [--role agent|senior|admin] [--slack-user SLACK_ID]",
+		"Creates an agent and prints its token. The token is shown this once; give it to the\nagent over a private channel, and they run `starter login`.",
+		adminCommands()[0].example)
+	id := f.String("id", "", "the agent's id, e.g. ag_ana (required)")
+	name := f.String("name", "", "full name (required)")
+	email := f.String("email", "", "work email (required)")
+	team := f.String("team", "", "team name")
+	role := f.String("role", "agent", "agent, senior or admin")
+	slack := f.String("slack-user", "", "Slack user id (U…); seniors need it to approve in Slack")
+	if _, err := a.parse(f, args, 0, 0); err != nil {
+		return err
+	}
+	na := cliclient.NewAgent{ID: strings.TrimSpace(*id), Name: strings.TrimSpace(*name), Team: strings.TrimSpace(*team), SlackUserID: strings.TrimSpace(*slack)}
+	if err := checkID("--id", na.ID); err != nil {
+		return err
+	}
+	if na.Name == "" {
+		return usagef("--name is required")
+	}
+	addr, err := checkEmail(*email)
+	if err != nil {
+		return err
+	}
+	na.Email = addr
+	r, err := domain.ParseRole(*role)
+	if err != nil {
+		return usagef("--role: %v", err)
+	}
+	na.Role = r
+	if r == domain.RoleSenior && na.SlackUserID == "" {
+		fmt.Fprintln(a.stderr, "starter: warning: a senior without --slack-user cannot approve in Slack")
+	}
+	c, err := a.adminClient(f, *tokStdin)
+	if err != nil {
+		return err
+	}
+	it, err := c.CreateAgent(ctx, na)
+	if err != nil {
+		return err
+	}
+	a.printIssued(it, "Created agent %s (%s, %s).\n", it.Agent.ID, it.Agent.Name, it.Agent.Role)
+	return nil
+}
+
+// printIssued prints a freshly issued token once, with the warning.
+func (a *app) printIssued(it cliclient.IssuedToken, headline string, args ...any) {
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", it.Raw)
+		return
+	}
+	fmt.Fprintf(a.stdout, headline, args...)
+	fmt.Fprintf(a.stdout, "Token: %s\n", it.Token)
+	fmt.Fprintf(a.stdout, "This token will not be shown again. Give it to %s over a private channel; they run `starter login` and paste it.\n", it.Agent.Name)
+}
+
+func (a *app) cmdSetRole(ctx context.Context, g globals, args []string) error {
+	f, tokStdin := a.adminFlags(g, "set-role", "set-role AGENT_ID ROLE", "Changes an agent's role: agent, senior or admin.", "starter admin set-role ag_ana senior")
+	pos, err := a.parse(f, args, 2, 2)
+	if err != nil {
+		return err
+	}
+	if err := checkID("agent id", pos[0]); err != nil {
+		return err
+	}
+	role, err := domain.ParseRole(pos[1])
+	if err != nil {
+		return usagef("%v", err)
+	}
+	c, err := a.adminClient(f, *tokStdin)
+	if err != nil {
+		return err
+	}
+	ag, err := c.SetRole(ctx, pos[0], string(role))
+	if err != nil {
+		return err
+	}
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", ag.Raw)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "%s (%s) is now %s\n", ag.ID, ag.Name, ag.Role)
+	return nil
+}
+
+func (a *app) cmdDisableAgent(ctx context.Context, g globals, args []string) error {
+	f, tokStdin := a.adminFlags(g, "disable-agent", "disable-agent AGENT_ID", "Disables an agent: their token stops working at once.", "starter admin disable-agent ag_ana")
+	pos, err := a.parse(f, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := checkID("agent id", pos[0]); err != nil {
+		return err
+	}
+	c, err := a.adminClient(f, *tokStdin)
+	if err != nil {
+		return err
+	}
+	ag, err := c.DisableAgent(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", ag.Raw)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Disabled %s (%s); their token no longer works\n", ag.ID, ag.Name)
+	return nil
+}
+
+func (a *app) cmdRotateToken(ctx context.Context, g globals, args []string) error {
+	f, tokStdin := a.adminFlags(g, "rotate-token", "rotate-token AGENT_ID",
+		"Issues a new token for an agent; the old one stops working. The new token is shown once.",
+		"starter admin rotate-token ag_ana")
+	pos, err := a.parse(f, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := checkID("agent id", pos[0]); err != nil {
+		return err
+	}
+	c, err := a.adminClient(f, *tokStdin)
+	if err != nil {
+		return err
+	}
+	it, err := c.RotateToken(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	a.printIssued(it, "New token for %s (%s); the old one no longer works.\n", it.Agent.ID, it.Agent.Name)
+	return nil
+}
+
+func (a *app) cmdListAgents(ctx context.Context, g globals, args []string) error {
+	f, tokStdin := a.adminFlags(g, "list-agents", "list-agents", "Lists every agent.", "starter admin list-agents")
+	if _, err := a.parse(f, args, 0, 0); err != nil {
+		return err
+	}
+	c, err := a.adminClient(f, *tokStdin)
+	if err != nil {
+		return err
+	}
+	list, err := c.ListAgents(ctx)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", list.Raw)
+		return nil
+	}
+	if len(list.Agents) == 0 {
+		fmt.Fprintln(a.stdout, "No agents.")
+		return nil
+	}
+	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tNAME\tEMAIL\tTEAM\tROLE\tSLACK")
+	for _, ag := range list.Agents {
+		role := string(ag.Role)
+		if ag.Disabled {
+			role += " (disabled)"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", ag.ID, ag.Name, ag.Email, dash(ag.Team), role, dash(ag.SlackUserID))
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// importCustomer is one entry of an import file: the PUT body plus its id.
+type importCustomer struct {
+	ID string `json:"id"`
+	cliclient.Customer
+}
+
+// maxImportFile bounds an import file.
+const maxImportFile = 32 << 20
+
+func (a *app) cmdImportCustomers(ctx context.Context, g globals, args []string) error {
+	f, tokStdin := a.adminFlags(g, "import-customers", "import-customers FILE.json",
+		"Creates or updates customers. FILE holds\n"+
+			`  {"customers":[{"id":"C-1042","name":"Acme","primary_email":"ops@acme.example",`+"\n"+
+			`    "pin_hash":"$argon2id$…","contacts":[{"email":"…","added_at":"2025-01-01T00:00:00Z"}],`+"\n"+
+			`    "servers":["srv-1"]}]}`+"\n"+
+			"(make pin_hash with `starter admin hash-pin`). The whole file is checked before\n"+
+			"anything is sent; customers are then sent one by one, and the upsert makes a re-run safe.",
+		"starter admin import-customers customers.json")
+	pos, err := a.parse(f, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	customers, err := readImportFile(pos[0])
+	if err != nil {
+		return err
+	}
+	c, err := a.adminClient(f, *tokStdin)
+	if err != nil {
+		return err
+	}
+	for i, cu := range customers {
+		if err := c.PutCustomer(ctx, cu.ID, cu.Customer); err != nil {
+			fmt.Fprintf(a.stderr, "starter: imported %d of %d customers; %s was not imported\n", i, len(customers), cu.ID)
+			return err
+		}
+	}
+	if a.json {
+		ids := make([]string, len(customers))
+		for i, cu := range customers {
+			ids[i] = cu.ID
+		}
+		b, _ := json.Marshal(map[string]any{"imported": len(customers), "customers": ids})
+		fmt.Fprintf(a.stdout, "%s\n", b)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Imported %d customer%s\n", len(customers), plural(len(customers), "s"))
+	return nil
+}
+
+// readImportFile reads and checks an import file: strict JSON, unique ids,
+// valid addresses, PIN hashes that parse as argon2id PHC strings.
+func readImportFile(path string) ([]importCustomer, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, usagef("cannot open the import file: %v", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxImportFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", path, err)
+	}
+	if len(data) > maxImportFile {
+		return nil, usagef("%s is larger than %d MiB", path, maxImportFile>>20)
+	}
+	var file struct {
+		Customers []importCustomer `json:"customers"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&file); err != nil {
+		return nil, usagef("%s: %v", path, err)
+	}
+	if dec.More() {
+		return nil, usagef("%s: data after the JSON document", path)
+	}
+	if len(file.Customers) == 0 {
+		return nil, usagef(`%s holds no customers; want {"customers":[…]}`, path)
+	}
+	seen := map[string]bool{}
+	for i, cu := range file.Customers {
+		where := fmt.Sprintf("%s: customer #%d", path, i+1)
+		if cu.ID != "" {
+			where += " (" + cu.ID + ")"
+		}
+		if err := checkID("id", cu.ID); err != nil {
+			return nil, usagef("%s: %v", where, err)
+		}
+		if seen[cu.ID] {
+			return nil, usagef("%s: id appears twice", where)
+		}
+		seen[cu.ID] = true
+		if strings.TrimSpace(cu.Name) == "" {
+			return nil, usagef("%s: name is required", where)
+		}
+		if _, err := checkEmail(cu.PrimaryEmail); err != nil {
+			return nil, usagef("%s: primary_email %q is not a valid address", where, cu.PrimaryEmail)
+		}
+		for _, ct := range cu.Contacts {
+			if _, err := checkEmail(ct.Email); err != nil {
+				return nil, usagef("%s: contact %q is not a valid address", where, ct.Email)
+			}
+		}
+		for _, s := range cu.Servers {
+			if err := checkID("server", s); err != nil {
+				return nil, usagef("%s: %v", where, err)
+			}
+		}
+		// Never quote the hash in the message.
+		if _, err := pinhash.ParamsOf(cu.PINHash); err != nil {
+			return nil, usagef("%s: pin_hash is not an argon2id PHC string; make one with `starter admin hash-pin`", where)
+		}
+	}
+	return file.Customers, nil
+}
+
+func (a *app) cmdHashPIN(ctx context.Context, g globals, args []string) error {
+	f := a.newFlags(g, "admin hash-pin", "admin hash-pin [--pin-stdin]",
+		"Hashes a customer PIN with argon2id (OWASP parameters) and prints the PHC string, for\n"+
+			"the pin_hash field of an import file. Asks twice without echo, or reads one line of\n"+
+			"standard input with --pin-stdin. Works offline; needs no token.",
+		"starter admin hash-pin", true)
+	pinStdin := f.Bool("pin-stdin", false, "read the PIN from one line of standard input")
+	if _, err := a.parse(f, args, 0, 0); err != nil {
+		return err
+	}
+	pin, err := a.readPIN(ctx, *pinStdin, "PIN to hash: ")
+	if err != nil {
+		return err
+	}
+	defer clear(pin)
+	if !*pinStdin {
+		again, err := a.readPIN(ctx, false, "Same PIN again: ")
+		if err != nil {
+			return err
+		}
+		same := bytes.Equal(pin, again)
+		clear(again)
+		if !same {
+			return usagef("the two PINs differ; nothing was hashed")
+		}
+	}
+	hash, err := pinhash.Hash(string(pin), pinhash.DefaultParams())
+	if err != nil {
+		return fmt.Errorf("hash the PIN: %w", err)
+	}
+	if a.json {
+		b, _ := json.Marshal(map[string]string{"pin_hash": hash})
+		fmt.Fprintf(a.stdout, "%s\n", b)
+		return nil
+	}
+	fmt.Fprintln(a.stdout, hash)
+	return nil
+}

@@ -1,0 +1,184 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/vigil-oss/vigil/internal/cliclient"
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+// openSpec describes one of the commands that open a request.
+type openSpec struct {
+	name         string
+	action       domain.Action
+	server       bool // takes --server (the customer's server id)
+	serverNeeded bool
+	email        bool // takes --email
+	summary      string
+	example      string
+}
+
+func openSpecs() []openSpec {
+	return []openSpec{
+		{"resend-credentials", domain.ActionResendCredentials, true, false, false,
+			"email a server's login credentials to the customer",
+			`starter resend-credentials --customer C-1042 --server srv-1 --reason "lost the root password, ticket #8812"`},
+		{"reinstall-vps", domain.ActionReinstallVPS, true, true, false,
+			"erase and reinstall a VPS",
+			`starter reinstall-vps --customer C-1042 --server srv-1 --reason "compromised, ticket #8813"`},
+		{"add-contact-email", domain.ActionAddContactEmail, false, false, true,
+			"add a contact email to the account",
+			`starter add-contact-email --customer C-1042 --email ops@example.com --reason "new on-call address, ticket #8814"`},
+		{"change-account-email", domain.ActionChangeAccountEmail, false, false, true,
+			"change the account's primary email",
+			`starter change-account-email --customer C-1042 --email owner@example.com --reason "domain moved, ticket #8815"`},
+		{"disable-2fa", domain.ActionDisable2FA, false, false, false,
+			"turn off two-factor authentication",
+			`starter disable-2fa --customer C-1042 --reason "lost phone, identity checked on call, ticket #8816"`},
+	}
+}
+
+// cmdOpen opens a request: validates the flags, asks for the PIN, sends it
+// once, and says what happened.
+func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string) error {
+	usage := s.name + " --customer ID"
+	switch {
+	case s.serverNeeded:
+		usage += " --server SERVER_ID"
+	case s.server:
+		usage += " [--server SERVER_ID]"
+	}
+	if s.email {
+		usage += " --email ADDRESS"
+	}
+	usage += ` --reason "WHY" [--pin-stdin]`
+	help := fmt.Sprintf("Opens a request to %s.\n\n", s.action.Describe("SERVER_ID", "ADDRESS")) +
+		"You are asked for the customer's support PIN, without echo, on the terminal\n" +
+		"(\"Customer's support PIN: \"); --pin-stdin reads it from one line of standard input\n" +
+		"instead. The PIN is never a flag, an argument or an environment variable.\n" +
+		"Vigil checks the PIN, then a senior approves in Slack, the customer is emailed a\n" +
+		"cancel link and a cooling period runs before anything happens.\n\n" +
+		"Exit: 0 opened (waiting for approval); 3 refused (wrong PIN, customer locked, or any\n" +
+		"other refusal); 4 ended at once without being executed; 1 network/server failure;\n" +
+		"2 usage error."
+	if s.server {
+		help += "\n\nHere --server is the customer's server id; give Vigil's address with --url."
+		if !s.serverNeeded {
+			help += "\n--server may be left out when the customer has exactly one server."
+		}
+	}
+	f := a.newFlags(g, s.name, usage, help, s.example, false)
+	customer := f.String("customer", "", "the customer's id, e.g. C-1042 (required)")
+	reason := f.String("reason", "", "why, in words the senior and the customer will read; cite the ticket (required)")
+	pinStdin := f.Bool("pin-stdin", false, "read the PIN from one line of standard input instead of prompting")
+	var server, email *string
+	if s.server {
+		server = f.String("server", "", "the customer's server id, e.g. srv-1")
+	}
+	if s.email {
+		email = f.String("email", "", "the email address, e.g. ops@example.com (required)")
+	}
+	if _, err := a.parse(f, args, 0, 0); err != nil {
+		if ue, ok := err.(*usageError); ok && strings.HasPrefix(ue.msg, "too many arguments") {
+			return usagef("%s takes no arguments besides flags; the PIN is never given on the command line, you will be asked for it", s.name)
+		}
+		return err
+	}
+
+	nr := cliclient.NewRequest{Action: s.action, CustomerID: strings.TrimSpace(*customer), Reason: strings.TrimSpace(*reason)}
+	if err := checkID("--customer", nr.CustomerID); err != nil {
+		return err
+	}
+	if nr.Reason == "" {
+		return usagef("--reason is required: say why, and cite the ticket")
+	}
+	if strings.ContainsFunc(nr.Reason, func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) {
+		return usagef("--reason must be one line without control characters")
+	}
+	if s.server {
+		nr.ServerID = strings.TrimSpace(*server)
+		if strings.Contains(nr.ServerID, "://") {
+			return usagef("--server is the customer's server id here (e.g. srv-1); give Vigil's address with --url")
+		}
+		if s.serverNeeded && nr.ServerID == "" {
+			return usagef("--server is required: the id of the customer's server to %s", strings.ReplaceAll(s.name, "-", " "))
+		}
+		if nr.ServerID != "" {
+			if err := checkID("--server", nr.ServerID); err != nil {
+				return err
+			}
+		}
+	}
+	if s.email {
+		addr, err := checkEmail(*email)
+		if err != nil {
+			return err
+		}
+		nr.Email = addr
+	}
+
+	// Refuse before any network call when the PIN cannot be asked for.
+	if !*pinStdin && !isTerminal(a.stdin) {
+		return errNoTerminal
+	}
+	c, err := a.agentClient(*f.url)
+	if err != nil {
+		return err
+	}
+	pin, err := a.readPIN(ctx, *pinStdin, "Customer's support PIN: ")
+	if err != nil {
+		return err
+	}
+	nr.PIN = pin
+	r, err := c.OpenRequest(ctx, nr)
+	clear(pin)
+	nr.PIN = nil
+	if err != nil {
+		return err
+	}
+
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", r.Raw)
+	} else {
+		fmt.Fprintf(a.stdout, "Request %s opened: %s\n", r.ID, describe(r, time.Now()))
+		if !r.Final {
+			fmt.Fprintf(a.stdout, "Follow it with: starter watch %s\n", r.ID)
+		}
+	}
+	switch {
+	case r.Status == domain.StatusPINRejected || r.Status == domain.StatusLocked:
+		return &exitError{exitRefused}
+	case r.Final && r.Status != domain.StatusExecuted:
+		return &exitError{exitNotExecuted}
+	}
+	return nil
+}
+
+// checkID accepts an id that is non-empty, one word, printable.
+func checkID(flagName, id string) error {
+	if id == "" {
+		return usagef("%s is required", flagName)
+	}
+	if strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) {
+		return usagef("%s must be a single id without spaces or slashes, e.g. C-1042", flagName)
+	}
+	return nil
+}
+
+// checkEmail accepts a bare address (no display name) that net/mail parses.
+func checkEmail(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return "", usagef("--email is required")
+	}
+	addr, err := mail.ParseAddress(s)
+	if err != nil || addr.Address != s || addr.Name != "" {
+		return "", usagef("--email %q is not a valid address; give a bare address like name@example.com", s)
+	}
+	return addr.Address, nil
+}
