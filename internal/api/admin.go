@@ -1,0 +1,405 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vigil-oss/vigil/internal/agentauth"
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// adminActor is the audit actor of every admin API call.
+const adminActor = "admin"
+
+// Import bounds, so one call cannot hold a transaction for minutes.
+const (
+	maxContacts = 100
+	maxServers  = 1000
+	maxNameLen  = 200
+)
+
+// agentBody is POST /admin/v1/agents.
+type agentBody struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Email       string `json:"email"`
+	Team        string `json:"team"`
+	Role        string `json:"role"`
+	SlackUserID string `json:"slack_user_id"`
+}
+
+// patchAgentBody is PATCH /admin/v1/agents/{id}: only the role changes.
+type patchAgentBody struct {
+	Role string `json:"role"`
+}
+
+// customerBody is PUT /admin/v1/customers/{id}.
+type customerBody struct {
+	Name         string        `json:"name"`
+	PrimaryEmail string        `json:"primary_email"`
+	PINHash      string        `json:"pin_hash"`
+	Contacts     []contactBody `json:"contacts"`
+	Servers      []string      `json:"servers"`
+}
+
+// String keeps the PIN hash out of any accidental %v.
+func (c customerBody) String() string {
+	return fmt.Sprintf("customerBody{Name:%q PrimaryEmail:%q PINHash:[redacted] Contacts:%d Servers:%v}", c.Name, c.PrimaryEmail, len(c.Contacts), c.Servers)
+}
+
+type contactBody struct {
+	Email      string     `json:"email"`
+	AddedAt    *time.Time `json:"added_at"`
+	VerifiedAt *time.Time `json:"verified_at"`
+}
+
+// decisionBody is POST /admin/v1/requests/{id}/decision. The approver's role
+// is deliberately absent: it is read from the agents table.
+type decisionBody struct {
+	Decision   string `json:"decision"`
+	ApproverID string `json:"approver_id"`
+	Reason     string `json:"reason"`
+}
+
+// audit appends an admin event; changed says whether the change it records
+// was already made. On failure the answer is a 500 that says which, and the
+// log keeps the event's content.
+func (a *API) audit(w http.ResponseWriter, r *http.Request, e store.AuditEvent, changed bool) bool {
+	e.Actor = adminActor
+	if err := a.store.Audit(r.Context(), e); err != nil {
+		id := errorID()
+		a.logger.Error("admin audit event not written", "error_id", id, "event", e.Event,
+			"request", e.RequestID, "details", e.Details, "error", err)
+		state := "nothing was changed"
+		if changed {
+			state = "the change was made but its audit event is missing"
+		}
+		writeProblem(w, newProblem(codeInternal, "the audit trail could not be written, so "+state+"; give the Vigil operators error id "+id+"."))
+		return false
+	}
+	return true
+}
+
+func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
+	var body agentBody
+	if p := decodeJSON(w, r, &body); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	role, err := domain.ParseRole(body.Role)
+	switch {
+	case !idPattern.MatchString(body.ID):
+		invalid(w, "id must be 1 to 64 letters, digits or ._:- (example: ag_jane)")
+		return
+	case strings.TrimSpace(body.Name) == "" || utf8.RuneCountInString(body.Name) > maxNameLen:
+		invalid(w, "name is required (at most %d characters)", maxNameLen)
+		return
+	case body.Email != "" && requests.ValidEmail(body.Email) != nil:
+		invalid(w, "email is not a valid address (expected something like name@example.com)")
+		return
+	case utf8.RuneCountInString(body.Team) > maxNameLen:
+		invalid(w, "team is longer than %d characters", maxNameLen)
+		return
+	case err != nil:
+		invalid(w, "%v", err)
+		return
+	case body.SlackUserID != "" && !idPattern.MatchString(body.SlackUserID):
+		invalid(w, "slack_user_id must be a Slack member id such as U012AB3CD")
+		return
+	}
+	tok, err := agentauth.NewToken()
+	if err != nil {
+		a.internal(w, r, "new token", err)
+		return
+	}
+	ag := store.Agent{ID: body.ID, Name: strings.TrimSpace(body.Name), Email: body.Email,
+		Team: strings.TrimSpace(body.Team), Role: role, SlackUserID: body.SlackUserID}
+	if err := a.store.CreateAgent(r.Context(), ag, agentauth.Hash(tok)); err != nil {
+		if errors.Is(err, store.ErrConflict) {
+			writeProblem(w, newProblem(codeConflict, "an agent with this id or Slack user already exists"))
+			return
+		}
+		a.internal(w, r, "create agent", err)
+		return
+	}
+	created, err := a.store.Agent(r.Context(), ag.ID)
+	if err != nil {
+		a.internal(w, r, "load agent", err)
+		return
+	}
+	if !a.audit(w, r, store.AuditEvent{Event: "agent.created", Details: map[string]any{
+		"agent_id": created.ID, "role": string(created.Role), "slack_user_id": created.SlackUserID}}, true) {
+		return
+	}
+	w.Header().Set("Location", "/admin/v1/agents/"+url.PathEscape(created.ID))
+	writeJSON(w, http.StatusCreated, AgentWithToken{Agent: agentFromStore(created), Token: tok})
+}
+
+func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
+	list, err := a.store.ListAgents(r.Context())
+	if err != nil {
+		a.internal(w, r, "list agents", err)
+		return
+	}
+	out := struct {
+		Agents []Agent `json:"agents"`
+	}{Agents: make([]Agent, 0, len(list))}
+	for _, ag := range list {
+		out.Agents = append(out.Agents, agentFromStore(ag))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// pathAgent loads the agent named in the path, answering 404 if there is none.
+func (a *API) pathAgent(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {
+	id := r.PathValue("id")
+	if !idPattern.MatchString(id) {
+		writeProblem(w, newProblem(codeAgentNotFound, "there is no agent with that id"))
+		return store.Agent{}, false
+	}
+	ag, err := a.store.Agent(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, newProblem(codeAgentNotFound, fmt.Sprintf("there is no agent %s", id)))
+		return store.Agent{}, false
+	}
+	if err != nil {
+		a.internal(w, r, "load agent", err)
+		return store.Agent{}, false
+	}
+	return ag, true
+}
+
+func (a *API) patchAgent(w http.ResponseWriter, r *http.Request) {
+	var body patchAgentBody
+	if p := decodeJSON(w, r, &body); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	role, err := domain.ParseRole(body.Role)
+	if err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	before, ok := a.pathAgent(w, r)
+	if !ok {
+		return
+	}
+	if err := a.store.SetAgentRole(r.Context(), before.ID, role); err != nil {
+		a.storeFail(w, r, "set role", err)
+		return
+	}
+	a.answerAgent(w, r, before.ID, store.AuditEvent{Event: "agent.role_changed", Details: map[string]any{
+		"agent_id": before.ID, "role": string(role), "previous_role": string(before.Role)}})
+}
+
+func (a *API) disableAgent(w http.ResponseWriter, r *http.Request) {
+	if p := decodeEmpty(w, r); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	ag, ok := a.pathAgent(w, r)
+	if !ok {
+		return
+	}
+	if err := a.store.DisableAgent(r.Context(), ag.ID, a.now()); err != nil {
+		a.storeFail(w, r, "disable agent", err)
+		return
+	}
+	a.answerAgent(w, r, ag.ID, store.AuditEvent{Event: "agent.disabled", Details: map[string]any{"agent_id": ag.ID}})
+}
+
+func (a *API) rotateToken(w http.ResponseWriter, r *http.Request) {
+	if p := decodeEmpty(w, r); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	ag, ok := a.pathAgent(w, r)
+	if !ok {
+		return
+	}
+	tok, err := agentauth.NewToken()
+	if err != nil {
+		a.internal(w, r, "new token", err)
+		return
+	}
+	if err := a.store.SetAgentToken(r.Context(), ag.ID, agentauth.Hash(tok)); err != nil {
+		a.storeFail(w, r, "rotate token", err)
+		return
+	}
+	if !a.audit(w, r, store.AuditEvent{Event: "agent.token_rotated", Details: map[string]any{"agent_id": ag.ID}}, true) {
+		return
+	}
+	writeJSON(w, http.StatusOK, AgentWithToken{Agent: agentFromStore(ag), Token: tok})
+}
+
+// answerAgent audits a change to agent id and answers with its new state.
+func (a *API) answerAgent(w http.ResponseWriter, r *http.Request, id string, e store.AuditEvent) {
+	ag, err := a.store.Agent(r.Context(), id)
+	if err != nil {
+		a.storeFail(w, r, "load agent", err)
+		return
+	}
+	if !a.audit(w, r, e, true) {
+		return
+	}
+	writeJSON(w, http.StatusOK, agentFromStore(ag))
+}
+
+// storeFail maps the store's sentinel errors for agent calls.
+func (a *API) storeFail(w http.ResponseWriter, r *http.Request, what string, err error) {
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		writeProblem(w, newProblem(codeAgentNotFound, "there is no agent "+r.PathValue("id")))
+	case errors.Is(err, store.ErrConflict):
+		writeProblem(w, newProblem(codeConflict, "the change conflicts with another agent"))
+	default:
+		a.internal(w, r, what, err)
+	}
+}
+
+func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !idPattern.MatchString(id) {
+		invalid(w, "the customer id must be 1 to 64 letters, digits or ._:- (example: C-1042)")
+		return
+	}
+	var body customerBody
+	if p := decodeJSON(w, r, &body); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	if msg := checkCustomer(body); msg != "" {
+		invalid(w, "%s", msg)
+		return
+	}
+	imp := store.CustomerImport{ID: id, Name: strings.TrimSpace(body.Name), PrimaryEmail: body.PrimaryEmail,
+		PINHash: body.PINHash, Servers: body.Servers}
+	for _, c := range body.Contacts {
+		ct := store.Contact{Email: c.Email, VerifiedAt: c.VerifiedAt}
+		if c.AddedAt != nil {
+			ct.AddedAt = *c.AddedAt
+		}
+		imp.Contacts = append(imp.Contacts, ct)
+	}
+	if err := a.store.UpsertCustomer(r.Context(), imp); err != nil {
+		a.internal(w, r, "import customer", err)
+		return
+	}
+	cust, err := a.store.Customer(r.Context(), id)
+	if err != nil {
+		a.internal(w, r, "load customer", err)
+		return
+	}
+	if !a.audit(w, r, store.AuditEvent{Event: "customer.imported", Details: map[string]any{
+		"customer_id": id, "contacts": len(body.Contacts), "servers": body.Servers}}, true) {
+		return
+	}
+	writeJSON(w, http.StatusOK, customerFromStore(cust))
+}
+
+// checkCustomer validates an import and says what is wrong. It never quotes
+// the PIN hash.
+func checkCustomer(c customerBody) string {
+	if utf8.RuneCountInString(c.Name) > maxNameLen {
+		return fmt.Sprintf("name is longer than %d characters", maxNameLen)
+	}
+	if err := requests.ValidEmail(c.PrimaryEmail); err != nil {
+		return "primary_email: " + err.Error()
+	}
+	if c.PINHash == "" {
+		return "pin_hash is required: the customer's support PIN hashed as a PHC argon2id string"
+	}
+	if _, err := pinhash.ParamsOf(c.PINHash); err != nil {
+		// pinhash errors describe the structure only, never the content.
+		return "pin_hash must be a PHC argon2id string like $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (" + err.Error() + ")"
+	}
+	if len(c.Contacts) > maxContacts {
+		return fmt.Sprintf("at most %d contacts per import", maxContacts)
+	}
+	for i, ct := range c.Contacts {
+		if err := requests.ValidEmail(ct.Email); err != nil {
+			return fmt.Sprintf("contacts[%d].email: %v", i, err)
+		}
+	}
+	if len(c.Servers) > maxServers {
+		return fmt.Sprintf("at most %d servers per import", maxServers)
+	}
+	for i, s := range c.Servers {
+		if !idPattern.MatchString(s) {
+			return fmt.Sprintf("servers[%d] must be a server id of 1 to 64 letters, digits or ._:-", i)
+		}
+	}
+	return ""
+}
+
+// adminDecision is the temporary decision path until Slack approval lands.
+// The approver's role comes from the agents table, never from the body.
+func (a *API) adminDecision(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !requestIDPattern.MatchString(id) {
+		writeProblem(w, newProblem(codeRequestNotFound, "there is no request with that id (ids look like req_k3v9q2x7m4p8w1z5)"))
+		return
+	}
+	var body decisionBody
+	if p := decodeJSON(w, r, &body); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	decision := domain.Decision(body.Decision)
+	if decision != domain.DecisionApprove && decision != domain.DecisionReject {
+		invalid(w, "decision must be approve or reject")
+		return
+	}
+	reason := strings.TrimSpace(body.Reason)
+	if decision == domain.DecisionReject && reason == "" {
+		invalid(w, "a rejection needs a reason")
+		return
+	}
+	if utf8.RuneCountInString(reason) > requests.MaxReasonLen {
+		invalid(w, "the reason is longer than %d characters", requests.MaxReasonLen)
+		return
+	}
+	if !idPattern.MatchString(body.ApproverID) {
+		invalid(w, "approver_id must be an agent id")
+		return
+	}
+	approver, err := a.store.Agent(r.Context(), body.ApproverID)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, newProblem(codeAgentNotFound, "there is no agent "+body.ApproverID))
+		return
+	}
+	if err != nil {
+		a.internal(w, r, "load approver", err)
+		return
+	}
+	if approver.Disabled {
+		writeProblem(w, newProblem(codeForbidden, "agent "+approver.ID+" is disabled and cannot decide"))
+		return
+	}
+	// Audited before the Update: a decision cannot be undone, so the trail
+	// must show that it came through this path even if the answer is lost.
+	// The workflow records the outcome itself.
+	if !a.audit(w, r, store.AuditEvent{RequestID: id, Event: "decision.admin_api", Details: map[string]any{
+		"decision": string(decision), "approver_id": approver.ID, "approver_role": string(approver.Role), "reason": reason}}, false) {
+		return
+	}
+	ctx, cancel := a.temporalCtx(r)
+	defer cancel()
+	st, err := a.svc.Decide(ctx, id, workflows.DecideInput{
+		Decision: decision, ApproverID: approver.ID, ApproverRole: approver.Role, Reason: reason,
+	})
+	if err != nil {
+		a.fail(w, r, "decide", id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, requestFromStatus(st))
+}

@@ -1,0 +1,212 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// idPattern is the shape of customer, server, agent and Slack ids; it
+// matches the one requests.OpenParams.Validate uses.
+var idPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+
+// requestIDPattern is the shape of requests.NewID's ids.
+var requestIDPattern = regexp.MustCompile(`^req_[a-z0-9]{1,60}$`)
+
+// openBody is POST /api/v1/requests. There is no requester field: the
+// requester is whoever the token belongs to, and sending one is an error.
+type openBody struct {
+	Action     string `json:"action"`
+	CustomerID string `json:"customer_id"`
+	ServerID   string `json:"server_id"`
+	Email      string `json:"email"`
+	Reason     string `json:"reason"`
+	PIN        string `json:"pin"`
+}
+
+// String keeps the PIN out of any accidental %v.
+func (b openBody) String() string {
+	return fmt.Sprintf("openBody{Action:%s CustomerID:%s ServerID:%s Email:%s PIN:[redacted]}", b.Action, b.CustomerID, b.ServerID, b.Email)
+}
+
+// reasonBody is the body of withdraw and veto.
+type reasonBody struct {
+	Reason string `json:"reason"`
+}
+
+func (a *API) me(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, meFromAgent(agentFrom(r.Context())))
+}
+
+func (a *API) openRequest(w http.ResponseWriter, r *http.Request) {
+	var body openBody
+	if p := decodeJSON(w, r, &body); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	ctx, cancel := a.temporalCtx(r)
+	defer cancel()
+	st, err := a.svc.Open(ctx, agentFrom(r.Context()), requests.OpenParams{
+		Action: domain.Action(body.Action), CustomerID: body.CustomerID, ServerID: body.ServerID,
+		Email: body.Email, Reason: body.Reason, PIN: body.PIN,
+	})
+	if err != nil {
+		a.fail(w, r, "open request", "", err)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/requests/"+url.PathEscape(st.RequestID))
+	writeJSON(w, http.StatusCreated, requestFromStatus(st))
+}
+
+// listParams holds the accepted query parameters of GET /api/v1/requests.
+var listParams = map[string]bool{"mine": true, "open": true, "customer": true, "limit": true}
+
+func (a *API) listRequests(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	for k, v := range q {
+		if !listParams[k] {
+			invalid(w, "unknown query parameter %q (accepted: mine, open, customer, limit)", k)
+			return
+		}
+		if len(v) != 1 {
+			invalid(w, "query parameter %q given %d times", k, len(v))
+			return
+		}
+	}
+	f := store.ListFilter{Limit: 50}
+	mine, ok := boolParam(w, q, "mine")
+	if !ok {
+		return
+	}
+	if mine {
+		f.RequesterID = agentFrom(r.Context()).ID
+	}
+	if f.OpenOnly, ok = boolParam(w, q, "open"); !ok {
+		return
+	}
+	if c := q.Get("customer"); c != "" {
+		if !idPattern.MatchString(c) {
+			invalid(w, "customer must be a customer id such as C-1042")
+			return
+		}
+		f.CustomerID = c
+	}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			invalid(w, "limit must be a whole number from 1 to 500")
+			return
+		}
+		f.Limit = n
+	}
+	rows, err := a.store.ListRequests(r.Context(), f)
+	if err != nil {
+		a.internal(w, r, "list requests", err)
+		return
+	}
+	out := struct {
+		Requests []Request `json:"requests"`
+	}{Requests: make([]Request, 0, len(rows))}
+	for _, row := range rows {
+		out.Requests = append(out.Requests, requestFromRow(row))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// boolParam reads an optional true/false query parameter; on a bad value it
+// answers 400 and returns ok=false.
+func boolParam(w http.ResponseWriter, q url.Values, name string) (v, ok bool) {
+	raw := q.Get(name)
+	if raw == "" {
+		return false, true
+	}
+	b, err := strconv.ParseBool(raw)
+	if err != nil {
+		invalid(w, "%s must be true or false", name)
+		return false, false
+	}
+	return b, true
+}
+
+func (a *API) getRequest(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	if !requestIDPattern.MatchString(id) {
+		writeProblem(w, newProblem(codeRequestNotFound, "there is no request with that id (ids look like req_k3v9q2x7m4p8w1z5)"))
+		return
+	}
+	ctx, cancel := a.temporalCtx(r)
+	defer cancel()
+	st, err := a.svc.Status(ctx, id)
+	if err != nil {
+		a.fail(w, r, "request status", id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, requestFromStatus(st))
+}
+
+func (a *API) withdraw(w http.ResponseWriter, r *http.Request) {
+	agent := agentFrom(r.Context())
+	a.cancel(w, r, workflows.CancelInput{By: domain.CancelByRequester, ActorID: agent.ID})
+}
+
+func (a *API) veto(w http.ResponseWriter, r *http.Request) {
+	agent := agentFrom(r.Context())
+	if agent.Role != domain.RoleSenior {
+		writeProblem(w, newProblem(codeNotSenior, "only senior agents can veto a request; the requester can withdraw it instead"))
+		return
+	}
+	a.cancel(w, r, workflows.CancelInput{By: domain.CancelBySenior, ActorID: agent.ID, ActorRole: agent.Role})
+}
+
+// cancel reads the reason and sends the cancel Update; the workflow's
+// validator decides whether this agent may.
+func (a *API) cancel(w http.ResponseWriter, r *http.Request, in workflows.CancelInput) {
+	id := r.PathValue("id")
+	if !requestIDPattern.MatchString(id) {
+		writeProblem(w, newProblem(codeRequestNotFound, "there is no request with that id (ids look like req_k3v9q2x7m4p8w1z5)"))
+		return
+	}
+	var body reasonBody
+	if p := decodeJSON(w, r, &body); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	reason, msg := checkReason(body.Reason)
+	if msg != "" {
+		invalid(w, "%s", msg)
+		return
+	}
+	in.Reason = reason
+	ctx, cancel := a.temporalCtx(r)
+	defer cancel()
+	st, err := a.svc.Cancel(ctx, id, in)
+	if err != nil {
+		a.fail(w, r, "cancel request", id, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, requestFromStatus(st))
+}
+
+// checkReason trims a free-text reason and says what is wrong with it, if
+// anything.
+func checkReason(s string) (string, string) {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "":
+		return "", "a reason is required: it goes to the audit trail"
+	case !utf8.ValidString(s):
+		return "", "the reason is not valid UTF-8"
+	case utf8.RuneCountInString(s) > requests.MaxReasonLen:
+		return "", fmt.Sprintf("the reason is longer than %d characters", requests.MaxReasonLen)
+	}
+	return s, ""
+}

@@ -1,0 +1,375 @@
+// Package api is Vigil's JSON HTTP API: the agent endpoints under /api/v1
+// (personal bearer tokens) and the admin endpoints under /admin/v1 (the one
+// admin token). Errors are RFC 9457 problem details with stable codes.
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"runtime/debug"
+	"strings"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/agentauth"
+	"github.com/vigil-oss/vigil/internal/ratelimit"
+	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/store"
+)
+
+// Options tunes the API. Zero values take the defaults.
+type Options struct {
+	// OpenLimit limits POST /api/v1/requests per agent (default 30 a minute,
+	// burst 10).
+	OpenLimit ratelimit.Limit
+	// GeneralLimit limits every other agent call per agent (default 300 a
+	// minute, burst 100).
+	GeneralLimit ratelimit.Limit
+	// MaxLimiterKeys bounds how many agents each limiter tracks.
+	MaxLimiterKeys int
+	// CallTimeout bounds each call that goes to Temporal (default 20s, which
+	// covers Open's wait for the PIN gate), so an unreachable cluster turns
+	// into a 503 instead of a hung request.
+	CallTimeout time.Duration
+	// Now is the clock (default time.Now).
+	Now func() time.Time
+}
+
+// Default limits, from the API contract.
+var (
+	DefaultOpenLimit    = ratelimit.Limit{PerMinute: 30, Burst: 10}
+	DefaultGeneralLimit = ratelimit.Limit{PerMinute: 300, Burst: 100}
+)
+
+// API serves the agent and admin endpoints.
+type API struct {
+	svc         *requests.Service
+	store       *store.Store
+	adminToken  string
+	logger      *slog.Logger
+	now         func() time.Time
+	callTimeout time.Duration
+	openRate    *ratelimit.Limiter
+	otherRate   *ratelimit.Limiter
+}
+
+// New builds the API. An empty adminToken turns the admin endpoints off
+// (they answer 404).
+func New(svc *requests.Service, st *store.Store, adminToken string, logger *slog.Logger, opts Options) *API {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	if opts.OpenLimit == (ratelimit.Limit{}) {
+		opts.OpenLimit = DefaultOpenLimit
+	}
+	if opts.GeneralLimit == (ratelimit.Limit{}) {
+		opts.GeneralLimit = DefaultGeneralLimit
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.CallTimeout <= 0 {
+		opts.CallTimeout = 20 * time.Second
+	}
+	return &API{
+		svc: svc, store: st, adminToken: adminToken, logger: logger.With("component", "api"), now: opts.Now,
+		callTimeout: opts.CallTimeout,
+		openRate:    ratelimit.New(opts.OpenLimit, opts.MaxLimiterKeys, opts.Now),
+		otherRate:   ratelimit.New(opts.GeneralLimit, opts.MaxLimiterKeys, opts.Now),
+	}
+}
+
+// route is one endpoint: a ServeMux pattern and its handler.
+type route struct {
+	pattern string
+	handler http.HandlerFunc
+}
+
+// agentRoutes take an agent's token.
+func (a *API) agentRoutes() []route {
+	return []route{
+		{"GET /api/v1/me", a.me},
+		{"POST /api/v1/requests", a.openRequest},
+		{"GET /api/v1/requests", a.listRequests},
+		{"GET /api/v1/requests/{id}", a.getRequest},
+		{"POST /api/v1/requests/{id}/withdraw", a.withdraw},
+		{"POST /api/v1/requests/{id}/veto", a.veto},
+	}
+}
+
+// adminRoutes take the admin token.
+func (a *API) adminRoutes() []route {
+	return []route{
+		{"POST /admin/v1/agents", a.createAgent},
+		{"GET /admin/v1/agents", a.listAgents},
+		{"PATCH /admin/v1/agents/{id}", a.patchAgent},
+		{"POST /admin/v1/agents/{id}/disable", a.disableAgent},
+		{"POST /admin/v1/agents/{id}/token", a.rotateToken},
+		{"PUT /admin/v1/customers/{id}", a.importCustomer},
+		{"POST /admin/v1/requests/{id}/decision", a.adminDecision},
+	}
+}
+
+// Handler routes /api/ and /admin/. Mount it on both prefixes.
+func (a *API) Handler() http.Handler {
+	agentMux, adminMux := http.NewServeMux(), http.NewServeMux()
+	for _, rt := range a.agentRoutes() {
+		agentMux.HandleFunc(rt.pattern, rt.handler)
+	}
+	for _, rt := range a.adminRoutes() {
+		adminMux.HandleFunc(rt.pattern, rt.handler)
+	}
+
+	agents := a.agentAuth(routed(agentMux))
+	admin := a.adminAuth(routed(adminMux))
+	return a.logRequests(a.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case under(r.URL.Path, "/admin"):
+			admin.ServeHTTP(w, r)
+		case under(r.URL.Path, "/api"):
+			agents.ServeHTTP(w, r)
+		default:
+			writeProblem(w, newProblem(codeNotFound, "no such endpoint; the API lives under /api/v1"))
+		}
+	})))
+}
+
+// under reports whether path is prefix or below it.
+func under(path, prefix string) bool {
+	return path == prefix || strings.HasPrefix(path, prefix+"/")
+}
+
+// routed serves mux, answering unknown paths and wrong methods with problem
+// details instead of the mux's plain text.
+func routed(mux *http.ServeMux) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h, pattern := mux.Handler(r)
+		if pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// Let the mux's own 404/405 handler say which it is, then speak JSON.
+		c := &capture{header: http.Header{}}
+		h.ServeHTTP(c, r)
+		if c.code == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", c.header.Get("Allow"))
+			writeProblem(w, newProblem(codeMethodNotAllowed, fmt.Sprintf("%s is not allowed here; allowed: %s", r.Method, c.header.Get("Allow"))))
+			return
+		}
+		writeProblem(w, newProblem(codeNotFound, "no such endpoint"))
+	})
+}
+
+// capture records what a handler would answer without sending it.
+type capture struct {
+	header http.Header
+	code   int
+}
+
+func (c *capture) Header() http.Header { return c.header }
+func (c *capture) Write(b []byte) (int, error) {
+	if c.code == 0 {
+		c.code = http.StatusOK
+	}
+	return len(b), nil
+}
+func (c *capture) WriteHeader(code int) { c.code = code }
+
+// ctxKey keys the context values of this package.
+type ctxKey int
+
+const (
+	agentKey ctxKey = iota
+	logNoteKey
+)
+
+// logNote lets inner handlers name the caller in the access log line.
+type logNote struct{ actor string }
+
+func noteActor(ctx context.Context, actor string) {
+	if n, ok := ctx.Value(logNoteKey).(*logNote); ok {
+		n.actor = actor
+	}
+}
+
+// agentFrom returns the authenticated agent; agentAuth guarantees one.
+func agentFrom(ctx context.Context) store.Agent {
+	a, _ := ctx.Value(agentKey).(store.Agent)
+	return a
+}
+
+// statusWriter remembers the status code for the access log.
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
+
+// logRequests writes one line per request: method, path (ids only, never the
+// query or a body), caller, status and duration.
+func (a *API) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		note := &logNote{}
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logNoteKey, note)))
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		level := slog.LevelInfo
+		if sw.code >= 500 {
+			level = slog.LevelError
+		}
+		a.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
+			"actor", note.actor, "status", sw.code, "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+// recoverPanics turns a panic into a 500 problem. The log gets the stack,
+// never the request body.
+func (a *API) recoverPanics(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() {
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				id := errorID()
+				a.logger.Error("panic in handler", "error_id", id, "method", r.Method, "path", r.URL.Path,
+					"panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+				writeProblem(w, newProblem(codeInternal, internalDetail(id)))
+			}
+		}()
+		next.ServeHTTP(w, r)
+	})
+}
+
+func internalDetail(id string) string {
+	return "Vigil could not complete this because of a fault on its side. Try again in a minute; if it keeps failing, give the Vigil operators error id " + id + "."
+}
+
+// agentAuth resolves the bearer token to an enabled agent, then applies
+// that agent's rate limit.
+func (a *API) agentAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		tok, err := agentauth.Bearer(r.Header.Get("Authorization"))
+		if err != nil || !agentauth.WellFormed(tok) {
+			unauthenticated(w, "send your personal token as 'Authorization: Bearer vgl_…'; an admin can issue one")
+			return
+		}
+		agent, err := a.store.AgentByTokenHash(r.Context(), agentauth.Hash(tok))
+		if errors.Is(err, store.ErrNotFound) {
+			unauthenticated(w, "this token is not valid: it was rotated, the agent was disabled, or it was never issued; ask an admin for a new one")
+			return
+		}
+		if err != nil {
+			a.internal(w, r, "authenticate agent", err)
+			return
+		}
+		noteActor(r.Context(), agent.ID)
+		limiter := a.otherRate
+		if r.Method == http.MethodPost && r.URL.Path == "/api/v1/requests" {
+			limiter = a.openRate
+		}
+		if ok, wait := limiter.Allow(agent.ID); !ok {
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			writeProblem(w, newProblem(codeRateLimited, fmt.Sprintf("too many calls from agent %s; wait %s seconds and try again", agent.ID, ratelimit.RetryAfter(wait))))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), agentKey, agent)))
+	})
+}
+
+// adminAuth hides the admin API when no admin token is configured and
+// otherwise demands exactly that token.
+func (a *API) adminAuth(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a.adminToken == "" {
+			writeProblem(w, newProblem(codeNotFound, "no such endpoint"))
+			return
+		}
+		tok, err := agentauth.Bearer(r.Header.Get("Authorization"))
+		if err != nil {
+			unauthenticated(w, "send the admin token as 'Authorization: Bearer <VIGIL_ADMIN_TOKEN>'")
+			return
+		}
+		if !agentauth.Equal(tok, a.adminToken) {
+			// An agent's own token is recognised, so the answer can say why.
+			if agentauth.WellFormed(tok) {
+				if agent, err := a.store.AgentByTokenHash(r.Context(), agentauth.Hash(tok)); err == nil {
+					noteActor(r.Context(), agent.ID)
+					writeProblem(w, newProblem(codeForbidden, "agent tokens cannot use the admin API; it takes VIGIL_ADMIN_TOKEN"))
+					return
+				}
+			}
+			unauthenticated(w, "the admin token is wrong")
+			return
+		}
+		noteActor(r.Context(), "admin")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func unauthenticated(w http.ResponseWriter, detail string) {
+	w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+	writeProblem(w, newProblem(codeUnauthenticated, detail))
+}
+
+// internal logs err under a fresh error id and answers 500 with that id only.
+func (a *API) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	id := errorID()
+	a.logger.Error(what+" failed", "error_id", id, "method", r.Method, "path", r.URL.Path, "error", err)
+	writeProblem(w, newProblem(codeInternal, internalDetail(id)))
+}
+
+// fail answers err from the requests service: a refusal as its problem,
+// anything else as a logged 500.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, what, requestID string, err error) {
+	if ref, ok := requests.AsRefusal(err); ok {
+		if _, known := problemKinds[string(ref.Code)]; !known {
+			a.internal(w, r, what, err)
+			return
+		}
+		writeProblem(w, problemFromRefusal(ref, requestID))
+		return
+	}
+	a.internal(w, r, what, err)
+}
+
+// temporalCtx bounds a call that reaches Temporal.
+func (a *API) temporalCtx(r *http.Request) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(r.Context(), a.callTimeout)
+}
+
+// writeJSON sends v with status. API answers are never cached: some carry
+// tokens.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
+
+func invalid(w http.ResponseWriter, format string, args ...any) {
+	writeProblem(w, newProblem(codeInvalid, fmt.Sprintf(format, args...)))
+}

@@ -1,0 +1,180 @@
+package api
+
+import (
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// Request is the JSON form of a sensitive request. Times are RFC 3339 UTC and
+// left out when unknown; Reason is only filled in listings.
+type Request struct {
+	ID               string        `json:"id"`
+	Action           domain.Action `json:"action"`
+	CustomerID       string        `json:"customer_id"`
+	RequesterID      string        `json:"requester_id"`
+	ServerID         string        `json:"server_id,omitempty"`
+	Email            string        `json:"email,omitempty"`
+	Status           domain.Status `json:"status"`
+	Reason           string        `json:"reason,omitempty"`
+	OpenedAt         *time.Time    `json:"opened_at,omitempty"`
+	PINVerifiedAt    *time.Time    `json:"pin_verified_at,omitempty"`
+	PINFailures      int           `json:"pin_failures"`
+	LockedUntil      *time.Time    `json:"locked_until,omitempty"`
+	ApprovalDeadline *time.Time    `json:"approval_deadline,omitempty"`
+	Decision         *Decision     `json:"decision,omitempty"`
+	NotifiedAt       *time.Time    `json:"notified_at,omitempty"`
+	Recipients       int           `json:"recipients"`
+	CoolingEndsAt    *time.Time    `json:"cooling_ends_at,omitempty"`
+	Cancellation     *Cancellation `json:"cancellation,omitempty"`
+	ExecutedAt       *time.Time    `json:"executed_at,omitempty"`
+	Reference        string        `json:"reference,omitempty"`
+	Failure          string        `json:"failure,omitempty"`
+	EndedAt          *time.Time    `json:"ended_at,omitempty"`
+	Final            bool          `json:"final"`
+}
+
+// Decision is a senior's verdict in JSON.
+type Decision struct {
+	Decision   domain.Decision `json:"decision"`
+	ApproverID string          `json:"approver_id"`
+	Reason     string          `json:"reason,omitempty"`
+	At         *time.Time      `json:"at,omitempty"`
+}
+
+// Cancellation says who stopped a request, in JSON. ActorID and At are not
+// kept in the listing projection, so listings may leave them out.
+type Cancellation struct {
+	By      domain.CancelParty `json:"by"`
+	ActorID string             `json:"actor_id,omitempty"`
+	Reason  string             `json:"reason,omitempty"`
+	At      *time.Time         `json:"at,omitempty"`
+}
+
+// Me is the authenticated agent as GET /api/v1/me shows it.
+type Me struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Email       string      `json:"email"`
+	Team        string      `json:"team"`
+	Role        domain.Role `json:"role"`
+	SlackUserID string      `json:"slack_user_id"`
+}
+
+// Agent is an agent record as the admin API shows it. It never holds the
+// token or its hash.
+type Agent struct {
+	ID          string      `json:"id"`
+	Name        string      `json:"name"`
+	Email       string      `json:"email"`
+	Team        string      `json:"team"`
+	Role        domain.Role `json:"role"`
+	SlackUserID string      `json:"slack_user_id"`
+	Disabled    bool        `json:"disabled"`
+	CreatedAt   *time.Time  `json:"created_at,omitempty"`
+}
+
+// AgentWithToken answers agent creation and token rotation: the only two
+// places a token is ever shown.
+type AgentWithToken struct {
+	Agent Agent  `json:"agent"`
+	Token string `json:"token"`
+}
+
+// Customer is an imported customer as the admin API shows it, without the
+// PIN hash.
+type Customer struct {
+	ID           string    `json:"id"`
+	Name         string    `json:"name"`
+	PrimaryEmail string    `json:"primary_email"`
+	Contacts     []Contact `json:"contacts"`
+	Servers      []string  `json:"servers"`
+}
+
+// Contact is an extra address of a customer.
+type Contact struct {
+	Email      string     `json:"email"`
+	AddedAt    *time.Time `json:"added_at,omitempty"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
+}
+
+// ts returns a UTC copy of t, or nil for the zero time.
+func ts(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+// tsp is ts for a pointer.
+func tsp(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	return ts(*t)
+}
+
+// requestFromStatus renders the workflow's live status.
+func requestFromStatus(s workflows.Status) Request {
+	out := Request{
+		ID: s.RequestID, Action: s.Action, CustomerID: s.CustomerID, RequesterID: s.RequesterID,
+		ServerID: s.ServerID, Email: s.Email, Status: s.Status,
+		OpenedAt: ts(s.OpenedAt), PINVerifiedAt: ts(s.PINVerifiedAt), PINFailures: s.PINFailures,
+		LockedUntil: ts(s.LockedUntil), ApprovalDeadline: ts(s.ApprovalDeadline),
+		NotifiedAt: ts(s.NotifiedAt), Recipients: s.Recipients, CoolingEndsAt: ts(s.CoolingEndsAt),
+		ExecutedAt: ts(s.ExecutedAt), Reference: s.Reference, Failure: s.Failure,
+		EndedAt: ts(s.EndedAt), Final: s.Status.Final(),
+	}
+	if d := s.Decision; d != nil {
+		out.Decision = &Decision{Decision: d.Decision, ApproverID: d.ApproverID, Reason: d.Reason, At: ts(d.At)}
+	}
+	if c := s.Cancellation; c != nil {
+		out.Cancellation = &Cancellation{By: c.By, ActorID: c.ActorID, Reason: c.Reason, At: ts(c.At)}
+	}
+	return out
+}
+
+// requestFromRow renders the Postgres projection used by listings.
+func requestFromRow(r store.Request) Request {
+	out := Request{
+		ID: r.ID, Action: r.Action, CustomerID: r.CustomerID, RequesterID: r.RequesterID,
+		ServerID: r.ServerID, Email: r.Email, Status: r.Status, Reason: r.Reason,
+		OpenedAt: ts(r.CreatedAt), NotifiedAt: tsp(r.NotifiedAt), CoolingEndsAt: tsp(r.CoolingEndsAt),
+		EndedAt: tsp(r.EndedAt), Final: r.Status.Final(),
+	}
+	if r.Decision != "" {
+		out.Decision = &Decision{Decision: domain.Decision(r.Decision), ApproverID: r.ApproverID,
+			Reason: r.DecisionReason, At: tsp(r.DecidedAt)}
+	}
+	if r.CancelledBy != "" {
+		out.Cancellation = &Cancellation{By: domain.CancelParty(r.CancelledBy), Reason: r.CancelReason}
+	}
+	if r.Status == domain.StatusFailed {
+		out.Failure = r.OutcomeDetail
+	}
+	if r.Status == domain.StatusExecuted && r.EndedAt != nil {
+		out.ExecutedAt = tsp(r.EndedAt)
+	}
+	return out
+}
+
+func meFromAgent(a store.Agent) Me {
+	return Me{ID: a.ID, Name: a.Name, Email: a.Email, Team: a.Team, Role: a.Role, SlackUserID: a.SlackUserID}
+}
+
+func agentFromStore(a store.Agent) Agent {
+	return Agent{ID: a.ID, Name: a.Name, Email: a.Email, Team: a.Team, Role: a.Role,
+		SlackUserID: a.SlackUserID, Disabled: a.Disabled, CreatedAt: ts(a.CreatedAt)}
+}
+
+func customerFromStore(c store.Customer) Customer {
+	out := Customer{ID: c.ID, Name: c.Name, PrimaryEmail: c.PrimaryEmail, Contacts: []Contact{}, Servers: []string{}}
+	for _, ct := range c.Contacts {
+		out.Contacts = append(out.Contacts, Contact{Email: ct.Email, AddedAt: ts(ct.AddedAt), VerifiedAt: tsp(ct.VerifiedAt)})
+	}
+	out.Servers = append(out.Servers, c.Servers...)
+	return out
+}

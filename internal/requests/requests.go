@@ -1,0 +1,391 @@
+// Package requests is the one door through which the web front opens,
+// follows, decides and cancels sensitive requests: it checks what it can
+// before Temporal, calls the workflow and turns refusals into typed errors.
+package requests
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/mail"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"go.temporal.io/api/enums/v1"
+	"go.temporal.io/api/serviceerror"
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/temporal"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// Code is a stable, machine-readable reason a request was refused. The API
+// sends it as the problem type; the CLI and Slack turn it into words.
+type Code string
+
+// Refusal codes.
+const (
+	CodeInvalid        Code = "invalid_input"
+	CodeUnknownCust    Code = "unknown_customer"
+	CodeUnknownServer  Code = "unknown_server"
+	CodeNotFound       Code = "request_not_found"
+	CodeSelfApproval   Code = "self_approval"
+	CodeNotSenior      Code = "not_senior"
+	CodeAlreadyDecided Code = "already_decided"
+	CodeNotAwaiting    Code = "not_awaiting_approval"
+	CodeNotRequester   Code = "not_requester"
+	CodeNotCustomer    Code = "not_customer"
+	CodeEnded          Code = "request_ended"
+	CodeExecuting      Code = "already_executing"
+	CodeUnavailable    Code = "temporal_unavailable"
+)
+
+// Refusal is an expected "no": nothing changed and the message says why in
+// words fit for the person who asked.
+type Refusal struct {
+	Code    Code
+	Message string
+}
+
+func (r *Refusal) Error() string { return r.Message }
+
+func refusal(code Code, format string, args ...any) *Refusal {
+	return &Refusal{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// AsRefusal returns the refusal inside err, if any.
+func AsRefusal(err error) (*Refusal, bool) {
+	var r *Refusal
+	ok := errors.As(err, &r)
+	return r, ok
+}
+
+// Timings fixes the policy new requests start with.
+type Timings struct {
+	ApprovalTimeout    time.Duration
+	NoticeTimeout      time.Duration
+	ExecuteMaxAttempts int
+	Cooling            domain.CoolingPeriods
+}
+
+// Service opens and steers requests.
+type Service struct {
+	temporal client.Client
+	store    *store.Store
+	timings  Timings
+	logger   *slog.Logger
+	// PINGateWait is how long Open waits for the PIN verdict so that the agent
+	// hears "wrong PIN" at once; zero returns right after the start.
+	PINGateWait time.Duration
+}
+
+// New builds a Service.
+func New(tc client.Client, st *store.Store, t Timings, logger *slog.Logger) *Service {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Service{temporal: tc, store: st, timings: t, logger: logger, PINGateWait: 10 * time.Second}
+}
+
+// OpenParams is what an agent supplies. The requester is never part of it:
+// it comes from the authenticated agent.
+type OpenParams struct {
+	Action     domain.Action
+	CustomerID string
+	ServerID   string
+	Email      string
+	Reason     string
+	PIN        string
+}
+
+// String keeps the PIN out of logs.
+func (p OpenParams) String() string {
+	return fmt.Sprintf("OpenParams{Action:%s CustomerID:%s ServerID:%s Email:%s PIN:[redacted]}", p.Action, p.CustomerID, p.ServerID, p.Email)
+}
+
+var (
+	pinPattern = regexp.MustCompile(`^[0-9A-Za-z]{4,32}$`)
+	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
+)
+
+// MaxReasonLen bounds the free-text reason.
+const MaxReasonLen = 500
+
+// Validate checks p without touching anything. Messages never echo the PIN.
+func (p OpenParams) Validate() error {
+	if _, err := domain.ParseAction(string(p.Action)); err != nil {
+		return refusal(CodeInvalid, "%v", err)
+	}
+	if !idPattern.MatchString(p.CustomerID) {
+		return refusal(CodeInvalid, "customer id is missing or malformed")
+	}
+	reason := strings.TrimSpace(p.Reason)
+	switch {
+	case reason == "":
+		return refusal(CodeInvalid, "a reason is required: say why the customer asked (it goes to the approver and the audit trail)")
+	case utf8.RuneCountInString(reason) > MaxReasonLen:
+		return refusal(CodeInvalid, "the reason is longer than %d characters", MaxReasonLen)
+	case !utf8.ValidString(reason):
+		return refusal(CodeInvalid, "the reason is not valid UTF-8")
+	}
+	if p.Action.NeedsServer() {
+		// Resending credentials may leave the server out when there is only one.
+		serverOptional := p.Action == domain.ActionResendCredentials && p.ServerID == ""
+		if !serverOptional && !idPattern.MatchString(p.ServerID) {
+			return refusal(CodeInvalid, "%s needs a server id", p.Action)
+		}
+	} else if p.ServerID != "" {
+		return refusal(CodeInvalid, "%s does not take a server id", p.Action)
+	}
+	if p.Action.NeedsEmail() {
+		if err := ValidEmail(p.Email); err != nil {
+			return err
+		}
+	} else if p.Email != "" {
+		return refusal(CodeInvalid, "%s does not take an email address", p.Action)
+	}
+	if !pinPattern.MatchString(p.PIN) {
+		return refusal(CodeInvalid, "the PIN must be 4 to 32 letters or digits")
+	}
+	return nil
+}
+
+// ValidEmail accepts a bare address like someone@example.com.
+func ValidEmail(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s || a.Name != "" || len(s) > 254 || !strings.Contains(s[strings.LastIndex(s, "@")+1:], ".") {
+		return refusal(CodeInvalid, "%q is not a valid email address (expected something like name@example.com)", s)
+	}
+	return nil
+}
+
+// NewID returns a fresh request id such as req_k3v9q2x7m4p8w1z5.
+func NewID() (string, error) {
+	b := make([]byte, 10)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("request id: %w", err)
+	}
+	return "req_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
+}
+
+// Open starts a request for the authenticated requester.
+func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams) (workflows.Status, error) {
+	p.Reason = strings.TrimSpace(p.Reason)
+	if err := p.Validate(); err != nil {
+		return workflows.Status{}, err
+	}
+	cust, err := s.store.Customer(ctx, p.CustomerID)
+	if errors.Is(err, store.ErrNotFound) {
+		return workflows.Status{}, refusal(CodeUnknownCust, "customer %s does not exist; check the id in the billing system", p.CustomerID)
+	}
+	if err != nil {
+		return workflows.Status{}, fmt.Errorf("load customer: %w", err)
+	}
+	if p.Action.NeedsServer() && p.ServerID == "" {
+		if len(cust.Servers) != 1 {
+			return workflows.Status{}, refusal(CodeInvalid, "customer %s has %d servers; say which one with a server id", cust.ID, len(cust.Servers))
+		}
+		p.ServerID = cust.Servers[0]
+	}
+	if p.Action.NeedsServer() {
+		ok, err := s.store.ServerBelongsTo(ctx, cust.ID, p.ServerID)
+		if err != nil {
+			return workflows.Status{}, fmt.Errorf("check server: %w", err)
+		}
+		if !ok {
+			return workflows.Status{}, refusal(CodeUnknownServer, "server %s does not belong to customer %s", p.ServerID, cust.ID)
+		}
+	}
+	id, err := NewID()
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	pol := workflows.DefaultPolicy(p.Action, s.timings.Cooling)
+	pol.ApprovalTimeout = s.timings.ApprovalTimeout
+	pol.NoticeTimeout = s.timings.NoticeTimeout
+	pol.ExecuteMaxAttempts = int32(s.timings.ExecuteMaxAttempts)
+	in := workflows.Input{
+		RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
+		ServerID: p.ServerID, Email: p.Email, Reason: p.Reason, PIN: p.PIN, Policy: pol,
+	}
+	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+		ID:                       workflows.WorkflowID(id),
+		TaskQueue:                workflows.TaskQueue,
+		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+		WorkflowExecutionTimeout: 0,
+		TypedSearchAttributes: temporal.NewSearchAttributes(
+			workflows.SAAction.ValueSet(string(p.Action)),
+			workflows.SACustomer.ValueSet(cust.ID),
+			workflows.SARequester.ValueSet(requester.ID),
+			workflows.SAStatus.ValueSet(string(domain.StatusPINCheck)),
+		),
+	}, workflows.WorkflowName, in)
+	if err != nil {
+		return workflows.Status{}, s.temporalErr("start request", err)
+	}
+	s.logger.Info("request opened", "request", id, "action", p.Action, "customer", cust.ID, "requester", requester.ID)
+	st := workflows.Status{RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
+		ServerID: p.ServerID, Email: p.Email, Status: domain.StatusPINCheck}
+	if s.PINGateWait <= 0 {
+		return st, nil
+	}
+	return s.waitPastPIN(ctx, id, st)
+}
+
+// waitPastPIN polls the status Query until the PIN gate has answered.
+func (s *Service) waitPastPIN(ctx context.Context, id string, st workflows.Status) (workflows.Status, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.PINGateWait)
+	defer cancel()
+	delay := 50 * time.Millisecond
+	for {
+		cur, err := s.Status(ctx, id)
+		if err == nil && cur.Status != domain.StatusPINCheck {
+			return cur, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, nil
+		case <-time.After(delay):
+		}
+		if delay < 500*time.Millisecond {
+			delay *= 2
+		}
+	}
+}
+
+// Status answers the workflow's status Query; it works on ended requests too.
+func (s *Service) Status(ctx context.Context, id string) (workflows.Status, error) {
+	if !strings.HasPrefix(id, "req_") || len(id) > 64 {
+		return workflows.Status{}, refusal(CodeNotFound, "request %q does not exist", id)
+	}
+	v, err := s.temporal.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.QueryStatus)
+	if err != nil {
+		return workflows.Status{}, s.temporalErr("query request "+id, err)
+	}
+	var st workflows.Status
+	if err := v.Get(&st); err != nil {
+		return workflows.Status{}, fmt.Errorf("decode status of %s: %w", id, err)
+	}
+	return st, nil
+}
+
+// Decide sends a senior's decision through the decide Update. The caller has
+// authenticated the approver; the workflow's validator enforces the rules.
+func (s *Service) Decide(ctx context.Context, id string, d workflows.DecideInput) (workflows.Status, error) {
+	st, err := s.update(ctx, id, workflows.UpdateDecide, d)
+	if r, ok := AsRefusal(err); ok {
+		s.auditRefusal(ctx, id, "agent:"+d.ApproverID, "decision.refused", r, map[string]any{"decision": string(d.Decision)})
+	}
+	return st, err
+}
+
+// Cancel stops a request through the cancel Update.
+func (s *Service) Cancel(ctx context.Context, id string, c workflows.CancelInput) (workflows.Status, error) {
+	st, err := s.update(ctx, id, workflows.UpdateCancel, c)
+	if r, ok := AsRefusal(err); ok {
+		actor := "agent:" + c.ActorID
+		if c.By == domain.CancelByCustomer {
+			actor = "customer:" + c.ActorID
+		}
+		s.auditRefusal(ctx, id, actor, "cancel.refused", r, map[string]any{"by": string(c.By)})
+	}
+	return st, err
+}
+
+// auditRefusal records a refused decision or cancel. Requests that do not
+// exist have no trail to write to; the log line is all they get.
+func (s *Service) auditRefusal(ctx context.Context, id, actor, event string, r *Refusal, details map[string]any) {
+	s.logger.Warn("refused", "request", id, "actor", actor, "event", event, "code", r.Code, "reason", r.Message)
+	if r.Code == CodeNotFound || r.Code == CodeUnavailable {
+		return
+	}
+	details["code"] = string(r.Code)
+	details["message"] = r.Message
+	if err := s.store.Audit(ctx, store.AuditEvent{RequestID: id, Actor: actor, Event: event, Details: details}); err != nil {
+		s.logger.Error("audit refusal", "request", id, "error", err)
+	}
+}
+
+func (s *Service) update(ctx context.Context, id, name string, arg any) (workflows.Status, error) {
+	if !strings.HasPrefix(id, "req_") || len(id) > 64 {
+		return workflows.Status{}, refusal(CodeNotFound, "request %q does not exist", id)
+	}
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		WorkflowID:   workflows.WorkflowID(id),
+		UpdateName:   name,
+		Args:         []any{arg},
+		WaitForStage: client.WorkflowUpdateStageCompleted,
+	})
+	if err == nil {
+		var st workflows.Status
+		if err = h.Get(ctx, &st); err == nil {
+			return st, nil
+		}
+	}
+	if r := refusalFromWorkflow(err); r != nil {
+		return workflows.Status{}, r
+	}
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		// The workflow is closed (or never existed): say which.
+		st, qerr := s.Status(ctx, id)
+		if qerr != nil {
+			return workflows.Status{}, qerr
+		}
+		return workflows.Status{}, endedRefusal(st)
+	}
+	return workflows.Status{}, s.temporalErr(name+" "+id, err)
+}
+
+func endedRefusal(st workflows.Status) *Refusal {
+	switch st.Status {
+	case domain.StatusExpired:
+		return refusal(CodeEnded, "expired at %s", st.ApprovalDeadline.UTC().Format("15:04 UTC"))
+	case domain.StatusExecuted:
+		return refusal(CodeEnded, "the request was already executed at %s", st.ExecutedAt.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return refusal(CodeEnded, "the request already ended (%s)", st.Status)
+}
+
+var codeByType = map[string]Code{
+	workflows.RefusedSelfApproval:   CodeSelfApproval,
+	workflows.RefusedNotSenior:      CodeNotSenior,
+	workflows.RefusedAlreadyDecided: CodeAlreadyDecided,
+	workflows.RefusedNotAwaiting:    CodeNotAwaiting,
+	workflows.RefusedInvalid:        CodeInvalid,
+	workflows.RefusedNotRequester:   CodeNotRequester,
+	workflows.RefusedNotCustomer:    CodeNotCustomer,
+	workflows.RefusedAlreadyEnded:   CodeEnded,
+	workflows.RefusedExecuting:      CodeExecuting,
+}
+
+func refusalFromWorkflow(err error) *Refusal {
+	var app *temporal.ApplicationError
+	if !errors.As(err, &app) {
+		return nil
+	}
+	code, ok := codeByType[app.Type()]
+	if !ok {
+		return nil
+	}
+	return &Refusal{Code: code, Message: app.Message()}
+}
+
+func (s *Service) temporalErr(what string, err error) error {
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		return refusal(CodeNotFound, "request does not exist")
+	}
+	var unavailable *serviceerror.Unavailable
+	if errors.As(err, &unavailable) || errors.Is(err, context.DeadlineExceeded) {
+		return &Refusal{Code: CodeUnavailable, Message: "Temporal is not reachable right now; try again in a minute"}
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}

@@ -1,0 +1,251 @@
+// Command web is Vigil's HTTP front: the agents' JSON API, the admin API,
+// the customers' cancel pages and health checks. With the worker, it is one
+// of the two processes that hold Temporal credentials.
+package main
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path"
+	"strings"
+	"syscall"
+	"time"
+
+	"go.temporal.io/sdk/client"
+
+	"github.com/vigil-oss/vigil/internal/api"
+	"github.com/vigil-oss/vigil/internal/cancelpage"
+	"github.com/vigil-oss/vigil/internal/config"
+	"github.com/vigil-oss/vigil/internal/logging"
+	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/temporalclient"
+	"github.com/vigil-oss/vigil/internal/tokens"
+)
+
+func main() {
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: web\n\nServes Vigil's agent API, admin API and customer cancel pages. Configured only through the environment.\n\n%s", config.Usage())
+	}
+	flag.Parse()
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "web: configuration: %v\n", err)
+		os.Exit(2)
+	}
+	logger := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel, "web")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("web stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if err := cfg.RequireSecrets(); err != nil {
+		return err
+	}
+	key, err := cfg.TokenKeyBytes()
+	if err != nil {
+		return err
+	}
+	signer, err := tokens.NewSigner(key)
+	if err != nil {
+		return err
+	}
+	pageOpts := cancelpage.Options{
+		PublicURL: cfg.PublicURL, SupportEmail: cfg.SupportEmail, ProductName: cfg.ProductName,
+		CSRFKey: csrfKey(key), Location: cfg.Timezone,
+	}
+	if err := pageOpts.Validate(); err != nil {
+		return err
+	}
+
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+	tc, err := temporalclient.Dial(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	svc := requests.New(tc, st, requests.Timings{
+		ApprovalTimeout: cfg.ApprovalTimeout, NoticeTimeout: cfg.NoticeTimeout,
+		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling,
+	}, logger)
+	apiHandler := api.New(svc, st, cfg.AdminToken.Reveal(), logger, api.Options{}).Handler()
+	pages := cancelpage.New(svc, st, signer, pageOpts, logger).Handler()
+	ready := func(ctx context.Context) error {
+		if err := st.Ping(ctx); err != nil {
+			return fmt.Errorf("postgres: %w", err)
+		}
+		if _, err := tc.CheckHealth(ctx, &client.CheckHealthRequest{}); err != nil {
+			return fmt.Errorf("temporal: %w", err)
+		}
+		return nil
+	}
+	switch n := len(cfg.AdminToken.Reveal()); {
+	case n == 0:
+		logger.Info("admin API is off: VIGIL_ADMIN_TOKEN is empty")
+	case n < 32:
+		logger.Warn("VIGIL_ADMIN_TOKEN is short and may be guessable; generate one with `openssl rand -base64 32`", "length", n)
+	}
+
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+	}
+	return serve(ctx, newServer(routes(apiHandler, pages, ready, logger), logger), ln, os.Stdout, logger)
+}
+
+// csrfKey derives the cancel pages' CSRF key from the token key, so that
+// the key signing cancel links never signs anything else.
+func csrfKey(tokenKey []byte) []byte {
+	m := hmac.New(sha256.New, tokenKey)
+	m.Write([]byte("vigil cancel-page csrf key v1"))
+	return m.Sum(nil)
+}
+
+// newServer sets the timeouts that keep slow or hostile clients from holding
+// connections. WriteTimeout leaves room for opening a request, which waits
+// up to ~10 s for the PIN gate.
+func newServer(h http.Handler, logger *slog.Logger) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       15 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    32 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.With("component", "http").Handler(), slog.LevelWarn),
+	}
+}
+
+// serve runs srv on ln until ctx ends, then shuts down gracefully: new
+// connections are refused and requests in flight get up to 20 s. It prints
+// the ready line scripts wait for once the socket is listening.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer, logger *slog.Logger) error {
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	logger.Info("web ready", "addr", ln.Addr().String())
+	fmt.Fprintf(out, "web ready addr=%s\n", ln.Addr())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("web stopping")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	return nil
+}
+
+// routes mounts the API, the cancel pages and the health checks.
+func routes(apiHandler, pages http.Handler, ready func(context.Context) error, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/api/", apiHandler)
+	mux.Handle("/admin/", apiHandler)
+	mux.Handle("/c/", pages)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+		defer cancel()
+		if err := ready(ctx); err != nil {
+			logger.Warn("not ready", "error", err)
+			plain(w, http.StatusServiceUnavailable, "not ready")
+			return
+		}
+		plain(w, http.StatusOK, "ready")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusNotFound, "not found")
+	})
+	return logRequests(logger, mux)
+}
+
+func plain(w http.ResponseWriter, status int, body string) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = io.WriteString(w, body+"\n")
+}
+
+// logPath is the path as it may be logged: a cancel link's path carries its
+// token, so anything that resolves under /c/ is logged as "/c/…". Cleaning
+// first catches /x/../c/<token> and //c/<token>, which the mux redirects.
+func logPath(p string) string {
+	if clean := path.Clean("/" + p); clean == "/c" || strings.HasPrefix(clean, "/c/") {
+		return "/c/…"
+	}
+	return p
+}
+
+// delegated reports whether a path belongs to a handler that writes its own
+// access log line with more detail (the caller's agent id, a token hash).
+func delegated(p string) bool {
+	return strings.HasPrefix(p, "/api/") || strings.HasPrefix(p, "/admin/") || strings.HasPrefix(p, "/c/")
+}
+
+// logRequests logs every request: at debug level for the API and cancel
+// pages (which log their own line) and health probes, at info otherwise.
+// It never logs a query string or a cancel token.
+func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.code == 0 {
+			sw.code = http.StatusOK
+		}
+		level := slog.LevelInfo
+		if delegated(r.URL.Path) || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
+			level = slog.LevelDebug
+		}
+		logger.Log(r.Context(), level, "http request", "method", r.Method, "path", logPath(r.URL.Path),
+			"status", sw.code, "duration_ms", time.Since(start).Milliseconds())
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (s *statusWriter) WriteHeader(code int) {
+	if s.code == 0 {
+		s.code = code
+	}
+	s.ResponseWriter.WriteHeader(code)
+}
+
+func (s *statusWriter) Write(b []byte) (int, error) {
+	if s.code == 0 {
+		s.code = http.StatusOK
+	}
+	return s.ResponseWriter.Write(b)
+}
+
+func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
