@@ -10,6 +10,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/slack-go/slack"
 	"io"
 	"log/slog"
 	"net"
@@ -24,10 +25,12 @@ import (
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-oss/vigil/internal/api"
+	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/cancelpage"
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/slackapp"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/temporalclient"
 	"github.com/vigil-oss/vigil/internal/tokens"
@@ -54,6 +57,9 @@ func main() {
 
 func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := cfg.RequireSecrets(); err != nil {
+		return err
+	}
+	if err := cfg.RequireSlack(true); err != nil {
 		return err
 	}
 	key, err := cfg.TokenKeyBytes()
@@ -89,6 +95,27 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}, logger)
 	apiHandler := api.New(svc, st, cfg.AdminToken.Reveal(), logger, api.Options{}).Handler()
 	pages := cancelpage.New(svc, st, signer, pageOpts, logger).Handler()
+	slackAPI := slack.New(cfg.SlackBotToken.Reveal(), slack.OptionAPIURL(cfg.SlackAPIURL),
+		slack.OptionHTTPClient(&http.Client{Timeout: 10 * time.Second}))
+	slackClient := approvals.NewClient(slackAPI, approvals.Config{
+		ApprovalsChannel: cfg.SlackApprovalsChannel,
+		SecurityChannel:  cfg.SlackSecurityChannel,
+		UserGroup:        cfg.SlackUserGroup,
+	}, logger)
+	interactions, err := slackapp.New(svc, st, slackClient, slackapp.Config{
+		SigningSecret: cfg.SlackSigningSecret.Reveal(), TeamID: cfg.SlackTeamID, AppID: cfg.SlackAppID,
+	}, logger)
+	if err != nil {
+		return fmt.Errorf("slack interactions: %w", err)
+	}
+	defer func() {
+		// Clicks already acknowledged still get their decision recorded.
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if err := interactions.Shutdown(ctx); err != nil {
+			logger.Warn("slack interactions did not finish", "error", err)
+		}
+	}()
 	ready := func(ctx context.Context) error {
 		if err := st.Ping(ctx); err != nil {
 			return fmt.Errorf("postgres: %w", err)
@@ -109,7 +136,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serve(ctx, newServer(routes(apiHandler, pages, ready, logger), logger), ln, os.Stdout, logger)
+	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger), logger), ln, os.Stdout, logger)
 }
 
 // csrfKey derives the cancel pages' CSRF key from the token key, so that
@@ -161,8 +188,9 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer
 }
 
 // routes mounts the API, the cancel pages and the health checks.
-func routes(apiHandler, pages http.Handler, ready func(context.Context) error, logger *slog.Logger) http.Handler {
+func routes(apiHandler, pages, interactions http.Handler, ready func(context.Context) error, logger *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("/slack/interactions", interactions)
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/admin/", apiHandler)
 	mux.Handle("/c/", pages)

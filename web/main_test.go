@@ -115,7 +115,10 @@ func newSite(t *testing.T, ready func(context.Context) error) *site {
 			return err
 		}
 	}
-	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), ready, logger), logger)
+	// Slack interactions have their own tests (internal/slackapp, e2e); here
+	// the route only has to exist.
+	slackRoute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), slackRoute, ready, logger), logger)
 	go func() { _ = srv.Serve(ln) }()
 	s := &site{url: base, logs: logs, st: st, signer: signer, close: func() { _ = srv.Close() }}
 	t.Cleanup(s.close)
@@ -278,7 +281,10 @@ func TestRunRefusesBadSetup(t *testing.T) {
 	}{
 		{"no secrets", map[string]string{}, "VIGIL_CODEC_KEYS"},
 		{"short token key", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": base64.StdEncoding.EncodeToString([]byte("short"))}, "VIGIL_TOKEN_KEY"},
+		{"no Slack settings", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey}, "VIGIL_SLACK_BOT_TOKEN"},
+		{"no signing secret", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey, "VIGIL_SLACK_BOT_TOKEN": "xoxb-test"}, "VIGIL_SLACK_SIGNING_SECRET"},
 		{"Temporal unreachable", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey,
+			"VIGIL_SLACK_BOT_TOKEN": "xoxb-test", "VIGIL_SLACK_SIGNING_SECRET": "signing-secret", "VIGIL_SLACK_TEAM_ID": "T1", "VIGIL_SLACK_APP_ID": "A1",
 			"VIGIL_DATABASE_URL": testpg.NewDSN(t), "VIGIL_TEMPORAL_ADDRESS": closedAddr(t), "VIGIL_HTTP_ADDR": closedAddr(t)}, "Temporal"},
 	}
 	for _, tt := range tests {

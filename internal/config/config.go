@@ -51,6 +51,16 @@ type Config struct {
 	PINLockout       time.Duration
 	EstablishedAfter time.Duration
 
+	// Slack
+	SlackBotToken         Secret
+	SlackSigningSecret    Secret
+	SlackAPIURL           string
+	SlackTeamID           string
+	SlackAppID            string
+	SlackApprovalsChannel string
+	SlackSecurityChannel  string
+	SlackUserGroup        string
+
 	// Web
 	HTTPAddr           string
 	AdminToken         Secret
@@ -107,6 +117,14 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_PIN_WINDOW", "15m", "window in which wrong PINs are counted"},
 	{"VIGIL_PIN_LOCKOUT", "1h", "how long a customer stays locked"},
 	{"VIGIL_ESTABLISHED_AFTER", "168h", "age after which a verified contact address gets notices"},
+	{"VIGIL_SLACK_BOT_TOKEN", "(required)", "Slack bot token xoxb-… (secret)"},
+	{"VIGIL_SLACK_SIGNING_SECRET", "(required by web)", "Slack app signing secret (secret)"},
+	{"VIGIL_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL (the local stand-in in development)"},
+	{"VIGIL_SLACK_TEAM_ID", "(required by web)", "Slack workspace id T…; clicks from other workspaces are refused"},
+	{"VIGIL_SLACK_APP_ID", "(required by web)", "Slack app id A…; clicks for other apps are refused"},
+	{"VIGIL_SLACK_APPROVALS_CHANNEL", "#vigil-approvals", "channel id or name where approval requests are posted"},
+	{"VIGIL_SLACK_SECURITY_CHANNEL", "#vigil-security", "channel for lockouts, customer cancellations and refused approvals"},
+	{"VIGIL_SLACK_USERGROUP", "", "optional user group id S…; approvers must also be members"},
 	{"VIGIL_HTTP_ADDR", "127.0.0.1:8080", "listen address of the web front"},
 	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
 	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
@@ -163,6 +181,15 @@ func Load(getenv func(string) string) (Config, error) {
 		PINLockout:       l.duration("VIGIL_PIN_LOCKOUT", time.Hour),
 		EstablishedAfter: l.duration("VIGIL_ESTABLISHED_AFTER", 7*24*time.Hour),
 
+		SlackBotToken:         Secret(l.str("VIGIL_SLACK_BOT_TOKEN", "")),
+		SlackSigningSecret:    Secret(l.str("VIGIL_SLACK_SIGNING_SECRET", "")),
+		SlackAPIURL:           l.url("VIGIL_SLACK_API_URL", "https://slack.com/api/") + "/",
+		SlackTeamID:           l.str("VIGIL_SLACK_TEAM_ID", ""),
+		SlackAppID:            l.str("VIGIL_SLACK_APP_ID", ""),
+		SlackApprovalsChannel: l.str("VIGIL_SLACK_APPROVALS_CHANNEL", "#vigil-approvals"),
+		SlackSecurityChannel:  l.str("VIGIL_SLACK_SECURITY_CHANNEL", "#vigil-security"),
+		SlackUserGroup:        l.str("VIGIL_SLACK_USERGROUP", ""),
+
 		HTTPAddr:           l.str("VIGIL_HTTP_ADDR", "127.0.0.1:8080"),
 		AdminToken:         Secret(l.str("VIGIL_ADMIN_TOKEN", "")),
 		ApprovalTimeout:    l.duration("VIGIL_APPROVAL_TIMEOUT", 4*time.Hour),
@@ -194,6 +221,24 @@ func (c Config) RequireSecrets() error {
 	}
 	if _, err := c.TokenKeyBytes(); err != nil {
 		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+// RequireSlack checks the Slack settings; the web front also needs the
+// ones that authenticate interaction requests.
+func (c Config) RequireSlack(web bool) error {
+	var errs []error
+	if c.SlackBotToken == "" {
+		errs = append(errs, errors.New("VIGIL_SLACK_BOT_TOKEN is not set: create a Slack app (see README, Slack setup) and copy its bot token"))
+	}
+	if web {
+		if c.SlackSigningSecret == "" {
+			errs = append(errs, errors.New("VIGIL_SLACK_SIGNING_SECRET is not set: copy it from the Slack app's Basic Information page"))
+		}
+		if c.SlackTeamID == "" || c.SlackAppID == "" {
+			errs = append(errs, errors.New("VIGIL_SLACK_TEAM_ID and VIGIL_SLACK_APP_ID must be set so clicks from other workspaces or apps are refused"))
+		}
 	}
 	return errors.Join(errs...)
 }

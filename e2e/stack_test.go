@@ -1,0 +1,350 @@
+package e2e
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/testpg"
+)
+
+// bins holds the binaries TestMain built, by name.
+var bins = map[string]string{}
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "vigil-e2e-bin-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := 1
+	if err := buildAll(dir); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: building the binaries failed: %v\n", err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func buildAll(dir string) error {
+	root, err := filepath.Abs("..")
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./worker", "./web", "./starter", "./standins/mail", "./standins/panel", "./standins/slack")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build: %v\n%s", err, out)
+	}
+	for _, n := range []string{"worker", "web", "starter", "mail", "panel", "slack"} {
+		bins[n] = filepath.Join(dir, n)
+	}
+	if b := os.Getenv("VIGIL_DEVSERVER_BIN"); b != "" {
+		if _, err := os.Stat(b); err != nil {
+			return fmt.Errorf("VIGIL_DEVSERVER_BIN=%s: %w", b, err)
+		}
+		bins["devserver"] = b
+		return nil
+	}
+	fmt.Fprintln(os.Stderr, "e2e: building the devserver (set VIGIL_DEVSERVER_BIN to skip; the first build takes ~6 minutes)")
+	cmd = exec.Command("go", "build", "-o", filepath.Join(dir, "devserver"), ".")
+	cmd.Dir = filepath.Join(root, "devserver")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("build devserver: %v\n%s", err, out)
+	}
+	bins["devserver"] = filepath.Join(dir, "devserver")
+	return nil
+}
+
+// proc is one running binary of the stack.
+type proc struct {
+	name  string
+	cmd   *exec.Cmd
+	log   *lockedBuffer
+	ready chan struct{}
+	done  chan struct{}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// stack is a whole Vigil installation of real processes on loopback ports.
+type stack struct {
+	t          *testing.T
+	dir        string
+	dsn        string
+	env        []string
+	adminToken string
+	temporal   string
+	webURL     string
+	smtpAddr   string
+	mailURL    string
+	panelURL   string
+	slackURL   string
+	mu         sync.Mutex
+	procs      map[string]*proc
+}
+
+type stackOptions struct {
+	extraEnv []string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func randKey(t *testing.T) string {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return base64.StdEncoding.EncodeToString(b)
+}
+
+// startStack starts devserver, mail catcher, panel stand-in, worker and web
+// against a fresh database, and stops them all when the test ends.
+func startStack(t *testing.T, o stackOptions) *stack {
+	t.Helper()
+	s := &stack{
+		t:          t,
+		dir:        t.TempDir(),
+		dsn:        testpg.NewDSN(t),
+		adminToken: "adm_" + strings.TrimRight(randKey(t), "=")[:24],
+		temporal:   freeAddr(t),
+		procs:      map[string]*proc{},
+	}
+	s.smtpAddr = freeAddr(t)
+	mailHTTP := freeAddr(t)
+	panelAddr := freeAddr(t)
+	webAddr := freeAddr(t)
+	slackAddr := freeAddr(t)
+	s.slackURL = "http://" + slackAddr
+	s.mailURL = "http://" + mailHTTP
+	s.panelURL = "http://" + panelAddr
+	s.webURL = "http://" + webAddr
+	s.env = append([]string{
+		"PATH=" + os.Getenv("PATH"),
+		"HOME=" + s.dir,
+		"VIGIL_DATABASE_URL=" + s.dsn,
+		"VIGIL_TEMPORAL_ADDRESS=" + s.temporal,
+		"VIGIL_CODEC_KEYS=e2e:" + randKey(t),
+		"VIGIL_TOKEN_KEY=" + randKey(t),
+		"VIGIL_ADMIN_TOKEN=" + s.adminToken,
+		"VIGIL_PANEL_TOKEN=panel-" + strings.TrimRight(randKey(t), "=")[:16],
+		"VIGIL_PANEL_URL=" + s.panelURL,
+		"VIGIL_PANEL_STANDIN_ADDR=" + panelAddr,
+		"VIGIL_SMTP_ADDR=" + s.smtpAddr,
+		"VIGIL_MAILCATCHER_SMTP_ADDR=" + s.smtpAddr,
+		"VIGIL_MAILCATCHER_HTTP_ADDR=" + mailHTTP,
+		"VIGIL_HTTP_ADDR=" + webAddr,
+		"VIGIL_PUBLIC_URL=" + s.webURL,
+		"VIGIL_LOG_LEVEL=debug",
+		"VIGIL_SLACK_BOT_TOKEN=xoxb-e2e-" + strings.TrimRight(randKey(t), "=")[:16],
+		"VIGIL_SLACK_SIGNING_SECRET=" + strings.TrimRight(randKey(t), "=")[:32],
+		"VIGIL_SLACK_API_URL=" + s.slackURL + "/api/",
+		"VIGIL_SLACK_TEAM_ID=T0VIGIL",
+		"VIGIL_SLACK_APP_ID=A0VIGIL",
+		"VIGIL_SLACK_STANDIN_ADDR=" + slackAddr,
+		"VIGIL_SLACK_INTERACTION_URL=" + s.webURL + "/slack/interactions",
+		"VIGIL_APPROVAL_TIMEOUT=10m",
+		"VIGIL_EXECUTE_MAX_ATTEMPTS=5",
+	}, o.extraEnv...)
+	t.Cleanup(s.stopAll)
+
+	s.start("devserver", bins["devserver"], []string{"-addr", s.temporal, "-db-file", filepath.Join(s.dir, "temporal.db")}, "devserver ready")
+	s.start("mail", bins["mail"], nil, "mailcatcher ready")
+	s.start("panel", bins["panel"], nil, "panel-standin ready")
+	s.start("slack", bins["slack"], nil, "slack-standin ready")
+	s.start("worker", bins["worker"], nil, "worker ready")
+	s.start("web", bins["web"], nil, "web ready")
+	return s
+}
+
+// start runs a binary and waits for its ready line on stdout.
+func (s *stack) start(name, bin string, args []string, readyLine string) *proc {
+	s.t.Helper()
+	p := &proc{name: name, log: &lockedBuffer{}, ready: make(chan struct{}), done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Env = s.env
+	p.cmd.Stderr = p.log
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	out, err := p.cmd.StdoutPipe()
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if err := p.cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", name, err)
+	}
+	go func() {
+		sc := bufio.NewScanner(out)
+		seen := false
+		for sc.Scan() {
+			fmt.Fprintf(p.log, "[stdout] %s\n", sc.Text())
+			if !seen && strings.HasPrefix(sc.Text(), readyLine) {
+				seen = true
+				close(p.ready)
+			}
+		}
+		_ = p.cmd.Wait()
+		close(p.done)
+	}()
+	select {
+	case <-p.ready:
+	case <-p.done:
+		s.t.Fatalf("%s exited before it was ready:\n%s", name, tail(p.log.String(), 60))
+	case <-time.After(90 * time.Second):
+		s.t.Fatalf("%s not ready after 90s:\n%s", name, tail(p.log.String(), 60))
+	}
+	s.mu.Lock()
+	s.procs[name] = p
+	s.mu.Unlock()
+	return p
+}
+
+// kill ends a process with SIGKILL, as a crash would.
+func (s *stack) kill(name string) {
+	s.mu.Lock()
+	p := s.procs[name]
+	delete(s.procs, name)
+	s.mu.Unlock()
+	if p == nil {
+		return
+	}
+	_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+	<-p.done
+}
+
+func (s *stack) stopAll() {
+	s.mu.Lock()
+	procs := s.procs
+	s.procs = map[string]*proc{}
+	s.mu.Unlock()
+	// Stop in reverse dependency order so nothing logs noise about its peers.
+	for _, n := range []string{"web", "worker", "slack", "panel", "mail", "devserver"} {
+		p := procs[n]
+		if p == nil {
+			continue
+		}
+		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(15 * time.Second):
+			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
+			<-p.done
+		}
+		if s.t.Failed() {
+			s.t.Logf("---- %s log (tail) ----\n%s", n, tail(p.log.String(), 80))
+		}
+	}
+}
+
+// logs returns everything the named process wrote so far.
+func (s *stack) logs(name string) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.procs[name]; p != nil {
+		return p.log.String()
+	}
+	return ""
+}
+
+func tail(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
+
+// call sends a JSON request to the web front and decodes the JSON answer.
+func (s *stack) call(method, path, token string, body, out any) (int, []byte) {
+	s.t.Helper()
+	var r io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			s.t.Fatal(err)
+		}
+		r = bytes.NewReader(b)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, s.webURL+path, r)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if out != nil && resp.StatusCode < 300 {
+		if err := json.Unmarshal(raw, out); err != nil {
+			s.t.Fatalf("%s %s: decode %s: %v", method, path, raw, err)
+		}
+	}
+	return resp.StatusCode, raw
+}
+
+// eventually polls cond until it holds or the deadline passes.
+func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	last := ""
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("%s: not reached within %s (last: %s)", what, within, last)
+}

@@ -1,0 +1,139 @@
+// Command worker runs Vigil's SensitiveRequest workflows and their activities.
+// It is one of the two processes that hold Temporal credentials.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/slack-go/slack"
+	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-oss/vigil/activities"
+	"github.com/vigil-oss/vigil/internal/approvals"
+	"github.com/vigil-oss/vigil/internal/config"
+	"github.com/vigil-oss/vigil/internal/logging"
+	"github.com/vigil-oss/vigil/internal/mail"
+	"github.com/vigil-oss/vigil/internal/panel"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/temporalclient"
+	"github.com/vigil-oss/vigil/internal/tokens"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+func main() {
+	flag.Usage = func() {
+		fmt.Fprintf(flag.CommandLine.Output(), "Usage: worker\n\nRuns Vigil's workflows and activities. Configured only through the environment.\n\n%s", config.Usage())
+	}
+	flag.Parse()
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "worker: configuration: %v\n", err)
+		os.Exit(2)
+	}
+	logger := logging.New(os.Stderr, cfg.LogFormat, cfg.LogLevel, "worker")
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, cfg, logger); err != nil {
+		logger.Error("worker stopped", "error", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	if err := cfg.RequireSecrets(); err != nil {
+		return err
+	}
+	if err := cfg.RequireSlack(false); err != nil {
+		return err
+	}
+	if cfg.PanelToken == "" {
+		return errors.New("VIGIL_PANEL_TOKEN is not set: the worker needs the control panel's API token")
+	}
+	acts, cleanup, err := buildActivities(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+
+	tc, err := temporalclient.Dial(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer tc.Close()
+
+	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	w.RegisterWorkflowWithOptions(workflows.SensitiveRequest, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
+	if err := w.Start(); err != nil {
+		return fmt.Errorf("start worker: %w", err)
+	}
+	logger.Info("worker ready", "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "task_queue", workflows.TaskQueue)
+	// Scripts and tests wait for this line on stdout.
+	fmt.Println("worker ready task_queue=" + workflows.TaskQueue)
+	<-ctx.Done()
+	logger.Info("worker stopping")
+	w.Stop()
+	return nil
+}
+
+func buildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*activities.Activities, func(), error) {
+	st, err := store.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open database: %w", err)
+	}
+	sender, err := mail.NewSender(mail.SMTPConfig{
+		Addr: cfg.SMTPAddr, From: cfg.MailFrom, Username: cfg.SMTPUsername,
+		Password: cfg.SMTPPassword.Reveal(), RequireTLS: cfg.SMTPRequireTLS, Timeout: 30 * time.Second,
+	})
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("mail: %w", err)
+	}
+	pc, err := panel.NewClient(cfg.PanelURL, cfg.PanelToken.Reveal(), &http.Client{Timeout: 60 * time.Second})
+	if err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("control panel: %w", err)
+	}
+	key, err := cfg.TokenKeyBytes()
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	signer, err := tokens.NewSigner(key)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	acts, err := activities.New(st, pc, sender, signer, activities.Settings{
+		PINPolicy:        store.PINPolicy{MaxFailures: cfg.PINMaxFailures, Window: cfg.PINWindow, Lockout: cfg.PINLockout},
+		EstablishedAfter: cfg.EstablishedAfter,
+		CancelBaseURL:    cfg.PublicURL,
+		MailFrom:         cfg.MailFrom,
+		SupportEmail:     cfg.SupportEmail,
+		ProductName:      cfg.ProductName,
+		Location:         cfg.Timezone,
+	}, logger)
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	api := slack.New(cfg.SlackBotToken.Reveal(), slack.OptionAPIURL(cfg.SlackAPIURL),
+		slack.OptionHTTPClient(&http.Client{Timeout: 20 * time.Second}))
+	acts.Approvals = approvals.NewClient(api, approvals.Config{
+		ApprovalsChannel: cfg.SlackApprovalsChannel,
+		SecurityChannel:  cfg.SlackSecurityChannel,
+		UserGroup:        cfg.SlackUserGroup,
+	}, logger)
+	return acts, func() { st.Close() }, nil
+}
