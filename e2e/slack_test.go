@@ -12,10 +12,17 @@ import (
 
 // slackMessage is a message as the Slack stand-in holds it.
 type slackMessage struct {
-	Channel, TS, ThreadTS, Text, User string
-	Blocks                            json.RawMessage
-	Ephemeral                         bool
+	Channel   string          `json:"channel"`
+	TS        string          `json:"ts"`
+	ThreadTS  string          `json:"thread_ts"`
+	Text      string          `json:"text"`
+	User      string          `json:"user"`
+	Blocks    json.RawMessage `json:"blocks"`
+	Ephemeral bool            `json:"ephemeral"`
 }
+
+// approvalsChannel is the id the stand-in gives #vigil-approvals.
+const approvalsChannel = "C0VIGILAPPROVALS"
 
 func (s *stack) slackMessages(t *testing.T) (msgs, ephemerals []slackMessage) {
 	t.Helper()
@@ -41,7 +48,8 @@ func (s *stack) approvalMessage(t *testing.T, requestID string) slackMessage {
 	eventually(t, 30*time.Second, "approval message for "+requestID, func() (bool, string) {
 		msgs, _ := s.slackMessages(t)
 		for _, m := range msgs {
-			if m.ThreadTS == "" && bytes.Contains(m.Blocks, []byte(`"`+requestID+`"`)) {
+			// The request id stays in the summary after the buttons go.
+			if m.Channel == approvalsChannel && m.ThreadTS == "" && bytes.Contains(m.Blocks, []byte(requestID)) {
 				found = m
 				return true, ""
 			}
@@ -55,8 +63,20 @@ func (s *stack) approvalMessage(t *testing.T, requestID string) slackMessage {
 // the stand-in, which signs the interaction exactly as Slack does.
 func (s *stack) click(t *testing.T, requestID, action, user string) {
 	t.Helper()
+	s.clickAs(t, requestID, action, user, false)
+}
+
+// clickStale clicks a button the approval message showed when it was
+// posted, as a colleague whose Slack has not shown the update yet would.
+func (s *stack) clickStale(t *testing.T, requestID, action, user string) {
+	t.Helper()
+	s.clickAs(t, requestID, action, user, true)
+}
+
+func (s *stack) clickAs(t *testing.T, requestID, action, user string, stale bool) {
+	t.Helper()
 	m := s.approvalMessage(t, requestID)
-	body, _ := json.Marshal(map[string]string{"channel": m.Channel, "ts": m.TS, "action_id": action, "user": user})
+	body, _ := json.Marshal(map[string]any{"channel": m.Channel, "ts": m.TS, "action_id": action, "user": user, "stale": stale})
 	resp, err := http.Post(s.slackURL+"/standin/click", "application/json", bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
@@ -91,4 +111,120 @@ func (s *stack) ephemeralFor(t *testing.T, user, want string) {
 		}
 		return false, strings.Join(seen, " | ")
 	})
+}
+
+// seedCarol adds a second senior and returns her token.
+func seedCarol(t *testing.T, s *stack) string {
+	t.Helper()
+	var c agentToken
+	if code, body := s.call("POST", "/admin/v1/agents", s.adminToken, map[string]any{
+		"id": "ag_carol", "name": "Carol Ng", "email": "carol@vigil.example", "team": "Security", "role": "senior", "slack_user_id": "U0CAROL",
+	}, &c); code != 201 {
+		t.Fatalf("create carol: %d %s", code, body)
+	}
+	return c.Token
+}
+
+func (s *stack) status(t *testing.T, token, id string) request {
+	t.Helper()
+	var r request
+	if code, raw := s.call("GET", "/api/v1/requests/"+id, token, nil, &r); code != 200 {
+		t.Fatalf("status of %s: %d %s", id, code, raw)
+	}
+	return r
+}
+
+// TestSlackApprovalRefusalsAndMessageUpdates clicks as the wrong people
+// first: each gets an ephemeral reply that says why, and the request keeps
+// waiting. Then a senior decides and the message shows it in place.
+func TestSlackApprovalRefusalsAndMessageUpdates(t *testing.T) {
+	s := startStack(t, stackOptions{extraEnv: []string{
+		"VIGIL_SLACK_STANDIN_USERS=U0ALICE:alice:Alice Moreau,U0BOB:bob:Bob Lindqvist,U0CAROL:carol:Carol Ng,U0DAVE:dave:Dave Stranger",
+		"VIGIL_COOLING_REINSTALL_VPS=30m",
+		"VIGIL_COOLING_DISABLE_2FA=30m",
+	}})
+	alice, _ := seed(t, s)
+	carol := seedCarol(t, s)
+
+	r := s.open(t, alice, map[string]any{
+		"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-1",
+		"reason": "customer reports a compromised server", "pin": customerPIN,
+	})
+	steps := []struct {
+		user, action, want string
+	}{
+		{"U0ALICE", "approve", "You opened this request yourself"},
+		{"U0DAVE", "approve", "not linked"},
+	}
+	for _, st := range steps {
+		s.click(t, r.ID, st.action, st.user)
+		s.ephemeralFor(t, st.user, st.want)
+		if got := s.status(t, alice, r.ID); got.Status != "awaiting_approval" {
+			t.Fatalf("after %s's refused click the request is %s, want awaiting_approval", st.user, got.Status)
+		}
+	}
+
+	// A senior who opened the request cannot approve it either.
+	own := s.open(t, carol, map[string]any{
+		"action": "disable_2fa", "customer_id": customerID, "reason": "customer lost their phone", "pin": customerPIN,
+	})
+	s.click(t, own.ID, "approve", "U0CAROL")
+	s.ephemeralFor(t, "U0CAROL", "You opened this request yourself")
+	if got := s.status(t, carol, own.ID); got.Status != "awaiting_approval" {
+		t.Fatalf("self-approved request is %s", got.Status)
+	}
+
+	// Bob approves; Carol's late click is refused and names Bob.
+	s.click(t, r.ID, "approve", "U0BOB")
+	s.waitStatus(t, alice, r.ID, "cooling", time.Minute)
+	s.clickStale(t, r.ID, "reject", "U0CAROL")
+	s.ephemeralFor(t, "U0CAROL", "already approved")
+	if got := s.status(t, alice, r.ID); got.Status != "cooling" {
+		t.Fatalf("a second decision moved the request to %s", got.Status)
+	}
+	eventually(t, 30*time.Second, "approval message updated in place", func() (bool, string) {
+		m := s.approvalMessage(t, r.ID)
+		if bytes.Contains(m.Blocks, []byte(`"approve"`)) {
+			return false, "buttons still there"
+		}
+		return bytes.Contains(m.Blocks, []byte("Customer notified")), string(m.Blocks)
+	})
+
+	// Bob rejects Carol's own request; the message says who and why.
+	s.click(t, own.ID, "reject", "U0BOB")
+	s.waitStatus(t, carol, own.ID, "rejected", time.Minute)
+	eventually(t, 30*time.Second, "rejection shown on the message", func() (bool, string) {
+		m := s.approvalMessage(t, own.ID)
+		return bytes.Contains(m.Blocks, []byte("Rejected by")) && !bytes.Contains(m.Blocks, []byte(`"reject"`)), string(m.Blocks)
+	})
+}
+
+// TestSlackClickAfterExpiry: a click after the approval deadline changes
+// nothing and says when the request expired.
+func TestSlackClickAfterExpiry(t *testing.T) {
+	s := startStack(t, stackOptions{extraEnv: []string{"VIGIL_APPROVAL_TIMEOUT=4s"}})
+	alice, _ := seed(t, s)
+	r := s.open(t, alice, map[string]any{
+		"action": "resend_credentials", "customer_id": customerID, "server_id": "srv-1",
+		"reason": "customer asked in live chat", "pin": customerPIN,
+	})
+	s.waitStatus(t, alice, r.ID, "expired", time.Minute)
+	s.clickStale(t, r.ID, "approve", "U0BOB")
+	s.ephemeralFor(t, "U0BOB", "expired at")
+	if got := s.status(t, alice, r.ID); got.Status != "expired" {
+		t.Fatalf("late click moved the request to %s", got.Status)
+	}
+	msgs, _ := s.slackMessages(t)
+	reminded := false
+	for _, m := range msgs {
+		if m.ThreadTS != "" && strings.Contains(m.Text+string(m.Blocks), "Still waiting") {
+			reminded = true
+		}
+	}
+	if !reminded {
+		t.Error("no reminder was posted in the approval message's thread at half the timeout")
+	}
+	if calls := s.panelCalls(t); len(calls) != 0 {
+		t.Fatalf("expired request reached the panel: %+v", calls)
+	}
 }

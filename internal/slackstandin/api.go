@@ -234,6 +234,7 @@ func (s *Server) postMessage(r *http.Request, p params) (map[string]any, *apiErr
 	now := time.Now().UTC()
 	m := &Message{Channel: channel, TS: s.nextTSLocked(now), ThreadTS: thread, Text: text, Blocks: blocks, At: now}
 	s.messages = append(s.messages, m)
+	s.posted[channel+" "+m.TS] = append(json.RawMessage(nil), blocks...)
 	s.origins[channel+" "+m.TS] = origin(r)
 	return map[string]any{"channel": channel, "ts": m.TS, "message": s.messageJSON(m)}, nil
 }

@@ -82,7 +82,18 @@ func buttons(blocks json.RawMessage) []button {
 // poster used to reach it, so Vigil can reach it too. The caller closes the
 // response body.
 func (s *Server) Click(ctx context.Context, channel, ts, actionID, userID string) (*http.Response, error) {
-	body, err := s.clickBody(channel, ts, actionID, userID)
+	return s.click(ctx, channel, ts, actionID, userID, false)
+}
+
+// ClickStale clicks a button as it was when the message was first posted:
+// what a person sees whose client has not received an update yet, or who
+// clicks at the same moment as a colleague. Real Slack delivers such clicks.
+func (s *Server) ClickStale(ctx context.Context, channel, ts, actionID, userID string) (*http.Response, error) {
+	return s.click(ctx, channel, ts, actionID, userID, true)
+}
+
+func (s *Server) click(ctx context.Context, channel, ts, actionID, userID string, stale bool) (*http.Response, error) {
+	body, err := s.clickBody(channel, ts, actionID, userID, stale)
 	if err != nil {
 		return nil, err
 	}
@@ -174,7 +185,7 @@ type blockActionsPayload struct {
 
 // clickBody builds the form-encoded payload=… body of a click and registers
 // its response_url.
-func (s *Server) clickBody(channel, ts, actionID, userID string) ([]byte, error) {
+func (s *Server) clickBody(channel, ts, actionID, userID string, stale bool) ([]byte, error) {
 	u, ok := s.users[userID]
 	if !ok {
 		return nil, fmt.Errorf("slackstandin: click as %q: no such user in the workspace", userID)
@@ -190,7 +201,11 @@ func (s *Server) clickBody(channel, ts, actionID, userID string) ([]byte, error)
 		return nil, fmt.Errorf("slackstandin: click: no message %s in %s", ts, channelID)
 	}
 	var pressed *button
-	for _, b := range buttons(m.Blocks) {
+	shown := m.Blocks
+	if stale {
+		shown = s.posted[channelID+" "+m.TS]
+	}
+	for _, b := range buttons(shown) {
 		if b.ActionID == actionID {
 			pressed = &b
 			break

@@ -100,8 +100,11 @@ type Server struct {
 	client *http.Client
 	users  map[string]User
 
-	mu         sync.Mutex
-	messages   []*Message // channel messages, in post order
+	mu       sync.Mutex
+	messages []*Message // channel messages, in post order
+	// posted keeps each message's blocks as first posted, for clicks from a
+	// client that has not seen an update yet (see ClickStale).
+	posted     map[string]json.RawMessage
 	ephemerals []*Message
 	origins    map[string]string // channel+" "+ts -> base URL the poster used to reach us
 	channelIDs map[string]string // name -> id
@@ -167,6 +170,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		client:     &http.Client{Timeout: 30 * time.Second},
 		users:      users,
 		origins:    map[string]string{},
+		posted:     map[string]json.RawMessage{},
 		channelIDs: map[string]string{},
 		names:      map[string]string{},
 		calls:      map[string]int{},
@@ -185,7 +189,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 //	GET      /api/messages    {"messages":[…],"ephemerals":[…]}
 //	GET      /standin/calls   {"chat.postMessage":n,…}
 //	POST     /standin/fail    {"method":"chat.postMessage","statuses":[429,500]}
-//	POST     /standin/click   {"channel","ts","action_id","user"} -> {"status","body"}
+//	POST     /standin/click   {"channel","ts","action_id","user","stale"} -> {"status","body"}
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)

@@ -471,6 +471,7 @@ func (s *Server) serveScriptClick(w http.ResponseWriter, r *http.Request) {
 		TS       string `json:"ts"`
 		ActionID string `json:"action_id"`
 		User     string `json:"user"`
+		Stale    bool   `json:"stale"`
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
 	dec.DisallowUnknownFields()
@@ -478,7 +479,7 @@ func (s *Server) serveScriptClick(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want JSON {"channel","ts","action_id","user"}`})
 		return
 	}
-	resp, err := s.Click(r.Context(), req.Channel, req.TS, req.ActionID, req.User)
+	resp, err := s.click(r.Context(), req.Channel, req.TS, req.ActionID, req.User, req.Stale)
 	if err != nil {
 		writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error()})
 		return
