@@ -62,13 +62,22 @@ type contactBody struct {
 	VerifiedAt *time.Time `json:"verified_at"`
 }
 
-// decisionBody is POST /admin/v1/requests/{id}/decision. The approver's role
-// is deliberately absent: it is read from the agents table.
-type decisionBody struct {
-	Decision   string `json:"decision"`
-	ApproverID string `json:"approver_id"`
-	Reason     string `json:"reason"`
+// breakGlassBody is POST /admin/v1/requests/{id}/break-glass. Roles are
+// deliberately absent: both are read from the agents table.
+type breakGlassBody struct {
+	Decision         string `json:"decision"`
+	ApproverID       string `json:"approver_id"`
+	SecondApproverID string `json:"second_approver_id"`
+	Reason           string `json:"reason"`
 }
+
+// minBreakGlassReason is the shortest accepted break-glass reason: it has to
+// say why Slack could not be used, which "n/a" does not.
+const minBreakGlassReason = 10
+
+// breakGlassWarning marks every break-glass audit event, so a search of the
+// trail for it finds them all.
+const breakGlassWarning = "BREAK-GLASS: decided outside Slack by the admin API"
 
 // audit appends an admin event; changed says whether the change it records
 // was already made. On failure the answer is a 500 that says which, and the
@@ -341,15 +350,18 @@ func checkCustomer(c customerBody) string {
 	return ""
 }
 
-// adminDecision is the temporary decision path until Slack approval lands.
-// The approver's role comes from the agents table, never from the body.
-func (a *API) adminDecision(w http.ResponseWriter, r *http.Request) {
+// breakGlass decides a request outside Slack when Slack cannot be used. It
+// needs two distinct, enabled senior agents, whose roles come from the
+// agents table, never from the body. The workflow checks the rules again
+// (including that neither approver opened the request), posts the decision
+// to the security channel and records break_glass=true.
+func (a *API) breakGlass(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !requestIDPattern.MatchString(id) {
 		writeProblem(w, newProblem(codeRequestNotFound, "there is no request with that id (ids look like req_k3v9q2x7m4p8w1z5)"))
 		return
 	}
-	var body decisionBody
+	var body breakGlassBody
 	if p := decodeJSON(w, r, &body); p != nil {
 		writeProblem(w, *p)
 		return
@@ -359,46 +371,70 @@ func (a *API) adminDecision(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "decision must be approve or reject")
 		return
 	}
-	reason := strings.TrimSpace(body.Reason)
-	if decision == domain.DecisionReject && reason == "" {
-		invalid(w, "a rejection needs a reason")
+	reason, msg := checkReason(body.Reason)
+	if msg == "" && utf8.RuneCountInString(reason) < minBreakGlassReason {
+		msg = fmt.Sprintf("the reason must have at least %d characters", minBreakGlassReason)
+	}
+	if msg != "" {
+		invalid(w, "%s; for a break-glass decision, say why Slack could not be used", msg)
 		return
 	}
-	if utf8.RuneCountInString(reason) > requests.MaxReasonLen {
-		invalid(w, "the reason is longer than %d characters", requests.MaxReasonLen)
-		return
-	}
-	if !idPattern.MatchString(body.ApproverID) {
+	switch {
+	case !idPattern.MatchString(body.ApproverID):
 		invalid(w, "approver_id must be an agent id")
 		return
-	}
-	approver, err := a.store.Agent(r.Context(), body.ApproverID)
-	if errors.Is(err, store.ErrNotFound) {
-		writeProblem(w, newProblem(codeAgentNotFound, "there is no agent "+body.ApproverID))
+	case !idPattern.MatchString(body.SecondApproverID):
+		invalid(w, "second_approver_id must be an agent id: a break-glass decision needs two senior agents")
+		return
+	case body.ApproverID == body.SecondApproverID:
+		invalid(w, "approver_id and second_approver_id must be two different senior agents")
 		return
 	}
-	if err != nil {
-		a.internal(w, r, "load approver", err)
-		return
+	log := a.logger.With("request", id, "decision", string(decision),
+		"approver", body.ApproverID, "second_approver", body.SecondApproverID)
+	approvers := make([]store.Agent, 0, 2)
+	for _, agentID := range []string{body.ApproverID, body.SecondApproverID} {
+		ag, err := a.store.Agent(r.Context(), agentID)
+		if errors.Is(err, store.ErrNotFound) {
+			writeProblem(w, newProblem(codeAgentNotFound, "there is no agent "+agentID))
+			return
+		}
+		if err != nil {
+			a.internal(w, r, "load break-glass approver", err)
+			return
+		}
+		if ag.Disabled {
+			log.Warn("break-glass decision refused", "code", codeForbidden, "agent", ag.ID)
+			writeProblem(w, newProblem(codeForbidden, "agent "+ag.ID+" is disabled and cannot decide"))
+			return
+		}
+		if ag.Role != domain.RoleSenior {
+			log.Warn("break-glass decision refused", "code", codeNotSenior, "agent", ag.ID, "role", string(ag.Role))
+			writeProblem(w, newProblem(codeNotSenior, fmt.Sprintf("agent %s is %s, not senior: both break-glass approvers must be senior agents", ag.ID, ag.Role)))
+			return
+		}
+		approvers = append(approvers, ag)
 	}
-	if approver.Disabled {
-		writeProblem(w, newProblem(codeForbidden, "agent "+approver.ID+" is disabled and cannot decide"))
-		return
-	}
+	first, second := approvers[0], approvers[1]
 	// Audited before the Update: a decision cannot be undone, so the trail
 	// must show that it came through this path even if the answer is lost.
 	// The workflow records the outcome itself.
-	if !a.audit(w, r, store.AuditEvent{RequestID: id, Event: "decision.admin_api", Details: map[string]any{
-		"decision": string(decision), "approver_id": approver.ID, "approver_role": string(approver.Role), "reason": reason}}, false) {
+	if !a.audit(w, r, store.AuditEvent{RequestID: id, Event: "decision.break_glass", Details: map[string]any{
+		"decision":    string(decision),
+		"approver_id": first.ID, "approver_role": string(first.Role),
+		"second_approver_id": second.ID, "second_approver_role": string(second.Role),
+		"reason": reason, "warning": breakGlassWarning}}, false) {
 		return
 	}
+	log.Warn(breakGlassWarning)
 	ctx, cancel := a.temporalCtx(r)
 	defer cancel()
 	st, err := a.svc.Decide(ctx, id, workflows.DecideInput{
-		Decision: decision, ApproverID: approver.ID, ApproverRole: approver.Role, Reason: reason,
+		Decision: decision, ApproverID: first.ID, ApproverRole: first.Role, Reason: reason,
+		BreakGlass: true, SecondApproverID: second.ID, SecondApproverRole: second.Role,
 	})
 	if err != nil {
-		a.fail(w, r, "decide", id, err)
+		a.fail(w, r, "break-glass decide", id, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, requestFromStatus(st))

@@ -109,7 +109,7 @@ func (a *API) adminRoutes() []route {
 		{"POST /admin/v1/agents/{id}/disable", a.disableAgent},
 		{"POST /admin/v1/agents/{id}/token", a.rotateToken},
 		{"PUT /admin/v1/customers/{id}", a.importCustomer},
-		{"POST /admin/v1/requests/{id}/decision", a.adminDecision},
+		{"POST /admin/v1/requests/{id}/break-glass", a.breakGlass},
 	}
 }
 

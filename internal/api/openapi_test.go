@@ -9,8 +9,8 @@ import (
 )
 
 // TestOpenAPICoversEverything keeps web/openapi.yaml in step with the code:
-// every route is documented with its method, and every problem code is in
-// the ProblemCode enum.
+// every route is documented with its method and every documented API
+// operation is a route, and every problem code is in the ProblemCode enum.
 func TestOpenAPICoversEverything(t *testing.T) {
 	raw, err := os.ReadFile("../../web/openapi.yaml")
 	if err != nil {
@@ -28,7 +28,9 @@ func TestOpenAPICoversEverything(t *testing.T) {
 		paths[doc[l[2]:l[3]]] = doc[l[0]:end]
 	}
 	a := &API{}
+	routes := map[string]bool{} // "METHOD /path"
 	for _, rt := range append(a.agentRoutes(), a.adminRoutes()...) {
+		routes[rt.pattern] = true
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		block, ok := paths[path]
 		if !ok {
@@ -38,6 +40,24 @@ func TestOpenAPICoversEverything(t *testing.T) {
 		if !strings.Contains(block, "\n    "+strings.ToLower(method)+":\n") {
 			t.Errorf("openapi.yaml documents %s without %s", path, method)
 		}
+	}
+	// The other way round: the spec documents no API operation that the
+	// code does not serve (such as a removed endpoint).
+	opKey := regexp.MustCompile(`(?m)^    (get|put|post|patch|delete):\n`)
+	checked := 0
+	for path, block := range paths {
+		if !under(path, "/api") && !under(path, "/admin") {
+			continue
+		}
+		for _, m := range opKey.FindAllStringSubmatch(block, -1) {
+			checked++
+			if op := strings.ToUpper(m[1]) + " " + path; !routes[op] {
+				t.Errorf("openapi.yaml documents %s, which is not a route", op)
+			}
+		}
+	}
+	if checked != len(routes) {
+		t.Errorf("openapi.yaml documents %d API operations, the code serves %d", checked, len(routes))
 	}
 	enum := regexp.MustCompile(`(?m)^      enum: \[(unauthenticated[^\]]*)\]`).FindStringSubmatch(doc)
 	if enum == nil {

@@ -36,12 +36,16 @@ type Request struct {
 	Final            bool          `json:"final"`
 }
 
-// Decision is a senior's verdict in JSON.
+// Decision is a senior's verdict in JSON. BreakGlass and SecondApproverID
+// are set only on a decision made through the break-glass path, and only in
+// the live status (the listing projection does not keep them).
 type Decision struct {
-	Decision   domain.Decision `json:"decision"`
-	ApproverID string          `json:"approver_id"`
-	Reason     string          `json:"reason,omitempty"`
-	At         *time.Time      `json:"at,omitempty"`
+	Decision         domain.Decision `json:"decision"`
+	ApproverID       string          `json:"approver_id"`
+	SecondApproverID string          `json:"second_approver_id,omitempty"`
+	BreakGlass       bool            `json:"break_glass,omitempty"`
+	Reason           string          `json:"reason,omitempty"`
+	At               *time.Time      `json:"at,omitempty"`
 }
 
 // Cancellation says who stopped a request, in JSON. ActorID and At are not
@@ -129,7 +133,8 @@ func requestFromStatus(s workflows.Status) Request {
 		EndedAt: ts(s.EndedAt), Final: s.Status.Final(),
 	}
 	if d := s.Decision; d != nil {
-		out.Decision = &Decision{Decision: d.Decision, ApproverID: d.ApproverID, Reason: d.Reason, At: ts(d.At)}
+		out.Decision = &Decision{Decision: d.Decision, ApproverID: d.ApproverID, SecondApproverID: d.SecondApproverID,
+			BreakGlass: d.BreakGlass, Reason: d.Reason, At: ts(d.At)}
 	}
 	if c := s.Cancellation; c != nil {
 		out.Cancellation = &Cancellation{By: c.By, ActorID: c.ActorID, Reason: c.Reason, At: ts(c.At)}

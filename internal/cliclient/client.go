@@ -428,13 +428,16 @@ func (c *Client) PutCustomer(ctx context.Context, id string, cust Customer) erro
 	return c.call(ctx, http.MethodPut, "/admin/v1/customers/"+seg, nil, jsonBody(cust), nil, nil)
 }
 
-// Decide records a senior's verdict through the temporary admin path.
-func (c *Client) Decide(ctx context.Context, id string, d AdminDecision) (Request, error) {
+// BreakGlass decides a request outside Slack (POST
+// /admin/v1/requests/{id}/break-glass, admin). It needs two distinct senior
+// agents and a reason saying why Slack could not be used; Vigil records it
+// as a break-glass decision and announces it to the security channel.
+func (c *Client) BreakGlass(ctx context.Context, id string, d BreakGlassDecision) (Request, error) {
 	seg, err := segment("request id", id)
 	if err != nil {
 		return Request{}, err
 	}
 	var out Request
-	err = c.call(ctx, http.MethodPost, "/admin/v1/requests/"+seg+"/decision", nil, jsonBody(d), &out, &out.Raw)
+	err = c.call(ctx, http.MethodPost, "/admin/v1/requests/"+seg+"/break-glass", nil, jsonBody(d), &out, &out.Raw)
 	return out, err
 }

@@ -137,6 +137,11 @@ const requestJSON = `{"id":"req_abc","action":"reinstall_vps","customer_id":"C-1
 "approval_deadline":"2026-03-01T11:00:00Z","decision":{"decision":"approve","approver_id":"ag_ana","reason":"ok","at":"2026-03-01T10:05:00Z"},
 "notified_at":"2026-03-01T10:05:01Z","recipients":2,"cooling_ends_at":"2026-03-03T10:05:01Z","final":false,"some_future_field":1}`
 
+// breakGlassJSON is a request decided through the break-glass path.
+const breakGlassJSON = `{"id":"req_abc","action":"disable_2fa","customer_id":"C-1042","requester_id":"ag_bob","status":"notifying",
+"decision":{"decision":"approve","approver_id":"ag_ana","second_approver_id":"ag_ben","break_glass":true,"reason":"Slack outage, INC-42","at":"2026-03-01T10:05:00Z"},
+"pin_failures":0,"recipients":0,"final":false}`
+
 func TestOpenRequestBodyAndDecoding(t *testing.T) {
 	f, srv := newFakeAPI(t, map[string]answer{"POST /api/v1/requests": {status: 201, body: requestJSON, headers: map[string]string{"Location": "/api/v1/requests/req_abc"}}})
 	c := newClient(t, srv.URL, agentToken)
@@ -414,13 +419,13 @@ func TestAdminCalls(t *testing.T) {
 	const adminToken = "admin-secret-token"
 	issued := `{"agent":` + meJSON + `,"token":"` + agentToken + `"}`
 	f, srv := newFakeAPI(t, map[string]answer{
-		"POST /admin/v1/agents":                    {status: 201, body: issued},
-		"PATCH /admin/v1/agents/ag_ana":            {status: 200, body: meJSON},
-		"POST /admin/v1/agents/ag_ana/disable":     {status: 200, body: meJSON},
-		"POST /admin/v1/agents/ag_ana/token":       {status: 200, body: issued},
-		"GET /admin/v1/agents":                     {status: 200, body: `{"agents":[` + meJSON + `]}`},
-		"PUT /admin/v1/customers/C-1042":           {status: 200, body: `{}`},
-		"POST /admin/v1/requests/req_abc/decision": {status: 200, body: requestJSON},
+		"POST /admin/v1/agents":                       {status: 201, body: issued},
+		"PATCH /admin/v1/agents/ag_ana":               {status: 200, body: meJSON},
+		"POST /admin/v1/agents/ag_ana/disable":        {status: 200, body: meJSON},
+		"POST /admin/v1/agents/ag_ana/token":          {status: 200, body: issued},
+		"GET /admin/v1/agents":                        {status: 200, body: `{"agents":[` + meJSON + `]}`},
+		"PUT /admin/v1/customers/C-1042":              {status: 200, body: `{}`},
+		"POST /admin/v1/requests/req_abc/break-glass": {status: 200, body: breakGlassJSON},
 	})
 	c := newClient(t, srv.URL, adminToken)
 	ctx := context.Background()
@@ -458,11 +463,27 @@ func TestAdminCalls(t *testing.T) {
 	if got := f.last(t); got.Method != "PUT" || string(got.Body) != `{"name":"Acme","primary_email":"ops@acme.test","pin_hash":"$argon2id$x","contacts":[],"servers":[]}` {
 		t.Errorf("PutCustomer sent %s %s", got.Method, got.Body)
 	}
-	if r, err := c.Decide(ctx, "req_abc", AdminDecision{Decision: domain.DecisionApprove, ApproverID: "ag_ana", Reason: "ok"}); err != nil || r.ID != "req_abc" {
-		t.Fatalf("Decide = %+v, %v", r, err)
+	r, err := c.BreakGlass(ctx, "req_abc", BreakGlassDecision{Decision: domain.DecisionApprove, ApproverID: "ag_ana",
+		SecondApproverID: "ag_ben", Reason: "Slack outage, INC-42"})
+	if err != nil {
+		t.Fatalf("BreakGlass: %v", err)
 	}
-	if got := f.last(t); string(got.Body) != `{"decision":"approve","approver_id":"ag_ana","reason":"ok"}` {
-		t.Errorf("Decide sent %s", got.Body)
+	if r.ID != "req_abc" || r.Decision == nil || !r.Decision.BreakGlass || r.Decision.SecondApproverID != "ag_ben" || r.Decision.ApproverID != "ag_ana" {
+		t.Errorf("BreakGlass = %+v (decision %+v)", r, r.Decision)
+	}
+	got = f.last(t)
+	if got.Method != "POST" || got.Path != "/admin/v1/requests/req_abc/break-glass" || got.Auth != "Bearer "+adminToken ||
+		string(got.Body) != `{"decision":"approve","approver_id":"ag_ana","second_approver_id":"ag_ben","reason":"Slack outage, INC-42"}` {
+		t.Errorf("BreakGlass sent %s %s %q %s", got.Method, got.Path, got.Auth, got.Body)
+	}
+	for _, bad := range []string{"", "..", "req/../../agents"} {
+		before := f.count()
+		if _, err := c.BreakGlass(ctx, bad, BreakGlassDecision{Decision: domain.DecisionReject}); err == nil {
+			t.Errorf("BreakGlass(%q) succeeded", bad)
+		}
+		if f.count() != before {
+			t.Errorf("BreakGlass(%q) reached the server", bad)
+		}
 	}
 }
 

@@ -59,12 +59,15 @@ type NewAgent struct {
 	SlackUserID string      `json:"slack_user_id"`
 }
 
-// Decision is a senior's verdict as recorded on a request.
+// Decision is a senior's verdict as recorded on a request. BreakGlass and
+// SecondApproverID are set when it was decided outside Slack by two seniors.
 type Decision struct {
-	Decision   domain.Decision `json:"decision"`
-	ApproverID string          `json:"approver_id"`
-	Reason     string          `json:"reason"`
-	At         time.Time       `json:"at,omitzero"`
+	Decision         domain.Decision `json:"decision"`
+	ApproverID       string          `json:"approver_id"`
+	SecondApproverID string          `json:"second_approver_id,omitempty"`
+	BreakGlass       bool            `json:"break_glass,omitempty"`
+	Reason           string          `json:"reason"`
+	At               time.Time       `json:"at,omitzero"`
 }
 
 // Cancellation records who stopped a request, and why.
@@ -208,9 +211,12 @@ func (c Customer) GoString() string { return "cliclient.Customer" + c.String() }
 // LogValue redacts the PIN hash in slog output.
 func (c Customer) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
-// AdminDecision is the body of POST /admin/v1/requests/{id}/decision.
-type AdminDecision struct {
-	Decision   domain.Decision `json:"decision"`
-	ApproverID string          `json:"approver_id"`
-	Reason     string          `json:"reason"`
+// BreakGlassDecision is the body of POST
+// /admin/v1/requests/{id}/break-glass: two distinct senior agents and the
+// reason Slack could not be used (required for both decisions).
+type BreakGlassDecision struct {
+	Decision         domain.Decision `json:"decision"`
+	ApproverID       string          `json:"approver_id"`
+	SecondApproverID string          `json:"second_approver_id"`
+	Reason           string          `json:"reason"`
 }
