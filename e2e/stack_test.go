@@ -74,11 +74,12 @@ func buildAll(dir string) error {
 
 // proc is one running binary of the stack.
 type proc struct {
-	name  string
-	cmd   *exec.Cmd
-	log   *lockedBuffer
-	ready chan struct{}
-	done  chan struct{}
+	name      string
+	readyLine string
+	cmd       *exec.Cmd
+	log       *lockedBuffer
+	ready     chan struct{}
+	done      chan struct{}
 }
 
 type lockedBuffer struct {
@@ -147,9 +148,15 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		dir:        t.TempDir(),
 		dsn:        testpg.NewDSN(t),
 		adminToken: "adm_" + strings.TrimRight(randKey(t), "=")[:24],
-		temporal:   freeAddr(t),
 		procs:      map[string]*proc{},
 	}
+	t.Cleanup(s.stopAll)
+	// The devserver picks its own free ports (frontend and internal services)
+	// and says which in its ready line; the other ports are chosen only once
+	// it holds its own, so no two processes are handed the same one.
+	s.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir}
+	dev := s.start("devserver", bins["devserver"], []string{"-addr", "127.0.0.1:0", "-db-file", filepath.Join(s.dir, "temporal.db")}, "devserver ready")
+	s.temporal = readyField(t, dev.readyLine, "addr")
 	s.smtpAddr = freeAddr(t)
 	mailHTTP := freeAddr(t)
 	panelAddr := freeAddr(t)
@@ -186,9 +193,7 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"VIGIL_APPROVAL_TIMEOUT=10m",
 		"VIGIL_EXECUTE_MAX_ATTEMPTS=5",
 	}, o.extraEnv...)
-	t.Cleanup(s.stopAll)
 
-	s.start("devserver", bins["devserver"], []string{"-addr", s.temporal, "-db-file", filepath.Join(s.dir, "temporal.db")}, "devserver ready")
 	s.start("mail", bins["mail"], nil, "mailcatcher ready")
 	s.start("panel", bins["panel"], nil, "panel-standin ready")
 	s.start("slack", bins["slack"], nil, "slack-standin ready")
@@ -219,6 +224,7 @@ func (s *stack) start(name, bin string, args []string, readyLine string) *proc {
 			fmt.Fprintf(p.log, "[stdout] %s\n", sc.Text())
 			if !seen && strings.HasPrefix(sc.Text(), readyLine) {
 				seen = true
+				p.readyLine = sc.Text()
 				close(p.ready)
 			}
 		}
@@ -236,6 +242,19 @@ func (s *stack) start(name, bin string, args []string, readyLine string) *proc {
 	s.procs[name] = p
 	s.mu.Unlock()
 	return p
+}
+
+// readyField returns key's value in a ready line such as
+// "devserver ready addr=127.0.0.1:7233 namespace=default".
+func readyField(t *testing.T, line, key string) string {
+	t.Helper()
+	for _, f := range strings.Fields(line) {
+		if v, ok := strings.CutPrefix(f, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("ready line %q has no %s=", line, key)
+	return ""
 }
 
 // kill ends a process with SIGKILL, as a crash would.
