@@ -34,10 +34,17 @@ type ApprovalPosted struct {
 	TS      string
 }
 
-// MessageUpdate is a change the approval message must show.
+// Events the approval message shows besides the end states.
+const (
+	MessageApproved = "approved"
+	MessageNotified = "notified"
+)
+
+// MessageUpdate is a change the approval message must show. Event is
+// MessageApproved, MessageNotified or an end state.
 type MessageUpdate struct {
 	RequestID string
-	Status    domain.Status
+	Event     string
 	// ActorID is the agent who decided or cancelled, if any.
 	ActorID string
 	Party   domain.CancelParty
@@ -49,6 +56,11 @@ type MessageUpdate struct {
 	PINVerifiedAt     time.Time
 	// RunsAt is when the action will run, for the "customer notified" line.
 	RunsAt time.Time
+	// Channel and TS say where the message is, as PostApproval answered: a
+	// message that landed after the request ended is not in the projection,
+	// which a final request no longer takes. Empty means look it up there.
+	Channel string
+	TS      string
 }
 
 // AlertInput is a line for the security channel.
@@ -121,7 +133,11 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 	if err != nil {
 		return err
 	}
-	if req.SlackChannel == "" || req.SlackTS == "" {
+	channel, ts := in.Channel, in.TS
+	if channel == "" || ts == "" {
+		channel, ts = req.SlackChannel, req.SlackTS
+	}
+	if channel == "" || ts == "" {
 		// The post has not landed yet; retrying waits for it.
 		return fmt.Errorf("approval message of %s is not posted yet", in.RequestID)
 	}
@@ -129,7 +145,7 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 	if err != nil {
 		return err
 	}
-	if err := a.Approvals.UpdateApproval(ctx, req.SlackChannel, req.SlackTS, msg, line); err != nil {
+	if err := a.Approvals.UpdateApproval(ctx, channel, ts, msg, line); err != nil {
 		if approvals.IsPermanent(err) {
 			return permanent(err, "Slack refused to update the approval message of %s", in.RequestID)
 		}
@@ -150,10 +166,10 @@ func (a *Activities) slackID(ctx context.Context, agentID string) string {
 }
 
 func (a *Activities) statusLine(ctx context.Context, in MessageUpdate) (string, error) {
-	switch in.Status {
-	case domain.StatusAwaitingApproval, domain.StatusNotifying:
+	switch domain.Status(in.Event) {
+	case MessageApproved:
 		return approvals.LineApproved(a.slackID(ctx, in.ActorID), in.At), nil
-	case domain.StatusCooling:
+	case MessageNotified:
 		return approvals.LineNotified(in.RunsAt), nil
 	case domain.StatusRejected:
 		return approvals.LineRejected(a.slackID(ctx, in.ActorID), in.Reason), nil
@@ -166,7 +182,7 @@ func (a *Activities) statusLine(ctx context.Context, in MessageUpdate) (string, 
 	case domain.StatusExpired:
 		return approvals.LineExpired(), nil
 	}
-	return "", permanent(nil, "no approval message line for status %s", in.Status)
+	return "", permanent(nil, "no approval message line for %q", in.Event)
 }
 
 // RemindApprovers nudges the approvals channel in the message's thread.

@@ -25,13 +25,17 @@ import (
 	"go.temporal.io/sdk/testsuite"
 	"go.temporal.io/sdk/workflow"
 
+	"github.com/slack-go/slack"
+
 	"github.com/vigil-oss/vigil/activities"
+	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/domain"
 	vmail "github.com/vigil-oss/vigil/internal/mail"
 	"github.com/vigil-oss/vigil/internal/mailcatcher"
 	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/panelstandin"
 	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/slackstandin"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/testpg"
 	"github.com/vigil-oss/vigil/internal/tokens"
@@ -59,8 +63,24 @@ const (
 	wrongPIN = "44061382"
 
 	panelToken     = "panel-test-token-7f3c9a"
+	slackBotToken  = "xoxb-vigil-test-5e1d0b"
+	slackSigning   = "slack-signing-test-9a2c4e"
 	cancelBaseURL  = "http://127.0.0.1:8080"
 	newEmailTarget = "new-address@customer.test"
+)
+
+// The Slack workspace the stand-in plays. The stand-in derives a channel's id
+// from its name ("#vigil-approvals" -> C0VIGILAPPROVALS), as its own tests pin.
+const (
+	approvalsChannel   = "#vigil-approvals"
+	securityChannel    = "#vigil-security"
+	approvalsChannelID = "C0VIGILAPPROVALS"
+	securityChannelID  = "C0VIGILSECURITY"
+
+	requesterSlackID = "U0RITA"
+	seniorSlackID    = "U0SAM"
+	senior2SlackID   = "U0SUE"
+	juniorSlackID    = "U0JAY"
 )
 
 // testPolicy keeps production's shape with short timings; time skipping
@@ -80,6 +100,7 @@ type harness struct {
 	db      *store.Store
 	catcher *mailcatcher.Catcher
 	panel   *panelstandin.Server
+	slack   *slackstandin.Server
 	acts    *activities.Activities
 	logs    *lockedBuffer
 
@@ -97,10 +118,12 @@ type activityCall struct {
 // harnessOptions vary the wiring for failure scenarios.
 type harnessOptions struct {
 	panelToken string // the token the Vigil side sends; empty means the right one
+	slackToken string // the bot token the Vigil side sends; empty means the right one
 }
 
 // newHarness builds the real world for one test: a fresh database with the
-// seeded customers and agents, an SMTP server and the panel stand-in.
+// seeded customers and agents, an SMTP server, the panel stand-in and the
+// Slack stand-in.
 func newHarness(t *testing.T) *harness {
 	return newHarnessWith(t, harnessOptions{})
 }
@@ -175,7 +198,38 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	if err != nil {
 		t.Fatalf("activities: %v", err)
 	}
+	h.acts.Approvals = h.startSlack(o, logger, otherLogs)
 	return h
+}
+
+// startSlack serves the Slack stand-in over loopback HTTP and returns the real
+// Slack client pointed at it. The client retries on its own (no slack-go
+// retries), with waits short enough for tests; a 429 still waits the
+// Retry-After second the stand-in sends.
+func (h *harness) startSlack(o harnessOptions, logger, otherLogs *slog.Logger) *approvals.Client {
+	h.t.Helper()
+	var err error
+	h.slack, err = slackstandin.New(slackstandin.Config{
+		BotToken: slackBotToken, SigningSecret: slackSigning,
+		Users: []slackstandin.User{
+			{ID: requesterSlackID, Name: "rita", RealName: "Rita Requester"},
+			{ID: seniorSlackID, Name: "sam", RealName: "Sam Senior"},
+			{ID: senior2SlackID, Name: "sue", RealName: "Sue Senior"},
+			{ID: juniorSlackID, Name: "jay", RealName: "Jay Junior"},
+		},
+	}, otherLogs)
+	if err != nil {
+		h.t.Fatalf("slack stand-in: %v", err)
+	}
+	srv := httptest.NewServer(h.slack.Handler())
+	h.t.Cleanup(srv.Close)
+	token := slackBotToken
+	if o.slackToken != "" {
+		token = o.slackToken
+	}
+	api := slack.New(token, slack.OptionAPIURL(srv.URL+"/api/"), slack.OptionHTTPClient(srv.Client()))
+	return approvals.NewClient(api, approvals.Config{ApprovalsChannel: approvalsChannel, SecurityChannel: securityChannel}, logger,
+		approvals.WithRetryPolicy(approvals.RetryPolicy{Initial: 5 * time.Millisecond, Max: 20 * time.Millisecond, Attempts: 3}))
 }
 
 // seed adds the customers and agents every scenario uses.
@@ -207,10 +261,10 @@ func (h *harness) seed() {
 		h.t.Fatalf("seed other customer: %v", err)
 	}
 	for _, a := range []store.Agent{
-		{ID: requesterID, Name: "Rita Requester", Email: "rita@vigil.test", Role: domain.RoleAgent},
-		{ID: seniorID, Name: "Sam Senior", Email: "sam@vigil.test", Role: domain.RoleSenior},
-		{ID: senior2ID, Name: "Sue Senior", Email: "sue@vigil.test", Role: domain.RoleSenior},
-		{ID: juniorID, Name: "Jay Junior", Email: "jay@vigil.test", Role: domain.RoleAgent},
+		{ID: requesterID, Name: "Rita Requester", Email: "rita@vigil.test", Role: domain.RoleAgent, SlackUserID: requesterSlackID},
+		{ID: seniorID, Name: "Sam Senior", Email: "sam@vigil.test", Role: domain.RoleSenior, SlackUserID: seniorSlackID},
+		{ID: senior2ID, Name: "Sue Senior", Email: "sue@vigil.test", Role: domain.RoleSenior, SlackUserID: senior2SlackID},
+		{ID: juniorID, Name: "Jay Junior", Email: "jay@vigil.test", Role: domain.RoleAgent, SlackUserID: juniorSlackID},
 	} {
 		if err := h.db.CreateAgent(h.ctx, a, nil); err != nil {
 			h.t.Fatalf("seed agent %s: %v", a.ID, err)
@@ -267,6 +321,12 @@ func (h *harness) recordCall(name string, args converter.EncodedValues) {
 		in = &activities.OutcomeInput{}
 	case "Execute":
 		in = &activities.ExecuteInput{}
+	case "PostApproval", "RemindApprovers":
+		in = &activities.ApprovalInput{}
+	case "UpdateApprovalMessage":
+		in = &activities.MessageUpdate{}
+	case "AlertSecurity":
+		in = &activities.AlertInput{}
 	default:
 		h.t.Errorf("unexpected activity %s", name)
 		return
@@ -307,6 +367,283 @@ func (h *harness) calls() []string {
 		}
 	}
 	return out
+}
+
+// slackActivities are the approval gate's Slack side. They run beside the
+// gates' activities, so their start order relative to those is not fixed and
+// wantActivities checks them apart.
+var slackActivities = []string{"PostApproval", "UpdateApprovalMessage", "RemindApprovers", "AlertSecurity"}
+
+// gateCalls returns the activities started so far without the Slack ones, in order.
+func (h *harness) gateCalls() []string {
+	var out []string
+	for _, c := range h.calls() {
+		if !slices.Contains(slackActivities, c) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// started returns the JSON input of every start (retries included) of the
+// activity name, in order.
+func (h *harness) started(name string) []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var out []string
+	for _, c := range h.inputs {
+		if c.Name == name && c.Input != "" {
+			out = append(out, c.Input)
+		}
+	}
+	return out
+}
+
+// messageUpdates returns the input of every UpdateApprovalMessage start.
+func (h *harness) messageUpdates() []activities.MessageUpdate {
+	h.t.Helper()
+	var out []activities.MessageUpdate
+	for _, raw := range h.started("UpdateApprovalMessage") {
+		var u activities.MessageUpdate
+		if err := json.Unmarshal([]byte(raw), &u); err != nil {
+			h.t.Fatalf("decode UpdateApprovalMessage input: %v", err)
+		}
+		out = append(out, u)
+	}
+	return out
+}
+
+// slackWant is what the Slack side of one request should have started.
+type slackWant struct {
+	posted    bool     // PostApproval ran once, right after the approval gate opened
+	updates   []string // the approval message's updates (MessageUpdate.Event), in order
+	reminders int
+	alerts    int
+}
+
+// wantActivities checks the gates' activities in order and the Slack ones
+// apart: each message update must follow the gate that caused it.
+func (h *harness) wantActivities(gates []string, want slackWant) {
+	h.t.Helper()
+	if got := h.gateCalls(); !slices.Equal(got, gates) {
+		h.t.Fatalf("gate activities %v, want %v", got, gates)
+	}
+	posts := 0
+	if want.posted {
+		posts = 1
+	}
+	if got := len(h.started("PostApproval")); got != posts {
+		h.t.Fatalf("PostApproval started %d times, want %d (all: %v)", got, posts, h.calls())
+	}
+	if got := len(h.started("RemindApprovers")); got != want.reminders {
+		h.t.Fatalf("RemindApprovers started %d times, want %d", got, want.reminders)
+	}
+	if got := len(h.started("AlertSecurity")); got != want.alerts {
+		h.t.Fatalf("AlertSecurity started %d times, want %d", got, want.alerts)
+	}
+	var events []string
+	for _, u := range h.messageUpdates() {
+		events = append(events, u.Event)
+	}
+	if !slices.Equal(events, want.updates) {
+		h.t.Fatalf("approval message updates %q, want %q", events, want.updates)
+	}
+
+	// Order against the Records that moved the request.
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var recorded []string // Record events started so far
+	updates := 0
+	for _, c := range h.inputs {
+		if c.Input == "" {
+			continue
+		}
+		switch c.Name {
+		case "Record":
+			var in activities.RecordInput
+			if err := json.Unmarshal([]byte(c.Input), &in); err != nil {
+				h.t.Fatalf("decode Record input: %v", err)
+			}
+			recorded = append(recorded, in.Event)
+		case "PostApproval":
+			if len(recorded) == 0 || recorded[len(recorded)-1] != "gate.approval.waiting" {
+				h.t.Fatalf("PostApproval started after Records %q, want right after gate.approval.waiting", recorded)
+			}
+		case "UpdateApprovalMessage":
+			var u activities.MessageUpdate
+			if err := json.Unmarshal([]byte(c.Input), &u); err != nil {
+				h.t.Fatalf("decode UpdateApprovalMessage input: %v", err)
+			}
+			cause := "request." + u.Event
+			switch u.Event {
+			case activities.MessageApproved:
+				cause = "gate.approval.passed"
+			case activities.MessageNotified:
+				cause = "gate.notice.sent"
+			}
+			if !slices.Contains(recorded, cause) {
+				h.t.Fatalf("message update %d (%s) started before %s was recorded (Records so far %q)", updates, u.Event, cause, recorded)
+			}
+			updates++
+		}
+	}
+}
+
+// channelMessages returns the stand-in's messages in channel (an id), in post order.
+func (h *harness) channelMessages(channel string) []slackstandin.Message {
+	var out []slackstandin.Message
+	for _, m := range h.slack.Messages() {
+		if m.Channel == channel {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// securityPosts returns the messages in the security channel.
+func (h *harness) securityPosts() []slackstandin.Message {
+	return h.channelMessages(securityChannelID)
+}
+
+// approvalMessages returns the top-level messages of the approvals channel.
+func (h *harness) approvalMessages() []slackstandin.Message {
+	var out []slackstandin.Message
+	for _, m := range h.channelMessages(approvalsChannelID) {
+		if m.ThreadTS == "" {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// approvalMessage returns the one approval message of the test's request and
+// checks the projection and the result point at it.
+func (h *harness) approvalMessage(requestID string, st workflows.Status) slackstandin.Message {
+	h.t.Helper()
+	msgs := h.approvalMessages()
+	if len(msgs) != 1 {
+		h.t.Fatalf("%d approval messages in %s, want exactly 1: %+v", len(msgs), approvalsChannel, msgs)
+	}
+	m := msgs[0]
+	row := h.projection(requestID)
+	if row.SlackChannel != approvalsChannelID || row.SlackTS != m.TS {
+		h.t.Fatalf("projection points at %q/%q, the message is %s/%s", row.SlackChannel, row.SlackTS, m.Channel, m.TS)
+	}
+	if st.SlackChannel != m.Channel || st.SlackTS != m.TS {
+		h.t.Fatalf("workflow status points at %q/%q, the message is %s/%s", st.SlackChannel, st.SlackTS, m.Channel, m.TS)
+	}
+	return m
+}
+
+// slackSnapshot is the Slack workspace as it stood at a workflow time.
+type slackSnapshot struct {
+	taken bool
+	msgs  []slackstandin.Message
+}
+
+// slackAt copies the stand-in's messages after delay of workflow time. The
+// test clock does not skip ahead while an activity runs, so every Slack
+// activity started before then has finished.
+func (h *harness) slackAt(env *testsuite.TestWorkflowEnvironment, delay time.Duration) *slackSnapshot {
+	s := &slackSnapshot{}
+	env.RegisterDelayedCallback(func() {
+		s.taken = true
+		s.msgs = h.slack.Messages()
+	}, delay)
+	return s
+}
+
+// approval returns the one top-level message of the approvals channel in the snapshot.
+func (s *slackSnapshot) approval(t *testing.T, when string) slackstandin.Message {
+	t.Helper()
+	if !s.taken {
+		t.Fatalf("Slack snapshot %s was never taken", when)
+	}
+	var top []slackstandin.Message
+	for _, m := range s.msgs {
+		if m.Channel == approvalsChannelID && m.ThreadTS == "" {
+			top = append(top, m)
+		}
+	}
+	if len(top) != 1 {
+		t.Fatalf("%s: %d approval messages, want 1: %+v", when, len(top), top)
+	}
+	return top[0]
+}
+
+// replies returns the messages in the thread of the message at ts.
+func (h *harness) replies(channel, ts string) []slackstandin.Message {
+	var out []slackstandin.Message
+	for _, m := range h.channelMessages(channel) {
+		if m.ThreadTS == ts {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+// msgButton is a button of a Slack message.
+type msgButton struct {
+	ActionID string `json:"action_id"`
+	Value    string `json:"value"`
+}
+
+// buttons lists a message's buttons in order.
+func buttons(t *testing.T, m slackstandin.Message) []msgButton {
+	t.Helper()
+	if len(m.Blocks) == 0 {
+		return nil
+	}
+	var blocks []struct {
+		Type     string `json:"type"`
+		Elements []struct {
+			Type string `json:"type"`
+			msgButton
+		} `json:"elements"`
+	}
+	if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
+		t.Fatalf("blocks of message %s: %v", m.TS, err)
+	}
+	var out []msgButton
+	for _, b := range blocks {
+		for _, e := range b.Elements {
+			if b.Type == "actions" && e.Type == "button" {
+				out = append(out, e.msgButton)
+			}
+		}
+	}
+	return out
+}
+
+// shown is everything a person reads in a message: its text and every text
+// object in its blocks.
+func shown(t *testing.T, m slackstandin.Message) string {
+	t.Helper()
+	parts := []string{m.Text}
+	if len(m.Blocks) > 0 {
+		var v any
+		if err := json.Unmarshal(m.Blocks, &v); err != nil {
+			t.Fatalf("blocks of message %s: %v", m.TS, err)
+		}
+		var walk func(any)
+		walk = func(v any) {
+			switch x := v.(type) {
+			case map[string]any:
+				if s, ok := x["text"].(string); ok {
+					parts = append(parts, s)
+				}
+				for _, c := range x {
+					walk(c)
+				}
+			case []any:
+				for _, c := range x {
+					walk(c)
+				}
+			}
+		}
+		walk(v)
+	}
+	return strings.Join(parts, "\n")
 }
 
 // run executes the workflow to its end and returns its result.
@@ -568,7 +905,7 @@ func (h *harness) panelCalls() []panelstandin.Call {
 // system could read: the workflow result, Query answers, activity inputs
 // (VerifyPIN's aside, which must carry the PIN) and outputs, every row of
 // Vigil's request tables, the delivered mail (except where allowedIn says
-// the secret belongs) and Vigil's logs.
+// the secret belongs), every Slack message and Vigil's logs.
 func (h *harness) assertNowhere(secret, what string, results []workflows.Status, queries []*queryResult, allowedIn func(sentMail) bool) {
 	h.t.Helper()
 	if secret == "" {
@@ -623,6 +960,11 @@ func (h *harness) assertNowhere(secret, what string, results []workflows.Status,
 		}
 		if strings.Contains(sm.Raw, secret) || strings.Contains(sm.Text, secret) || strings.Contains(sm.HTML, secret) {
 			h.t.Errorf("%s appears in %s mail %q to %v", what, sm.Kind, m.Subject, m.To)
+		}
+	}
+	for _, m := range h.slack.Messages() {
+		if strings.Contains(m.Text, secret) || strings.Contains(string(m.Blocks), secret) {
+			h.t.Errorf("%s appears in Slack message %s/%s", what, m.Channel, m.TS)
 		}
 	}
 	if strings.Contains(h.logs.String(), secret) {

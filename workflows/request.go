@@ -15,11 +15,31 @@ import (
 // acts is only used for its method values, which name the activities.
 var acts *activities.Activities
 
+// handlerWait bounds how long an Update waits for the main line to act on it.
+const handlerWait = 10 * time.Second
+
 // request is one run's state. Everything the Updates and the Query touch lives
 // here so that the handlers and the main line agree.
 type request struct {
 	in Input
 	st Status
+	// side holds fire-and-forget activities (reminders, alerts) that must
+	// still finish before the workflow does.
+	side []workflow.Future
+	msg  *messenger
+}
+
+// messenger keeps the Slack approval message in step with the request. One
+// coroutine applies updates in order and skips to the newest when it falls
+// behind, so a slow Slack never delays a gate.
+type messenger struct {
+	latest *activities.MessageUpdate
+	closed bool
+	done   bool
+	// stopPosting gives up on a post still being retried when the request
+	// ends, so a Slack outage cannot keep a finished request open for hours.
+	stopPosting workflow.CancelFunc
+	posted      bool
 }
 
 // SensitiveRequest carries one sensitive request through the five gates and
@@ -72,8 +92,11 @@ func (r *request) registerHandlers(ctx workflow.Context) error {
 	}
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateDecide,
 		func(ctx workflow.Context, d DecideInput) (Status, error) {
-			r.st.Decision = &Decision{Decision: d.Decision, ApproverID: d.ApproverID, Reason: d.Reason, At: workflow.Now(ctx)}
-			return r.st, nil
+			r.st.Decision = &Decision{Decision: d.Decision, ApproverID: d.ApproverID, Reason: d.Reason, At: workflow.Now(ctx),
+				BreakGlass: d.BreakGlass, SecondApproverID: d.SecondApproverID}
+			// Answer with the request as the decision left it, not as it was.
+			_, err := workflow.AwaitWithTimeout(ctx, handlerWait, func() bool { return r.st.Status != domain.StatusAwaitingApproval })
+			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: r.validateDecide},
 	); err != nil {
@@ -82,7 +105,11 @@ func (r *request) registerHandlers(ctx workflow.Context) error {
 	if err := workflow.SetUpdateHandlerWithOptions(ctx, UpdateCancel,
 		func(ctx workflow.Context, c CancelInput) (Status, error) {
 			r.st.Cancellation = &Cancellation{By: c.By, ActorID: c.ActorID, Reason: c.Reason, At: workflow.Now(ctx)}
-			return r.st, nil
+			// The main line ends the request as soon as it sees this, unless
+			// it is inside an activity (the notice); then answer in a moment
+			// with the cancellation recorded and the end state to follow.
+			_, err := workflow.AwaitWithTimeout(ctx, handlerWait, func() bool { return r.st.Status.Final() })
+			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: r.validateCancel},
 	); err != nil {
@@ -128,6 +155,20 @@ func (r *request) validateDecide(ctx workflow.Context, d DecideInput) error {
 	}
 	if d.ApproverRole != domain.RoleSenior {
 		return refuse(RefusedNotSenior, "only senior agents can approve or reject")
+	}
+	if d.BreakGlass {
+		switch {
+		case d.SecondApproverID == "":
+			return refuse(RefusedInvalid, "a break-glass decision needs a second senior")
+		case d.SecondApproverID == d.ApproverID:
+			return refuse(RefusedInvalid, "a break-glass decision needs two different seniors")
+		case d.SecondApproverID == r.in.RequesterID:
+			return refuse(RefusedSelfApproval, "the requester cannot be one of the two break-glass approvers")
+		case d.SecondApproverRole != domain.RoleSenior:
+			return refuse(RefusedNotSenior, "both break-glass approvers must be senior agents")
+		}
+	} else if d.SecondApproverID != "" {
+		return refuse(RefusedInvalid, "a second approver only counts for a break-glass decision")
 	}
 	return nil
 }
@@ -235,6 +276,10 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		return r.fail(ctx, "pin.error", "the PIN could not be checked")
 	}
 	r.st.PINFailures = pin.Failures
+	if pin.JustLocked {
+		r.alert(ctx, fmt.Sprintf("Customer %s is locked until %s after %d wrong support PINs (request %s, opened by %s).",
+			r.in.CustomerID, pin.LockedUntil.UTC().Format("2006-01-02 15:04 UTC"), pin.Failures, r.in.RequestID, r.in.RequesterID))
+	}
 	switch {
 	case pin.Locked && !pin.JustLocked:
 		r.st.LockedUntil = pin.LockedUntil
@@ -254,9 +299,8 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		if err := r.record(ctx, "gate.approval.waiting", "system", map[string]string{"deadline": r.st.ApprovalDeadline.UTC().Format(time.RFC3339)}); err != nil {
 			return r.st, err
 		}
-		decided, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.ApprovalTimeout, func() bool {
-			return r.st.Decision != nil || r.st.Cancellation != nil
-		})
+		r.postApproval(ctx)
+		decided, err := r.awaitDecision(ctx)
 		if err != nil {
 			return r.st, fmt.Errorf("wait for approval: %w", err)
 		}
@@ -267,18 +311,30 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	if r.st.Cancellation != nil {
 		return r.cancelled(ctx)
 	}
+	if d := r.st.Decision; d.BreakGlass {
+		past := "approved"
+		if d.Decision == domain.DecisionReject {
+			past = "rejected"
+		}
+		r.alert(ctx, fmt.Sprintf("BREAK-GLASS: request %s (%s for %s) was %s outside Slack by %s and %s.",
+			r.in.RequestID, r.in.Action, r.in.CustomerID, past, d.ApproverID, d.SecondApproverID))
+	}
 	if r.st.Decision.Decision == domain.DecisionReject {
 		return r.finish(ctx, domain.StatusRejected, "request.rejected", "agent:"+r.st.Decision.ApproverID, map[string]string{"reason": r.st.Decision.Reason})
 	}
-	if err := r.record(ctx, "gate.approval.passed", "agent:"+r.st.Decision.ApproverID, nil); err != nil {
-		return r.st, err
+	approved := map[string]string(nil)
+	if d := r.st.Decision; d.BreakGlass {
+		approved = map[string]string{"break_glass": "true", "second_approver": d.SecondApproverID}
 	}
-
 	// Gate 3: every established address hears about it. Mail keeps being
 	// retried; the cooling period starts only once it was accepted.
 	if err := r.setStatus(ctx, domain.StatusNotifying); err != nil {
 		return r.st, err
 	}
+	if err := r.record(ctx, "gate.approval.passed", "agent:"+r.st.Decision.ApproverID, approved); err != nil {
+		return r.st, err
+	}
+	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageApproved, ActorID: r.st.Decision.ApproverID, At: r.st.Decision.At})
 	noticeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: r.in.Policy.NoticeTimeout,
@@ -311,6 +367,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	if err := r.record(ctx, "gate.notice.sent", "system", map[string]string{"recipients": fmt.Sprint(notice.Recipients)}); err != nil {
 		return r.st, err
 	}
+	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageNotified, RunsAt: r.st.CoolingEndsAt})
 	if _, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.CoolingPeriod, func() bool {
 		return r.st.Cancellation != nil
 	}); err != nil {
@@ -371,6 +428,8 @@ func (r *request) cancelled(ctx workflow.Context) (Status, error) {
 	actor := "agent:" + c.ActorID
 	if c.By == domain.CancelByCustomer {
 		actor = "customer:" + c.ActorID
+		r.alert(ctx, fmt.Sprintf("Customer %s cancelled request %s (%s, opened by %s) from the emailed link.",
+			r.in.CustomerID, r.in.RequestID, r.in.Action, r.in.RequesterID))
 	}
 	return r.finish(ctx, status, event, actor, map[string]string{"by": string(c.By), "reason": c.Reason})
 }
@@ -390,6 +449,16 @@ func (r *request) finish(ctx workflow.Context, s domain.Status, event, actor str
 	if err := r.record(ctx, event, actor, details); err != nil {
 		return r.st, err
 	}
+	if r.msg != nil {
+		u := activities.MessageUpdate{Event: string(s), At: r.st.EndedAt, Reason: r.st.Failure}
+		if d := r.st.Decision; d != nil && s == domain.StatusRejected {
+			u.ActorID, u.Reason = d.ApproverID, d.Reason
+		}
+		if c := r.st.Cancellation; c != nil {
+			u.ActorID, u.Party = c.ActorID, c.By
+		}
+		r.updateMessage(ctx, u)
+	}
 	if !r.st.NotifiedAt.IsZero() {
 		in := activities.OutcomeInput{
 			RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
@@ -408,5 +477,113 @@ func (r *request) finish(ctx workflow.Context, s domain.Status, event, actor str
 			workflow.GetLogger(ctx).Warn("outcome email not sent", "request", r.in.RequestID, "error", err)
 		}
 	}
+	// Drained before the result is taken, so that it carries where a message
+	// that landed late is.
+	r.drain(ctx)
 	return r.st, nil
+}
+
+func slackOptions(ctx workflow.Context, within time.Duration) workflow.Context {
+	return workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+		StartToCloseTimeout:    30 * time.Second,
+		ScheduleToCloseTimeout: within,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:        2 * time.Second,
+			BackoffCoefficient:     2,
+			MaximumInterval:        time.Minute,
+			NonRetryableErrorTypes: []string{activities.ErrTypePermanent},
+		},
+	})
+}
+
+func (r *request) approvalInput() activities.ApprovalInput {
+	return activities.ApprovalInput{
+		RequestID: r.in.RequestID, PINVerifiedAt: r.st.PINVerifiedAt,
+		ExpiresAt: r.st.ApprovalDeadline, CoolingPeriod: r.in.Policy.CoolingPeriod,
+	}
+}
+
+// postApproval posts the approval message and starts the coroutine that
+// keeps it up to date. Posting does not block the gate: a senior can only
+// click once it is there, and the break-glass path does not need it.
+func (r *request) postApproval(ctx workflow.Context) {
+	postCtx, stop := workflow.WithCancel(ctx)
+	posted := workflow.ExecuteActivity(slackOptions(postCtx, r.in.Policy.ApprovalTimeout), acts.PostApproval, r.approvalInput())
+	m := &messenger{stopPosting: stop}
+	r.msg = m
+	workflow.Go(ctx, func(ctx workflow.Context) {
+		defer func() { m.done = true }()
+		var where activities.ApprovalPosted
+		if err := posted.Get(ctx, &where); err != nil {
+			workflow.GetLogger(ctx).Warn("approval message not posted", "request", r.in.RequestID, "error", err)
+			return
+		}
+		m.posted = true
+		r.st.SlackChannel, r.st.SlackTS = where.Channel, where.TS
+		for {
+			if err := workflow.Await(ctx, func() bool { return m.latest != nil || m.closed }); err != nil {
+				return
+			}
+			if m.latest == nil {
+				return
+			}
+			u := *m.latest
+			m.latest = nil
+			u.Channel, u.TS = where.Channel, where.TS
+			if err := workflow.ExecuteActivity(slackOptions(ctx, 15*time.Minute), acts.UpdateApprovalMessage, u).Get(ctx, nil); err != nil {
+				workflow.GetLogger(ctx).Warn("approval message not updated", "request", r.in.RequestID, "event", u.Event, "error", err)
+			}
+		}
+	})
+}
+
+// updateMessage queues the newest state of the approval message.
+func (r *request) updateMessage(ctx workflow.Context, u activities.MessageUpdate) {
+	if r.msg == nil {
+		return
+	}
+	u.RequestID = r.in.RequestID
+	u.PINVerifiedAt = r.st.PINVerifiedAt
+	u.ApprovalExpiresAt = r.st.ApprovalDeadline
+	u.CoolingPeriod = r.in.Policy.CoolingPeriod
+	r.msg.latest = &u
+}
+
+// awaitDecision waits for a decision or a cancel until the approval
+// deadline, reminding the approvers once halfway through.
+func (r *request) awaitDecision(ctx workflow.Context) (bool, error) {
+	cond := func() bool { return r.st.Decision != nil || r.st.Cancellation != nil }
+	remind := r.in.Policy.ReminderAfter
+	if remind <= 0 || remind >= r.in.Policy.ApprovalTimeout {
+		remind = r.in.Policy.ApprovalTimeout / 2
+	}
+	ok, err := workflow.AwaitWithTimeout(ctx, remind, cond)
+	if ok || err != nil {
+		return ok, err
+	}
+	r.side = append(r.side, workflow.ExecuteActivity(slackOptions(ctx, r.in.Policy.ApprovalTimeout-remind), acts.RemindApprovers, r.approvalInput()))
+	return workflow.AwaitWithTimeout(ctx, r.in.Policy.ApprovalTimeout-remind, cond)
+}
+
+// alert posts to the security channel without holding up the request.
+func (r *request) alert(ctx workflow.Context, text string) {
+	r.side = append(r.side, workflow.ExecuteActivity(slackOptions(ctx, time.Hour), acts.AlertSecurity,
+		activities.AlertInput{RequestID: r.in.RequestID, Text: text}))
+}
+
+// drain lets the side activities and the message coroutine finish, so the
+// final message state and every alert are delivered before completion.
+func (r *request) drain(ctx workflow.Context) {
+	if r.msg != nil {
+		r.msg.closed = true
+		if !r.msg.posted {
+			r.msg.stopPosting()
+		}
+		_ = workflow.Await(ctx, func() bool { return r.msg.done })
+	}
+	for _, f := range r.side {
+		if err := f.Get(ctx, nil); err != nil {
+			workflow.GetLogger(ctx).Warn("side activity failed", "request", r.in.RequestID, "error", err)
+		}
+	}
 }

@@ -22,10 +22,17 @@ import (
 
 // The audit trail of a request that went through every gate.
 var executedTrail = []string{
-	"request.opened", "gate.pin.verified", "gate.approval.waiting", "gate.approval.passed",
+	"request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
 	"notice.accepted", "notice.accepted", "gate.notice.sent", "gate.cooling.elapsed",
 	"execution.done", "request.executed",
 }
+
+// The activities of a request that went through every gate, Slack aside, and
+// what its Slack side did.
+var (
+	executedGates = []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record", "Execute", "Record", "NotifyOutcome"}
+	executedSlack = slackWant{posted: true, updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusExecuted)}}
+)
 
 var cancelLink = regexp.MustCompile(regexp.QuoteMeta(cancelBaseURL) + `/c/([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)`)
 
@@ -108,7 +115,7 @@ func TestExecuted(t *testing.T) {
 			if ref := trail[len(trail)-2].Details["reference"]; ref != st.Reference {
 				t.Fatalf("execution.done reference %v, want %q", ref, st.Reference)
 			}
-			if got := trail[3].Actor; got != "agent:"+seniorID {
+			if got := eventNamed(t, trail, "gate.approval.passed").Actor; got != "agent:"+seniorID {
 				t.Fatalf("gate.approval.passed actor %q, want the approver", got)
 			}
 
@@ -204,13 +211,31 @@ func TestExecuted(t *testing.T) {
 				t.Fatalf("%s added a contact", tc.action)
 			}
 
-			wantCalls := []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record", "Execute", "Record", "NotifyOutcome"}
-			if got := h.calls(); !slices.Equal(got, wantCalls) {
-				t.Fatalf("activities %v, want %v", got, wantCalls)
+			h.wantActivities(executedGates, executedSlack)
+			if m := h.approvalMessage(reqID, st); len(buttons(t, m)) != 0 || !strings.Contains(shown(t, m), "Executed at") {
+				t.Fatalf("approval message of an executed request still shows buttons %v or lacks \"Executed at\":\n%s", buttons(t, m), shown(t, m))
+			}
+			if n := len(h.securityPosts()); n != 0 {
+				t.Fatalf("%d security alerts for an ordinary request", n)
 			}
 			h.assertNowhere(rightPIN, "the PIN", []workflows.Status{st, dec.status}, []*queryResult{waiting, cooling}, nil)
 		})
 	}
+}
+
+// eventNamed returns the one audit event called name.
+func eventNamed(t *testing.T, trail []store.AuditEvent, name string) store.AuditEvent {
+	t.Helper()
+	var found []store.AuditEvent
+	for _, e := range trail {
+		if e.Event == name {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%d audit events %s, want 1", len(found), name)
+	}
+	return found[0]
 }
 
 // sameMicro compares at Postgres's precision, which rounds to microseconds.
@@ -246,11 +271,12 @@ func TestPINRejected(t *testing.T) {
 		t.Fatalf("projection %s ended %v", row.Status, row.EndedAt)
 	}
 	h.wantEvents("req-wrong-pin", "request.opened", "gate.pin.rejected", "request.pin_rejected")
-	if got := h.calls(); !slices.Equal(got, []string{"Open", "VerifyPIN", "Record"}) {
-		t.Fatalf("activities %v", got)
-	}
+	h.wantActivities([]string{"Open", "VerifyPIN", "Record"}, slackWant{})
 	if n := len(h.catcher.Messages()); n != 0 {
 		t.Fatalf("%d emails sent after a wrong PIN", n)
+	}
+	if msgs := h.slack.Messages(); len(msgs) != 0 || h.slack.Calls("chat.postMessage") != 0 {
+		t.Fatalf("Slack got %d postMessage calls after a wrong PIN: %+v", h.slack.Calls("chat.postMessage"), msgs)
 	}
 	if calls := h.panelCalls(); len(calls) != 0 {
 		t.Fatalf("panel called after a wrong PIN: %+v", calls)
@@ -281,6 +307,10 @@ func TestLockout(t *testing.T) {
 			}
 		}
 		h.wantEvents(reqID, want...)
+		// Only the attempt that locks the customer alerts security.
+		if got, want := len(h.securityPosts()), min(i/5, 1); got != want {
+			t.Fatalf("after attempt %d: %d security alerts, want %d", i, got, want)
+		}
 	}
 	trail := h.trail("req-lock-5")
 	if lock := trail[2]; lock.Details["customer"] != customerID || lock.Details["failures"] != float64(5) {
@@ -303,8 +333,14 @@ func TestLockout(t *testing.T) {
 		t.Fatalf("locked until %v in Postgres and %v in the result, want %v from the fifth attempt (the PIN must not be checked)",
 			lockedUntil, st.LockedUntil, results[4].LockedUntil)
 	}
-	if row := h.projection("req-lock-6"); row.Status != domain.StatusLocked {
-		t.Fatalf("projection %s", row.Status)
+	if row := h.projection("req-lock-6"); row.Status != domain.StatusLocked || row.SlackTS != "" {
+		t.Fatalf("projection %s slack ts %q", row.Status, row.SlackTS)
+	}
+	if msgs := h.approvalMessages(); len(msgs) != 0 || len(h.started("PostApproval")) != 0 {
+		t.Fatalf("approval messages for requests that never passed the PIN: %+v", msgs)
+	}
+	if n := len(h.securityPosts()); n != 1 {
+		t.Fatalf("%d security alerts, want only the lockout's", n)
 	}
 	if n := len(h.catcher.Messages()); n != 0 {
 		t.Fatalf("%d emails sent", n)
@@ -337,8 +373,9 @@ func TestRejected(t *testing.T) {
 	if row.Status != domain.StatusRejected || row.ApproverID != senior2ID || row.Decision != "reject" || row.DecisionReason != "caller could not confirm the invoice number" {
 		t.Fatalf("projection %+v", row)
 	}
-	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.approval.waiting", "request.rejected")
-	last := h.trail("req-reject")[3]
+	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
+	h.wantActivities([]string{"Open", "VerifyPIN", "Record", "Record"}, slackWant{posted: true, updates: []string{string(domain.StatusRejected)}})
+	last := h.trail("req-reject")[4]
 	if last.Actor != "agent:"+senior2ID || last.Details["reason"] != "caller could not confirm the invoice number" {
 		t.Fatalf("request.rejected %+v", last)
 	}
@@ -376,10 +413,9 @@ func TestExpired(t *testing.T) {
 	if row := h.projection("req-expire"); row.Status != domain.StatusExpired || row.EndedAt == nil {
 		t.Fatalf("projection %s", row.Status)
 	}
-	h.wantEvents("req-expire", "request.opened", "gate.pin.verified", "gate.approval.waiting", "request.expired")
-	if got := h.calls(); !slices.Equal(got, []string{"Open", "VerifyPIN", "Record", "Record"}) {
-		t.Fatalf("activities %v", got)
-	}
+	h.wantEvents("req-expire", "request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "request.expired")
+	h.wantActivities([]string{"Open", "VerifyPIN", "Record", "Record"},
+		slackWant{posted: true, reminders: 1, updates: []string{string(domain.StatusExpired)}})
 	if n := len(h.catcher.Messages()); n != 0 {
 		t.Fatalf("%d emails sent", n)
 	}
@@ -399,12 +435,13 @@ func TestCancelled(t *testing.T) {
 		event    string
 		actor    string
 		notified bool
+		alerts   int // security alerts: only for the customer
 	}{
 		{
 			name:   "customer during cooling",
 			at:     2 * time.Hour,
 			cancel: workflows.CancelInput{By: domain.CancelByCustomer, ActorID: customerID, Reason: "this was not me"},
-			want:   domain.StatusCancelled, event: "request.cancelled", actor: "customer:" + customerID, notified: true,
+			want:   domain.StatusCancelled, event: "request.cancelled", actor: "customer:" + customerID, notified: true, alerts: 1,
 		},
 		{
 			name:   "requester withdraws during approval",
@@ -475,6 +512,16 @@ func TestCancelled(t *testing.T) {
 			}
 			if slices.Contains(h.calls(), "Execute") {
 				t.Fatal("Execute activity ran for a cancelled request")
+			}
+			gates := []string{"Open", "VerifyPIN", "Record", "Record"}
+			updates := []string{string(tc.want)}
+			if tc.notified {
+				gates = []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record", "NotifyOutcome"}
+				updates = []string{activities.MessageApproved, activities.MessageNotified, string(tc.want)}
+			}
+			h.wantActivities(gates, slackWant{posted: true, updates: updates, alerts: tc.alerts})
+			if n := len(h.securityPosts()); n != tc.alerts {
+				t.Fatalf("%d security alerts, want %d", n, tc.alerts)
 			}
 			outcome := h.mails(reqID, "outcome")
 			if !tc.notified {
@@ -555,6 +602,12 @@ func TestFailed(t *testing.T) {
 			if n != tc.wantCalls {
 				t.Fatalf("Execute ran %d times, want %d", n, tc.wantCalls)
 			}
+			gates := []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record"}
+			for range tc.wantCalls {
+				gates = append(gates, "Execute")
+			}
+			h.wantActivities(append(gates, "Record", "NotifyOutcome"), slackWant{posted: true,
+				updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusFailed)}})
 			row := h.projection(reqID)
 			if row.Status != domain.StatusFailed || row.OutcomeDetail != st.Failure {
 				t.Fatalf("projection %s detail %q", row.Status, row.OutcomeDetail)
@@ -595,6 +648,17 @@ func TestDecideRefusals(t *testing.T) {
 			typ: workflows.RefusedInvalid, msg: "needs a reason"},
 		{name: "no approver", bad: workflows.DecideInput{Decision: domain.DecisionApprove, ApproverRole: domain.RoleSenior},
 			typ: workflows.RefusedInvalid, msg: "approver is missing"},
+		{name: "break glass by the same senior twice", bad: breakGlass(seniorID, seniorID, domain.RoleSenior),
+			typ: workflows.RefusedInvalid, msg: "two different seniors"},
+		{name: "break glass with the requester as second", bad: breakGlass(seniorID, requesterID, domain.RoleSenior),
+			typ: workflows.RefusedSelfApproval, msg: "requester cannot be one of the two"},
+		{name: "break glass with a non-senior second", bad: breakGlass(seniorID, juniorID, domain.RoleAgent),
+			typ: workflows.RefusedNotSenior, msg: "both break-glass approvers must be senior"},
+		{name: "break glass without a second", bad: breakGlass(seniorID, "", ""),
+			typ: workflows.RefusedInvalid, msg: "needs a second senior"},
+		{name: "second approver without break glass",
+			bad: workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: seniorID, ApproverRole: domain.RoleSenior, SecondApproverID: senior2ID, SecondApproverRole: domain.RoleSenior},
+			typ: workflows.RefusedInvalid, msg: "only counts for a break-glass"},
 		{name: "second decision", earlier: true, badAt: 2 * time.Hour,
 			bad: workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: senior2ID, ApproverRole: domain.RoleSenior, Reason: "second thoughts"},
 			typ: workflows.RefusedAlreadyDecided, msg: "already approved by " + seniorID},
@@ -637,11 +701,23 @@ func TestDecideRefusals(t *testing.T) {
 			if row := h.projection(reqID); row.ApproverID != seniorID || row.Decision != "approve" {
 				t.Fatalf("projection approver %q decision %q", row.ApproverID, row.Decision)
 			}
+			if passed := eventNamed(t, h.trail(reqID), "gate.approval.passed"); passed.Details["break_glass"] != nil {
+				t.Fatalf("a refused break-glass decision left %+v", passed.Details)
+			}
+			if n := len(h.securityPosts()); n != 0 {
+				t.Fatalf("%d security alerts after a refused decision", n)
+			}
 			if done := h.performed(); len(done) != 1 {
 				t.Fatalf("panel performed %d actions", len(done))
 			}
 		})
 	}
+}
+
+// breakGlass is an approval outside Slack by first with second as the second senior.
+func breakGlass(first, second string, secondRole domain.Role) workflows.DecideInput {
+	return workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: first, ApproverRole: domain.RoleSenior,
+		BreakGlass: true, SecondApproverID: second, SecondApproverRole: secondRole}
 }
 
 // TestCancelRefusals: a cancel from someone not entitled to it changes
@@ -823,6 +899,13 @@ func TestNoticeNeverAccepted(t *testing.T) {
 	}
 	if row := h.projection(reqID); row.Status != domain.StatusFailed || row.NotifiedAt != nil {
 		t.Fatalf("projection %s notified %v", row.Status, row.NotifiedAt)
+	}
+	var events []string
+	for _, u := range h.messageUpdates() {
+		events = append(events, u.Event)
+	}
+	if want := []string{activities.MessageApproved, string(domain.StatusFailed)}; !slices.Equal(events, want) {
+		t.Fatalf("approval message updates %q, want %q (never \"notified\")", events, want)
 	}
 }
 

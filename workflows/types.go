@@ -93,6 +93,11 @@ type DecideInput struct {
 	ApproverID   string
 	ApproverRole domain.Role
 	Reason       string
+	// BreakGlass marks a decision made outside Slack, which needs a second,
+	// distinct senior and is announced to security.
+	BreakGlass         bool
+	SecondApproverID   string
+	SecondApproverRole domain.Role
 }
 
 // CancelInput stops a request before it executes. ActorID is the customer id
@@ -106,10 +111,12 @@ type CancelInput struct {
 
 // Decision records the verdict on a request.
 type Decision struct {
-	Decision   domain.Decision
-	ApproverID string
-	Reason     string
-	At         time.Time
+	Decision         domain.Decision
+	ApproverID       string
+	SecondApproverID string `json:",omitempty"`
+	BreakGlass       bool   `json:",omitempty"`
+	Reason           string
+	At               time.Time
 }
 
 // Cancellation records who stopped a request.
@@ -130,6 +137,8 @@ type Status struct {
 	Email            string
 	Status           domain.Status
 	OpenedAt         time.Time
+	SlackChannel     string `json:",omitempty"`
+	SlackTS          string `json:",omitempty"`
 	PINVerifiedAt    time.Time
 	PINFailures      int
 	LockedUntil      time.Time

@@ -1,0 +1,574 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/mail"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+	historypb "go.temporal.io/api/history/v1"
+	"go.temporal.io/api/temporalproto"
+	"go.temporal.io/sdk/client"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/vigil-oss/vigil/internal/codec"
+	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// The payload key of the stack that records the replay fixtures. It is fixed
+// so that workflows/replay_test.go can decode the recorded histories; it is a
+// test-only key that protects nothing and must never be used anywhere else.
+// The same value is in workflows/replay_test.go.
+const (
+	replayCodecKeyID = "replay"
+	replayCodecKey   = "dmlnaWwtcmVwbGF5LWZpeHR1cmVzLXRlc3Qtb25seSE=" // base64("vigil-replay-fixtures-test-only!")
+)
+
+// recordHistoriesEnv set to 1 makes TestEveryEndStateOnRealProcesses write
+// the fixtures that workflows/replay_test.go replays.
+const recordHistoriesEnv = "VIGIL_RECORD_HISTORIES"
+
+// recordSuffixEnv names fixtures for a new workflow version:
+// <end_state>.<suffix>.json, next to the old ones.
+const recordSuffixEnv = "VIGIL_RECORD_HISTORIES_SUFFIX"
+
+var suffixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
+
+// fixtureDir is where the fixtures go, relative to this package.
+const fixtureDir = "../workflows/testdata/histories"
+
+// A second customer, locked out by wrong PINs; and the wrong PINs used.
+const (
+	lockoutCustomerID = "C-5150"
+	lockoutPIN        = "604251"
+	lockoutWrongPIN   = "990077"
+	wrongPIN          = "118833"
+)
+
+// allPINs are every PIN typed in the test, right or wrong: none may appear in
+// a history in clear.
+var allPINs = []string{customerPIN, lockoutPIN, lockoutWrongPIN, wrongPIN}
+
+// endCase is one request driven into an end state, and what its history
+// must show.
+type endCase struct {
+	fixture   string // file name without .json
+	requestID string
+	status    string // the end state the workflow returned
+	pin       string // the PIN the request was opened with
+	cancelBy  string // who cancelled, for cancelled and withdrawn requests
+	// wantActs must all have been scheduled; noActs none of them.
+	wantActs, noActs []string
+	// secrets must not be in the history either (e.g. a mailed password).
+	secrets []string
+}
+
+// TestEveryEndStateOnRealProcesses drives one request into each end state on
+// one stack of real processes, checks each end state from the outside and in
+// the workflow's own history, and — with VIGIL_RECORD_HISTORIES=1 — writes
+// the histories as the replay fixtures of workflows/replay_test.go (never over
+// an existing one; workflows/testdata/histories/README.md says why).
+func TestEveryEndStateOnRealProcesses(t *testing.T) {
+	began := time.Now()
+	s := startStack(t, stackOptions{extraEnv: []string{
+		"VIGIL_CODEC_KEYS=" + replayCodecKeyID + ":" + replayCodecKey,
+		// Short enough for the expired request; every other request is
+		// decided within a few seconds of being opened.
+		"VIGIL_APPROVAL_TIMEOUT=20s",
+		"VIGIL_COOLING_RESEND_CREDENTIALS=3s",
+		"VIGIL_COOLING_DISABLE_2FA=3s",
+		"VIGIL_COOLING_REINSTALL_VPS=30m",
+		"VIGIL_COOLING_ADD_CONTACT_EMAIL=30m",
+		"VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL=30m",
+	}})
+	alice, bob := seed(t, s)
+	carol := seedCarol(t, s)
+	importLockoutCustomer(t, s)
+	t.Logf("stack up and seeded after %s", time.Since(began).Round(time.Millisecond))
+
+	gates := []string{"Open", "VerifyPIN", "Record"}
+	approved := append(slices.Clone(gates), "PostApproval", "UpdateApprovalMessage", "NotifyCustomer", "NotifyOutcome")
+	record := os.Getenv(recordHistoriesEnv) == "1"
+
+	t.Run("drive", func(t *testing.T) {
+		// First, so that its wait for the approval timeout overlaps the rest
+		// however few subtests run at once (-parallel).
+		t.Run("expired", func(t *testing.T) {
+			t.Parallel()
+			r := s.open(t, alice, map[string]any{
+				"action": "change_account_email", "customer_id": customerID, "email": "dana.new@example.com",
+				"reason": "customer moved to a new mail provider", "pin": customerPIN,
+			})
+			s.waitStatus(t, alice, r.ID, "expired", time.Minute)
+			checkHistory(t, s, record, endCase{
+				fixture: "expired", requestID: r.ID, status: "expired", pin: customerPIN,
+				wantActs: append(slices.Clone(gates), "PostApproval", "RemindApprovers", "UpdateApprovalMessage"),
+				noActs:   []string{"NotifyCustomer", "Execute"},
+			})
+		})
+
+		t.Run("executed then failed", func(t *testing.T) {
+			t.Parallel()
+			ok := s.open(t, alice, map[string]any{
+				"action": "resend_credentials", "customer_id": customerID, "server_id": "srv-1",
+				"reason": "customer asked in live chat", "pin": customerPIN,
+			})
+			s.click(t, ok.ID, "approve", "U0BOB")
+			done := s.waitStatus(t, alice, ok.ID, "executed", time.Minute)
+			if done.Reference == "" {
+				t.Error("executed request has no panel reference")
+			}
+			password := credentialsPassword(t, s, ok.ID)
+
+			// Only now does the panel refuse, and only once: the executed
+			// request is done, the one that fails not yet approved.
+			bad := s.open(t, alice, map[string]any{
+				"action": "disable_2fa", "customer_id": customerID,
+				"reason": "customer lost their phone", "pin": customerPIN,
+			})
+			s.panelFault(t, `{"fail_next":1,"status":422}`)
+			s.click(t, bad.ID, "approve", "U0BOB")
+			s.waitStatus(t, alice, bad.ID, "failed", time.Minute)
+			s.panelFault(t, `{}`)
+
+			performed := s.performed(t)
+			if len(performed) != 1 || performed[0].IdempotencyKey != "vigil-"+ok.ID {
+				t.Fatalf("panel performed %+v, want exactly the executed request's action", performed)
+			}
+			refused := 0
+			for _, c := range s.panelCalls(t) {
+				if c.IdempotencyKey == "vigil-"+bad.ID {
+					refused++
+				}
+			}
+			if refused != 1 {
+				t.Fatalf("the failed request reached the panel %d times, want once (a 422 is not retried)", refused)
+			}
+			checkHistory(t, s, record, endCase{
+				fixture: "executed", requestID: ok.ID, status: "executed", pin: customerPIN,
+				wantActs: append(slices.Clone(approved), "Execute"), noActs: []string{"RemindApprovers", "AlertSecurity"},
+				secrets: []string{password},
+			})
+			checkHistory(t, s, record, endCase{
+				fixture: "failed", requestID: bad.ID, status: "failed", pin: customerPIN,
+				wantActs: append(slices.Clone(approved), "Execute"), noActs: []string{"AlertSecurity"},
+			})
+		})
+
+		t.Run("pin_rejected and locked", func(t *testing.T) {
+			t.Parallel()
+			// Bob opens these: the open rate limit is per agent.
+			r := s.open(t, bob, map[string]any{
+				"action": "resend_credentials", "customer_id": customerID, "server_id": "srv-2",
+				"reason": "caller says they are the customer", "pin": wrongPIN,
+			})
+			s.waitStatus(t, bob, r.ID, "pin_rejected", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "pin_rejected", requestID: r.ID, status: "pin_rejected", pin: wrongPIN,
+				wantActs: gates, noActs: []string{"PostApproval", "AlertSecurity", "NotifyCustomer", "Execute"},
+			})
+
+			var last request
+			for i := 1; i <= 5; i++ {
+				last = s.open(t, bob, map[string]any{
+					"action": "resend_credentials", "customer_id": lockoutCustomerID, "server_id": "srv-9",
+					"reason": fmt.Sprintf("caller insists, attempt %d", i), "pin": lockoutWrongPIN,
+				})
+				s.waitStatus(t, bob, last.ID, "pin_rejected", 30*time.Second)
+			}
+			// The fifth wrong PIN locks the customer and alerts security.
+			checkHistory(t, s, record, endCase{
+				fixture: "pin_rejected_lockout", requestID: last.ID, status: "pin_rejected", pin: lockoutWrongPIN,
+				wantActs: append(slices.Clone(gates), "AlertSecurity"), noActs: []string{"PostApproval", "NotifyCustomer", "Execute"},
+			})
+			locked := s.open(t, bob, map[string]any{
+				"action": "resend_credentials", "customer_id": lockoutCustomerID, "server_id": "srv-9",
+				"reason": "caller found the right PIN", "pin": lockoutPIN,
+			})
+			s.waitStatus(t, bob, locked.ID, "locked", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "locked", requestID: locked.ID, status: "locked", pin: lockoutPIN,
+				wantActs: gates, noActs: []string{"PostApproval", "AlertSecurity", "NotifyCustomer", "Execute"},
+			})
+		})
+
+		t.Run("rejected", func(t *testing.T) {
+			t.Parallel()
+			r := s.open(t, alice, map[string]any{
+				"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-1",
+				"reason": "customer wants a clean system", "pin": customerPIN,
+			})
+			s.click(t, r.ID, "reject", "U0BOB")
+			s.waitStatus(t, alice, r.ID, "rejected", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "rejected", requestID: r.ID, status: "rejected", pin: customerPIN,
+				wantActs: append(slices.Clone(gates), "PostApproval", "UpdateApprovalMessage"),
+				noActs:   []string{"NotifyCustomer", "Execute", "RemindApprovers"},
+			})
+		})
+
+		t.Run("cancelled by the customer", func(t *testing.T) {
+			t.Parallel()
+			r := s.open(t, alice, map[string]any{
+				"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-2",
+				"reason": "customer says the server is compromised", "pin": customerPIN,
+			})
+			s.click(t, r.ID, "approve", "U0BOB")
+			s.waitStatus(t, alice, r.ID, "cooling", time.Minute)
+			cancelFromBrowser(t, s, noticeLinkFor(t, s, r.ID))
+			s.waitStatus(t, alice, r.ID, "cancelled", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "cancelled_by_customer", requestID: r.ID, status: "cancelled", pin: customerPIN, cancelBy: "customer",
+				wantActs: append(slices.Clone(approved), "AlertSecurity"), noActs: []string{"Execute"},
+			})
+		})
+
+		t.Run("vetoed", func(t *testing.T) {
+			t.Parallel()
+			r := s.open(t, alice, map[string]any{
+				"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-1",
+				"reason": "customer reports a broken kernel", "pin": customerPIN,
+			})
+			s.click(t, r.ID, "approve", "U0BOB")
+			s.waitStatus(t, alice, r.ID, "cooling", time.Minute)
+			if code, raw := s.call("POST", "/api/v1/requests/"+r.ID+"/veto", carol, map[string]any{"reason": "the ticket history does not fit"}, nil); code != 200 {
+				t.Fatalf("veto: %d %s", code, raw)
+			}
+			s.waitStatus(t, alice, r.ID, "cancelled", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "vetoed", requestID: r.ID, status: "cancelled", pin: customerPIN, cancelBy: "senior",
+				wantActs: approved, noActs: []string{"Execute", "AlertSecurity"},
+			})
+		})
+
+		t.Run("withdrawn", func(t *testing.T) {
+			t.Parallel()
+			r := s.open(t, alice, map[string]any{
+				"action": "add_contact_email", "customer_id": customerID, "email": "backup@whitfield.example",
+				"reason": "customer wants a second contact", "pin": customerPIN,
+			})
+			s.approvalMessage(t, r.ID)
+			if code, raw := s.call("POST", "/api/v1/requests/"+r.ID+"/withdraw", alice, map[string]any{"reason": "opened for the wrong customer"}, nil); code != 200 {
+				t.Fatalf("withdraw: %d %s", code, raw)
+			}
+			s.waitStatus(t, alice, r.ID, "withdrawn", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "withdrawn", requestID: r.ID, status: "withdrawn", pin: customerPIN, cancelBy: "requester",
+				wantActs: append(slices.Clone(gates), "PostApproval", "UpdateApprovalMessage"),
+				noActs:   []string{"NotifyCustomer", "Execute"},
+			})
+		})
+	})
+	t.Logf("every end state reached and checked after %s (recorded: %v)", time.Since(began).Round(time.Millisecond), record)
+}
+
+// importLockoutCustomer adds the customer whose PIN gets guessed at.
+func importLockoutCustomer(t *testing.T, s *stack) {
+	t.Helper()
+	hash, err := pinhash.Hash(lockoutPIN, pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-90 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	if code, body := s.call("PUT", "/admin/v1/customers/"+lockoutCustomerID, s.adminToken, map[string]any{
+		"name": "Rui Okafor", "primary_email": "rui@example.net", "pin_hash": hash,
+		"contacts": []map[string]any{{"email": "it@okafor.example", "added_at": old, "verified_at": old}},
+		"servers":  []string{"srv-9"},
+	}, nil); code != 200 {
+		t.Fatalf("import customer %s: %d %s", lockoutCustomerID, code, body)
+	}
+}
+
+// panelFault replaces the stand-in panel's injected faults.
+func (s *stack) panelFault(t *testing.T, body string) {
+	t.Helper()
+	resp, err := http.Post(s.panelURL+"/_standin/faults", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("set panel fault %s: %d", body, resp.StatusCode)
+	}
+}
+
+// performed lists the actions the stand-in panel actually performed.
+func (s *stack) performed(t *testing.T) []panelCall {
+	t.Helper()
+	resp, err := http.Get(s.panelURL + "/_standin/performed")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var calls []panelCall
+	if err := json.NewDecoder(resp.Body).Decode(&calls); err != nil {
+		t.Fatalf("decode performed actions: %v", err)
+	}
+	return calls
+}
+
+// rawMail fetches one caught message as it was received and parses its
+// headers.
+func rawMail(t *testing.T, s *stack, id int) *mail.Message {
+	t.Helper()
+	resp, err := http.Get(s.mailURL + "/messages/" + strconv.Itoa(id) + ".eml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var raw bytes.Buffer
+	if _, err := raw.ReadFrom(resp.Body); err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET raw message %d: %d %v", id, resp.StatusCode, err)
+	}
+	msg, err := mail.ReadMessage(&raw)
+	if err != nil {
+		t.Fatalf("parse message %d: %v", id, err)
+	}
+	return msg
+}
+
+// mailOf waits for the request's message of one kind ("notice",
+// "credentials"), matched on the X-Vigil-Request header because several
+// requests of the same customer run at once.
+func mailOf(t *testing.T, s *stack, requestID, kind string) caughtMail {
+	t.Helper()
+	var found caughtMail
+	eventually(t, 30*time.Second, kind+" mail for "+requestID, func() (bool, string) {
+		for _, m := range s.mails(t) {
+			h := rawMail(t, s, m.ID).Header
+			if h.Get("X-Vigil-Request") == requestID && h.Get("X-Vigil-Kind") == kind {
+				found = m
+				return true, ""
+			}
+		}
+		return false, "not sent yet"
+	})
+	return found
+}
+
+// noticeLinkFor returns the cancel link of the request's notice.
+func noticeLinkFor(t *testing.T, s *stack, requestID string) string {
+	t.Helper()
+	link := cancelLink.FindString(mailOf(t, s, requestID, "notice").Text)
+	if !strings.HasPrefix(link, s.webURL+"/c/") {
+		t.Fatalf("notice for %s has no cancel link to %s (got %q)", requestID, s.webURL, link)
+	}
+	return link
+}
+
+var passwordLine = regexp.MustCompile(`(?i)password:\s*(\S+)`)
+
+// credentialsPassword returns the server password mailed for a request.
+func credentialsPassword(t *testing.T, s *stack, requestID string) string {
+	t.Helper()
+	pw := passwordLine.FindStringSubmatch(mailOf(t, s, requestID, "credentials").Text)
+	if pw == nil {
+		t.Fatalf("the credentials mail for %s carries no password", requestID)
+	}
+	return pw[1]
+}
+
+// endResult is the part of the workflow's result this test checks.
+type endResult struct {
+	RequestID    string
+	Status       string
+	Cancellation *struct{ By string }
+}
+
+// checkHistory waits until the request's workflow has completed, then checks
+// its history from the inside: the result is the end state, the input carries
+// the PIN (so the absence checks mean something) yet no PIN or other secret is
+// anywhere in the raw history, the expected activities ran, the history
+// survives the JSON round trip and replays against the code that made it.
+// With record set it writes the history as a fixture.
+func checkHistory(t *testing.T, s *stack, record bool, c endCase) {
+	t.Helper()
+	keys, err := codec.ParseKeys(replayCodecKeyID + ":" + replayCodecKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cdc, err := codec.New(replayCodecKeyID, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// No codec: this client sees what anyone with read access to Temporal sees.
+	tc, err := client.DialContext(ctx, client.Options{HostPort: s.temporal, Namespace: "default", Logger: tlog.NewStructuredLogger(histDiscardLogger())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	wid := workflows.WorkflowID(c.requestID)
+	eventually(t, 30*time.Second, "workflow "+wid+" completing", func() (bool, string) {
+		d, err := tc.DescribeWorkflowExecution(ctx, wid, "")
+		if err != nil {
+			return false, err.Error()
+		}
+		st := d.GetWorkflowExecutionInfo().GetStatus()
+		return st == enums.WORKFLOW_EXECUTION_STATUS_COMPLETED, st.String()
+	})
+
+	hist := &historypb.History{}
+	it := tc.GetWorkflowHistory(ctx, wid, "", false, enums.HISTORY_EVENT_FILTER_TYPE_ALL_EVENT)
+	for it.HasNext() {
+		ev, err := it.Next()
+		if err != nil {
+			t.Fatalf("history of %s: %v", wid, err)
+		}
+		hist.Events = append(hist.Events, ev)
+	}
+	evs := hist.GetEvents()
+	if len(evs) < 10 {
+		t.Fatalf("%s: history of %s has only %d events", c.fixture, wid, len(evs))
+	}
+
+	// The input carries the PIN, encrypted with the fixed key.
+	started := evs[0].GetWorkflowExecutionStartedEventAttributes()
+	if started == nil {
+		t.Fatalf("%s: first event is %s", c.fixture, evs[0].GetEventType())
+	}
+	var in struct{ RequestID, PIN string }
+	if err := cdc.DataConverter().FromPayloads(started.GetInput(), &in); err != nil {
+		t.Fatalf("%s: decode input with the fixed key: %v", c.fixture, err)
+	}
+	if in.RequestID != c.requestID || in.PIN != c.pin {
+		t.Fatalf("%s: decoded input is request %q with the wrong PIN; the secrecy check would be vacuous", c.fixture, in.RequestID)
+	}
+
+	// The result is the end state.
+	last := evs[len(evs)-1]
+	done := last.GetWorkflowExecutionCompletedEventAttributes()
+	if done == nil {
+		t.Fatalf("%s: last event is %s, want a completed workflow", c.fixture, last.GetEventType())
+	}
+	var res endResult
+	if err := cdc.DataConverter().FromPayloads(done.GetResult(), &res); err != nil {
+		t.Fatalf("%s: decode result: %v", c.fixture, err)
+	}
+	if res.Status != c.status {
+		t.Fatalf("%s: workflow ended %q, want %q", c.fixture, res.Status, c.status)
+	}
+	by := ""
+	if res.Cancellation != nil {
+		by = res.Cancellation.By
+	}
+	if by != c.cancelBy {
+		t.Fatalf("%s: cancelled by %q, want %q", c.fixture, by, c.cancelBy)
+	}
+
+	// The activities the end state implies, and none it excludes.
+	ran := map[string]bool{}
+	for _, ev := range evs {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			ran[a.GetActivityType().GetName()] = true
+		}
+	}
+	for _, a := range c.wantActs {
+		if !ran[a] {
+			t.Errorf("%s: activity %s was never scheduled (scheduled: %v)", c.fixture, a, histSortedKeys(ran))
+		}
+	}
+	for _, a := range c.noActs {
+		if ran[a] {
+			t.Errorf("%s: activity %s was scheduled but must not be for this end state", c.fixture, a)
+		}
+	}
+
+	// No PIN (nor the mailed password) in the raw, undecoded history.
+	raw, err := proto.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range append(slices.Clone(allPINs), c.secrets...) {
+		if secret == "" {
+			t.Fatalf("%s: empty secret in the absence check", c.fixture)
+		}
+		if bytes.Contains(raw, []byte(secret)) {
+			t.Fatalf("%s: the raw history of %s contains a secret in clear; not recording it", c.fixture, wid)
+		}
+	}
+
+	// As `temporal workflow show --output json` writes it; the SDK must read
+	// back exactly what was fetched.
+	js, err := temporalproto.CustomJSONMarshalOptions{Indent: "  "}.Marshal(hist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := client.HistoryFromJSON(bytes.NewReader(js), client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("%s: HistoryFromJSON: %v", c.fixture, err)
+	}
+	if !proto.Equal(back, hist) {
+		t.Fatalf("%s: history changed in the JSON round trip", c.fixture)
+	}
+
+	// It replays against the workflow code that produced it.
+	rep, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter: cdc.DataConverter(), FailureConverter: cdc.FailureConverter(),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep.RegisterWorkflowWithOptions(workflows.SensitiveRequest, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	if err := rep.ReplayWorkflowHistory(tlog.NewStructuredLogger(histDiscardLogger()), hist); err != nil {
+		t.Fatalf("%s: the fresh history does not replay: %v", c.fixture, err)
+	}
+
+	t.Logf("%s: request %s, %d events, %d bytes as JSON", c.fixture, c.requestID, len(evs), len(js))
+	if !record {
+		return
+	}
+	name := c.fixture
+	if sfx := os.Getenv(recordSuffixEnv); sfx != "" {
+		if !suffixPattern.MatchString(sfx) {
+			t.Fatalf("%s=%q: use lower-case letters, digits and dashes", recordSuffixEnv, sfx)
+		}
+		name += "." + sfx
+	}
+	if err := os.MkdirAll(fixtureDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(fixtureDir, name+".json")
+	// Never over an existing fixture: running requests still replay it.
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		t.Fatalf("%s: not recording over %s (%v); fixtures are kept, not re-recorded — "+
+			"record a new version with %s=<change-id> (see %s/README.md)", c.fixture, path, err, recordSuffixEnv, fixtureDir)
+	}
+	if _, err := f.Write(append(js, '\n')); err != nil {
+		f.Close()
+		t.Fatalf("write fixture: %v", err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatalf("write fixture: %v", err)
+	}
+	t.Logf("%s: recorded %s", c.fixture, path)
+}
+
+func histSortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func histDiscardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

@@ -1,0 +1,246 @@
+package workflows_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/interceptor"
+	tlog "go.temporal.io/sdk/log"
+	"go.temporal.io/sdk/worker"
+	"go.temporal.io/sdk/workflow"
+
+	"github.com/vigil-oss/vigil/internal/codec"
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/workflows"
+)
+
+// The payload key the fixtures were recorded with (see e2e/histories_test.go,
+// which holds the same value). It is a fixed, test-only key that protects
+// nothing: it exists so the recorded histories can be decoded at replay time,
+// and must never be used anywhere else.
+const (
+	replayKeyID = "replay"
+	replayKey   = "dmlnaWwtcmVwbGF5LWZpeHR1cmVzLXRlc3Qtb25seSE=" // base64("vigil-replay-fixtures-test-only!")
+)
+
+const historiesDir = "testdata/histories"
+
+// replayFixtures lists every recorded history and the end state it reached.
+// A fixture that is listed but missing fails the test; see
+// testdata/histories/README.md before touching any of them.
+var replayFixtures = []struct {
+	file     string
+	status   domain.Status
+	cancelBy domain.CancelParty
+}{
+	{"executed.json", domain.StatusExecuted, ""},
+	{"pin_rejected.json", domain.StatusPINRejected, ""},
+	{"pin_rejected_lockout.json", domain.StatusPINRejected, ""},
+	{"locked.json", domain.StatusLocked, ""},
+	{"rejected.json", domain.StatusRejected, ""},
+	{"expired.json", domain.StatusExpired, ""},
+	{"cancelled_by_customer.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"withdrawn.json", domain.StatusWithdrawn, domain.CancelByRequester},
+	{"failed.json", domain.StatusFailed, ""},
+}
+
+func replayCodec(t *testing.T) *codec.Codec {
+	t.Helper()
+	keys, err := codec.ParseKeys(replayKeyID + ":" + replayKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := codec.New(replayKeyID, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newReplayer registers wf under the workflow's real name, as the worker
+// does, with the codec the recording stack used.
+func newReplayer(t *testing.T, wf any, interceptors ...interceptor.WorkerInterceptor) worker.WorkflowReplayer {
+	t.Helper()
+	c := replayCodec(t)
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter:    c.DataConverter(),
+		FailureConverter: c.FailureConverter(),
+		Interceptors:     interceptors,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	return r
+}
+
+// replayLogger collects the replayer's log for a failure message.
+func replayLogger() (tlog.Logger, *bytes.Buffer) {
+	var buf bytes.Buffer
+	return tlog.NewStructuredLogger(slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelWarn}))), &buf
+}
+
+// TestReplayRecordedHistories replays a real history of every end state
+// against today's workflow code. A failure means the change would break
+// requests that are running now: guard it with workflow.GetVersion instead of
+// re-recording (testdata/histories/README.md).
+func TestReplayRecordedHistories(t *testing.T) {
+	c := replayCodec(t)
+	for _, fx := range replayFixtures {
+		t.Run(strings.TrimSuffix(fx.file, ".json"), func(t *testing.T) {
+			path := filepath.Join(historiesDir, fx.file)
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatalf("fixture %s is missing (%v); every end state needs a recorded history", path, err)
+			}
+
+			// The fixture is what its name says, and its payloads are
+			// encrypted with the fixed key, as on any real installation.
+			hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+			if err != nil {
+				t.Fatalf("read %s: %v", path, err)
+			}
+			evs := hist.GetEvents()
+			if len(evs) < 10 {
+				t.Fatalf("%s has only %d events", path, len(evs))
+			}
+			in := evs[0].GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()
+			if len(in) != 1 || string(in[0].GetMetadata()[codec.MetadataKeyID]) != replayKeyID {
+				t.Fatalf("%s: the input is not one payload encrypted with key %q", path, replayKeyID)
+			}
+			done := evs[len(evs)-1].GetWorkflowExecutionCompletedEventAttributes()
+			if done == nil {
+				t.Fatalf("%s ends with %s, not a completed workflow", path, evs[len(evs)-1].GetEventType())
+			}
+			var st workflows.Status
+			if err := c.DataConverter().FromPayloads(done.GetResult(), &st); err != nil {
+				t.Fatalf("%s: decode the result with the fixed key: %v", path, err)
+			}
+			var by domain.CancelParty
+			if st.Cancellation != nil {
+				by = st.Cancellation.By
+			}
+			if st.Status != fx.status || by != fx.cancelBy {
+				t.Fatalf("%s records a request that ended %s (cancelled by %q), want %s (%q)", path, st.Status, by, fx.status, fx.cancelBy)
+			}
+
+			logger, logs := replayLogger()
+			if err := newReplayer(t, workflows.SensitiveRequest).ReplayWorkflowHistoryFromJSONFile(logger, path); err != nil {
+				t.Fatalf("replaying %s against the current workflow failed: %v\n"+
+					"This change would break requests that are running now. Guard it with workflow.GetVersion "+
+					"and add fixtures for the new version; do not re-record this one.\n%s", path, err, logs)
+			}
+		})
+	}
+}
+
+// extraActivityFirst is SensitiveRequest with one more activity before the
+// gates: the kind of innocent-looking edit that breaks running requests.
+func extraActivityFirst(ctx workflow.Context, in workflows.Input) (workflows.Result, error) {
+	ctx = workflow.WithActivityOptions(ctx, workflow.ActivityOptions{StartToCloseTimeout: 10 * time.Second})
+	if err := workflow.ExecuteActivity(ctx, "AuditOpenAttempt", in.RequestID).Get(ctx, nil); err != nil {
+		return workflows.Result{}, err
+	}
+	return workflows.SensitiveRequest(ctx, in)
+}
+
+// changeActivities rewrites the activities the workflow schedules, so that a
+// test can change the workflow in the middle without copying it.
+type changeActivities struct {
+	interceptor.WorkerInterceptorBase
+	// skip is an activity replaced by an immediate success.
+	skip string
+	// before is an activity that an extra "Extra" activity now precedes.
+	before string
+}
+
+func (c *changeActivities) InterceptWorkflow(_ workflow.Context, next interceptor.WorkflowInboundInterceptor) interceptor.WorkflowInboundInterceptor {
+	i := &changeInbound{change: c}
+	i.Next = next
+	return i
+}
+
+type changeInbound struct {
+	interceptor.WorkflowInboundInterceptorBase
+	change *changeActivities
+}
+
+func (i *changeInbound) Init(outbound interceptor.WorkflowOutboundInterceptor) error {
+	o := &changeOutbound{change: i.change}
+	o.Next = outbound
+	return i.Next.Init(o)
+}
+
+type changeOutbound struct {
+	interceptor.WorkflowOutboundInterceptorBase
+	change *changeActivities
+}
+
+func (o *changeOutbound) ExecuteActivity(ctx workflow.Context, activityType string, args ...any) workflow.Future {
+	switch activityType {
+	case o.change.skip:
+		f, set := workflow.NewFuture(ctx)
+		set.Set(nil, nil)
+		return f
+	case o.change.before:
+		_ = o.Next.ExecuteActivity(ctx, "Extra").Get(ctx, nil)
+	}
+	return o.Next.ExecuteActivity(ctx, activityType, args...)
+}
+
+// TestReplayCatchesIncompatibleChanges is the negative control: the replay
+// test above can fail. Changed workflows replayed against the fixtures are
+// reported as nondeterministic (TMPRL1100), and a change only on a path a history never
+// took leaves that history replayable — which is why every end state needs
+// its own fixture.
+func TestReplayCatchesIncompatibleChanges(t *testing.T) {
+	tests := []struct {
+		name    string
+		fixture string
+		wf      any
+		change  *changeActivities
+		breaks  bool
+	}{
+		{"extra activity before the gates", "executed.json", extraActivityFirst, nil, true},
+		{"extra activity before the gates, short history", "pin_rejected.json", extraActivityFirst, nil, true},
+		{"Open activity skipped", "withdrawn.json", workflows.SensitiveRequest, &changeActivities{skip: "Open"}, true},
+		{"extra activity before the notice", "vetoed.json", workflows.SensitiveRequest, &changeActivities{before: "NotifyCustomer"}, true},
+		{"extra activity before the notice, path not taken", "pin_rejected.json", workflows.SensitiveRequest, &changeActivities{before: "NotifyCustomer"}, false},
+		{"execute skipped", "failed.json", workflows.SensitiveRequest, &changeActivities{skip: "Execute"}, true},
+		{"execute skipped, path not taken", "expired.json", workflows.SensitiveRequest, &changeActivities{skip: "Execute"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(historiesDir, tt.fixture)
+			if _, err := os.Stat(path); err != nil {
+				t.Fatalf("fixture %s is missing: %v", path, err)
+			}
+			var ics []interceptor.WorkerInterceptor
+			if tt.change != nil {
+				ics = append(ics, tt.change)
+			}
+			logger, _ := replayLogger()
+			err := newReplayer(t, tt.wf, ics...).ReplayWorkflowHistoryFromJSONFile(logger, path)
+			if !tt.breaks {
+				if err != nil {
+					t.Fatalf("a change on a path %s never took broke its replay: %v", tt.fixture, err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("replaying %s against a changed workflow succeeded; the replay test could never fail", tt.fixture)
+			}
+			// TMPRL1100 is the SDK's code for every nondeterminism error.
+			if !strings.Contains(err.Error(), "TMPRL1100") {
+				t.Fatalf("replay of %s failed, but not as nondeterminism: %v", tt.fixture, err)
+			}
+		})
+	}
+}
