@@ -147,7 +147,7 @@ func (a *Activities) Open(ctx context.Context, in OpenInput) error {
 // not an error; five wrong PINs lock the customer and alert security.
 func (a *Activities) VerifyPIN(ctx context.Context, in VerifyPINInput) (VerifyPINResult, error) {
 	now := a.now()
-	out, err := a.Store.CheckPIN(ctx, in.CustomerID, in.PIN, now, a.Settings.PINPolicy, pinhash.Verify)
+	out, err := a.Store.CheckPINForRequest(ctx, in.RequestID, in.CustomerID, in.PIN, now, a.Settings.PINPolicy, pinhash.Verify)
 	if errors.Is(err, store.ErrNotFound) {
 		return VerifyPINResult{}, permanent(err, "customer %s does not exist", in.CustomerID)
 	}

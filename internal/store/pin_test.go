@@ -168,3 +168,45 @@ func TestCheckPINConcurrentFailuresAllCount(t *testing.T) {
 		t.Fatalf("pin_failed_attempts = %d after %d concurrent failures (lost updates)", got, n)
 	}
 }
+
+// TestCheckPINForRequestIsOncePerRequest: an activity retried after a crash
+// must get the first verdict back, not count the same wrong PIN again.
+func TestCheckPINForRequestIsOncePerRequest(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	f := seed(t, s)
+	now := time.Date(2026, 11, 25, 10, 0, 0, 0, time.UTC)
+	cv := &countingVerify{}
+	tests := []struct {
+		name string
+		pin  string
+		want PINOutcome
+	}{
+		{"first check of a wrong PIN counts it", "000000", PINOutcome{Failures: 1}},
+		{"a retry returns the stored verdict", "000000", PINOutcome{Failures: 1}},
+		{"a retry with another PIN cannot change it", "246810", PINOutcome{Failures: 1}},
+	}
+	for _, tt := range tests {
+		got, err := s.CheckPINForRequest(ctx, f.request, f.customer, tt.pin, now, DefaultPINPolicy(), cv.verify)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if got != tt.want {
+			t.Fatalf("%s: got %+v, want %+v", tt.name, got, tt.want)
+		}
+	}
+	if n := cv.calls.Load(); n != 1 {
+		t.Fatalf("verify called %d times for one request, want 1", n)
+	}
+	var failures int
+	if err := s.DB().QueryRowContext(ctx, `SELECT pin_failed_attempts FROM customers WHERE id = $1`, f.customer).Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 1 {
+		t.Fatalf("customer has %d counted failures after retries, want 1", failures)
+	}
+	if _, err := s.CheckPINForRequest(ctx, "", f.customer, "000000", now, DefaultPINPolicy(), cv.verify); err == nil {
+		t.Fatal("empty request id accepted")
+	}
+}
