@@ -322,7 +322,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log = log.With("agent", agent.ID)
 	agentDetails := map[string]any{"agent": agent.ID, "role": string(agent.Role)}
 
-	req, err := h.store.Request(ctx, c.requestID)
+	req, err := h.requestWithMessage(ctx, c.requestID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.refuse(ctx, w, log, c, "unknown_request", "",
@@ -367,6 +367,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("slack click accepted")
 	w.WriteHeader(http.StatusOK)
+}
+
+// messageWait bounds how long a click waits for the approval message's
+// location to be stored: the worker stores it just after Slack accepted the
+// post, so a very fast click can arrive first. Well inside Slack's 3 s.
+const messageWait = time.Second
+
+// requestWithMessage loads the request, re-reading it for a moment while the
+// approval message's location is not stored yet.
+func (h *Handler) requestWithMessage(ctx context.Context, id string) (store.Request, error) {
+	deadline := time.Now().Add(messageWait)
+	for {
+		req, err := h.store.Request(ctx, id)
+		if err != nil || (req.SlackChannel != "" && req.SlackTS != "") || time.Now().After(deadline) {
+			return req, err
+		}
+		select {
+		case <-ctx.Done():
+			return req, nil
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
 }
 
 // verify checks the signature over body with slack-go's verifier, then the
