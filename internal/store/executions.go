@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -48,7 +49,7 @@ func (s *Store) ExecuteOnce(ctx context.Context, requestID string, action domain
 
 	_, err = tx.ExecContext(ctx, `
 		INSERT INTO executions (request_id, action, idempotency_key, state)
-		VALUES ($1, $2, $3, 'started') ON CONFLICT (request_id) DO NOTHING`,
+		VALUES ($1, $2, $3, 'started') ON CONFLICT DO NOTHING`,
 		requestID, string(action), idempotencyKey)
 	switch code, constraint := pgCode(err); {
 	case code == codeForeignKeyViolation:
@@ -63,9 +64,17 @@ func (s *Store) ExecuteOnce(ctx context.Context, requestID string, action domain
 		gotAction, gotKey, state string
 		result                   []byte
 	)
-	if err := tx.QueryRowContext(ctx, `
+	// No conflict target above: with concurrent callers, Postgres may meet
+	// the idempotency_key index before the primary key, and a targeted
+	// ON CONFLICT (request_id) would then fail instead of waiting. A row
+	// missing here means the key belongs to another request.
+	err = tx.QueryRowContext(ctx, `
 		SELECT action, idempotency_key, state, result FROM executions
-		WHERE request_id = $1 FOR UPDATE`, requestID).Scan(&gotAction, &gotKey, &state, &result); err != nil {
+		WHERE request_id = $1 FOR UPDATE`, requestID).Scan(&gotAction, &gotKey, &state, &result)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ExecutionResult{}, wrap(fmt.Errorf("idempotency key used by another request: %w", ErrConflict))
+	}
+	if err != nil {
 		return ExecutionResult{}, wrap(err)
 	}
 	if gotAction != string(action) || gotKey != idempotencyKey {
