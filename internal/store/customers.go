@@ -171,8 +171,11 @@ func (s *Store) Customer(ctx context.Context, id string) (Customer, error) {
 // before now, deduplicated case-insensitively and sorted. An address added
 // minutes ago (perhaps by whoever is asking) is never on it.
 func (s *Store) EstablishedEmails(ctx context.Context, customerID string, now time.Time, minAge time.Duration) ([]string, error) {
-	var primary string
-	err := s.db.QueryRowContext(ctx, `SELECT primary_email FROM customers WHERE id = $1`, customerID).Scan(&primary)
+	var (
+		primary string
+		since   time.Time
+	)
+	err := s.db.QueryRowContext(ctx, `SELECT primary_email, primary_email_since FROM customers WHERE id = $1`, customerID).Scan(&primary, &since)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, fmt.Errorf("store: established emails of %s: customer %s: %w", customerID, customerID, ErrNotFound)
 	}
@@ -190,7 +193,7 @@ func (s *Store) EstablishedEmails(ctx context.Context, customerID string, now ti
 	defer rows.Close()
 	seen := map[string]bool{}
 	var out, contacts []string
-	if primary != "" {
+	if primary != "" && !since.After(cutoff) {
 		out = append(out, primary)
 		seen[strings.ToLower(primary)] = true
 	}
@@ -243,14 +246,33 @@ func (s *Store) SetPrimaryEmail(ctx context.Context, customerID, email string) e
 	if email == "" {
 		return fmt.Errorf("store: set primary email of %s: empty email", customerID)
 	}
-	res, err := s.db.ExecContext(ctx, `UPDATE customers SET primary_email = $2 WHERE id = $1`, customerID, email)
+	// The old primary stays on file as an established contact, and the new
+	// one is established only after it has aged (see EstablishedEmails).
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var (
+			old   string
+			since time.Time
+		)
+		err := tx.QueryRowContext(ctx, `SELECT primary_email, primary_email_since FROM customers WHERE id = $1 FOR UPDATE`, customerID).Scan(&old, &since)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("customer %s: %w", customerID, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if strings.EqualFold(old, email) {
+			return nil
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE customers SET primary_email = $2, primary_email_since = now() WHERE id = $1`, customerID, email); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `
+			INSERT INTO customer_contacts (customer_id, email, added_at, verified_at)
+			VALUES ($1, $2, $3, $3) ON CONFLICT DO NOTHING`, customerID, old, since)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("store: set primary email of %s: %w", customerID, err)
-	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("store: set primary email of %s: %w", customerID, err)
-	} else if n == 0 {
-		return fmt.Errorf("store: set primary email: customer %s: %w", customerID, ErrNotFound)
 	}
 	return nil
 }

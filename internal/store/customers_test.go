@@ -245,3 +245,41 @@ func TestServerBelongsTo(t *testing.T) {
 		}
 	}
 }
+
+// TestChangedPrimaryEmailMustAge: after an email change the old address
+// keeps getting notices and the new one only once it has aged, so one
+// successful change cannot cut the customer out of the next notice.
+func TestChangedPrimaryEmailMustAge(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := newStore(t)
+	f := seed(t, s)
+	if err := s.SetPrimaryEmail(ctx, f.customer, "new-owner@acme.test"); err != nil {
+		t.Fatal(err)
+	}
+	week := 7 * 24 * time.Hour
+	tests := []struct {
+		name string
+		at   time.Time
+		want []string
+	}{
+		{"right after the change", time.Now(), []string{"owner@acme.test"}},
+		{"after the new address aged", time.Now().Add(week + time.Hour), []string{"new-owner@acme.test", "owner@acme.test"}},
+	}
+	for _, tt := range tests {
+		got, err := s.EstablishedEmails(ctx, f.customer, tt.at, week)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Join(got, ",") != strings.Join(tt.want, ",") {
+			t.Errorf("%s: established = %v, want %v", tt.name, got, tt.want)
+		}
+	}
+	c, err := s.Customer(ctx, f.customer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.PrimaryEmail != "new-owner@acme.test" {
+		t.Fatalf("primary = %q", c.PrimaryEmail)
+	}
+}
