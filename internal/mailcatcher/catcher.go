@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/mail"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,6 +54,8 @@ type Catcher struct {
 	listeners []net.Listener
 	refuseTmp int
 	refusePrm int
+	// refuseRcpt holds lower-cased addresses whose deliveries are refused.
+	refuseRcpt map[string]bool
 }
 
 // New returns a Catcher that accepts any recipient and any AUTH PLAIN login.
@@ -175,6 +178,27 @@ func (c *Catcher) Refuse(temporary, permanent int) {
 	c.refuseTmp, c.refusePrm = max(temporary, 0), max(permanent, 0)
 }
 
+// RefuseRecipient makes every delivery to addr fail with 450 at RCPT until
+// it is called again with refuse false; other recipients are unaffected.
+func (c *Catcher) RefuseRecipient(addr string, refuse bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.refuseRcpt == nil {
+		c.refuseRcpt = map[string]bool{}
+	}
+	if refuse {
+		c.refuseRcpt[strings.ToLower(addr)] = true
+	} else {
+		delete(c.refuseRcpt, strings.ToLower(addr))
+	}
+}
+
+func (c *Catcher) refusesRecipient(addr string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.refuseRcpt[strings.ToLower(addr)]
+}
+
 func (c *Catcher) refusal() error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -263,8 +287,11 @@ func (s *session) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 
-// Rcpt accepts any recipient.
+// Rcpt accepts any recipient but those RefuseRecipient named.
 func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if s.c.refusesRecipient(to) {
+		return &smtp.SMTPError{Code: 450, EnhancedCode: smtp.EnhancedCode{4, 2, 1}, Message: "mailcatcher: mailbox temporarily unavailable (test fault)"}
+	}
 	s.to = append(s.to, to)
 	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/smtp"
 	"net/textproto"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -200,6 +201,37 @@ func TestRefuse(t *testing.T) {
 	}
 }
 
+func TestRefuseRecipient(t *testing.T) {
+	c, addr := startCatcher(t)
+	c.RefuseRecipient("Bob@Example.com", true)
+	steps := []struct {
+		to     string
+		refuse *bool
+		want   int
+	}{
+		{to: "bob@example.com", want: 450},
+		{to: "BOB@example.com", want: 450},
+		{to: "carol@example.com", want: 0},
+		{to: "bob@example.com", refuse: new(false), want: 0},
+	}
+	for i, s := range steps {
+		if s.refuse != nil {
+			c.RefuseRecipient("bob@example.com", *s.refuse)
+		}
+		err := send(addr, "a@example.com", []string{s.to}, "Subject: x\r\n\r\nbody\r\n")
+		if got := smtpCode(err); got != s.want {
+			t.Fatalf("delivery %d to %s: code %d (err %v), want %d", i+1, s.to, got, err, s.want)
+		}
+	}
+	var got []string
+	for _, m := range c.Messages() {
+		got = append(got, m.To...)
+	}
+	if want := []string{"carol@example.com", "bob@example.com"}; !slices.Equal(got, want) {
+		t.Fatalf("kept messages for %v, want %v", got, want)
+	}
+}
+
 func TestSizeLimit(t *testing.T) {
 	c, addr := startCatcher(t)
 	big := "Subject: big\r\n\r\n" + strings.Repeat(strings.Repeat("x", 998)+"\r\n", MaxMessageBytes/1000+10)
@@ -385,6 +417,26 @@ func TestHTTP(t *testing.T) {
 		for _, bad := range []string{`{"temporary":-1}`, `nope`, `{"forever":1}`} {
 			if resp := do(t, http.MethodPost, web.URL+"/api/refuse", bad); resp.StatusCode != 400 {
 				t.Errorf("refuse %s = %d, want 400", bad, resp.StatusCode)
+			}
+		}
+	})
+
+	t.Run("refuse a recipient over http", func(t *testing.T) {
+		if resp := do(t, http.MethodPost, web.URL+"/api/refuse-recipient", `{"recipient":"b@example.com","refuse":true}`); resp.StatusCode != 200 {
+			t.Fatalf("refuse-recipient status %d", resp.StatusCode)
+		}
+		if code := smtpCode(send(addr, "a@example.com", []string{"b@example.com"}, "Subject: x\r\n\r\nx\r\n")); code != 450 {
+			t.Fatalf("refused recipient code = %d, want 450", code)
+		}
+		if resp := do(t, http.MethodPost, web.URL+"/api/refuse-recipient", `{"recipient":"b@example.com","refuse":false}`); resp.StatusCode != 200 {
+			t.Fatalf("refuse-recipient status %d", resp.StatusCode)
+		}
+		if code := smtpCode(send(addr, "a@example.com", []string{"b@example.com"}, "Subject: x\r\n\r\nx\r\n")); code != 0 {
+			t.Fatalf("accepted-again recipient code = %d, want 0", code)
+		}
+		for _, bad := range []string{`{"recipient":"b@example.com"}`, `{"recipient":"nobody","refuse":true}`, `{"recipient":"b@example.com","refuse":true,"x":1}`, `[]`} {
+			if resp := do(t, http.MethodPost, web.URL+"/api/refuse-recipient", bad); resp.StatusCode != 400 {
+				t.Errorf("refuse-recipient %s = %d, want 400", bad, resp.StatusCode)
 			}
 		}
 	})

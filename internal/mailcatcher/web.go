@@ -40,6 +40,7 @@ type apiMessage struct {
 //	GET    /api/messages      JSON [{id,from,to,subject,received_at,text,html}], oldest first
 //	DELETE /api/messages      forget every message
 //	POST   /api/refuse        {"temporary":n} and/or {"permanent":n}: fail the next deliveries with 451 / 550
+//	POST   /api/refuse-recipient {"recipient":"a@b","refuse":true|false}: refuse (450) or accept again one address
 func (c *Catcher) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /{$}", c.listPage)
@@ -47,6 +48,7 @@ func (c *Catcher) Handler() http.Handler {
 	mux.HandleFunc("GET /api/messages", c.apiList)
 	mux.HandleFunc("DELETE /api/messages", c.apiClear)
 	mux.HandleFunc("POST /api/refuse", c.apiRefuse)
+	mux.HandleFunc("POST /api/refuse-recipient", c.apiRefuseRecipient)
 	return securityHeaders(mux)
 }
 
@@ -193,6 +195,21 @@ func (c *Catcher) apiRefuse(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Refuse(req.Temporary, req.Permanent)
+	writeJSON(w, http.StatusOK, req)
+}
+
+func (c *Catcher) apiRefuseRecipient(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Recipient string `json:"recipient"`
+		Refuse    *bool  `json:"refuse"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || !strings.Contains(req.Recipient, "@") || req.Refuse == nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want {"recipient":"name@example.com","refuse":true} (or false to accept it again)`})
+		return
+	}
+	c.RefuseRecipient(req.Recipient, *req.Refuse)
 	writeJSON(w, http.StatusOK, req)
 }
 
