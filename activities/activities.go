@@ -112,6 +112,49 @@ func (a *Activities) log(ctx context.Context) *slog.Logger {
 	return a.Logger
 }
 
+// heartbeat tells Temporal the attempt is alive, so an attempt on a worker
+// that died is retried after the heartbeat timeout rather than the whole
+// start-to-close timeout. It returns the context's error once the workflow
+// cancelled the attempt, so a loop can stop between two side effects.
+// Details must never carry a secret or an address: they can reach history.
+func heartbeat(ctx context.Context, details ...any) error {
+	if activity.IsActivity(ctx) {
+		activity.RecordHeartbeat(ctx, details...)
+	}
+	return ctx.Err()
+}
+
+// keepAlive heartbeats in the background while a single blocking call (the
+// control panel) runs, since that call cannot heartbeat itself. stop must be
+// called when the call returns.
+func keepAlive(ctx context.Context) (stop func()) {
+	if !activity.IsActivity(ctx) || activity.GetInfo(ctx).HeartbeatTimeout <= 0 {
+		return func() {}
+	}
+	every := activity.GetInfo(ctx).HeartbeatTimeout / 3
+	done := make(chan struct{})
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				activity.RecordHeartbeat(ctx)
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		<-finished
+	}
+}
+
 func permanent(err error, format string, args ...any) error {
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(format, args...), ErrTypePermanent, err)
 }

@@ -20,6 +20,7 @@ func IdempotencyKey(requestID string) string { return "vigil-" + requestID }
 // fetched and emailed here and never leave this function.
 func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResult, error) {
 	key := IdempotencyKey(in.RequestID)
+	stop := keepAlive(ctx)
 	res, err := a.Store.ExecuteOnce(ctx, in.RequestID, in.Action, key, func(ctx context.Context) (string, error) {
 		out, err := a.Executor.Execute(ctx, panel.Job{
 			IdempotencyKey: key, Action: in.Action, CustomerID: in.CustomerID, ServerID: in.ServerID, Email: in.Email,
@@ -32,6 +33,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 		}
 		return out.Reference, nil
 	})
+	stop()
 	if err != nil {
 		if panel.IsPermanent(err) || mail.IsPermanent(err) {
 			return ExecuteResult{}, permanent(err, "the control panel refused the %s for request %s", in.Action, in.RequestID)

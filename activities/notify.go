@@ -41,7 +41,13 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 		return NotifyResult{}, permanent(nil, "customer %s has no established address to notify", in.CustomerID)
 	}
 	runsAt := now.Add(in.CoolingPeriod)
-	for _, rcpt := range to {
+	for i, rcpt := range to {
+		// A cancel accepted while the notice is retried cancels this
+		// attempt: stop before the next message, not after the last.
+		if err := heartbeat(ctx, i); err != nil {
+			a.log(ctx).Info("notice stopped: the request was cancelled", "request", in.RequestID, "sent", i, "of", len(to))
+			return NotifyResult{}, fmt.Errorf("notice for request %s stopped after %d of %d messages: %w", in.RequestID, i, len(to), err)
+		}
 		id, err := tokens.NewID()
 		if err != nil {
 			return NotifyResult{}, fmt.Errorf("cancel token id: %w", err)

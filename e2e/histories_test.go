@@ -239,6 +239,38 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			})
 		})
 
+		t.Run("cancelled during the notice", func(t *testing.T) {
+			t.Parallel()
+			// Its own customer: one of its addresses refuses mail while the
+			// other gets the notice, so the notice stays in retry.
+			importNoticeCustomer(t, s)
+			s.refuseRecipient(t, noticeRefusedEmail, true)
+			defer s.refuseRecipient(t, noticeRefusedEmail, false)
+			r := s.open(t, alice, map[string]any{
+				"action": "disable_2fa", "customer_id": noticeCustomerID,
+				"reason": "caller says they lost their phone", "pin": noticePIN,
+			})
+			s.click(t, r.ID, "approve", "U0BOB")
+			link := noticeLinkFor(t, s, r.ID)
+			if st := s.waitStatus(t, alice, r.ID, "notifying", 10*time.Second); st.CoolingEndsAt != "" {
+				t.Fatalf("cooling ends at %s while one address refuses: the notice is not complete", st.CoolingEndsAt)
+			}
+			cancelFromBrowser(t, s, link)
+			s.waitStatus(t, alice, r.ID, "cancelled", 30*time.Second)
+			mailOf(t, s, r.ID, "outcome")
+			for _, m := range s.mails(t) {
+				if rawMail(t, s, m.ID).Header.Get("X-Vigil-Request") == r.ID && slices.ContainsFunc(m.To, func(to string) bool {
+					return strings.EqualFold(to, noticeRefusedEmail)
+				}) {
+					t.Fatalf("%s got %q although it refused all mail", noticeRefusedEmail, m.Subject)
+				}
+			}
+			checkHistory(t, s, record, endCase{
+				fixture: "cancelled_during_notice", requestID: r.ID, status: "cancelled", pin: noticePIN, cancelBy: "customer",
+				wantActs: append(slices.Clone(approved), "AlertSecurity"), noActs: []string{"Execute"},
+			})
+		})
+
 		t.Run("vetoed", func(t *testing.T) {
 			t.Parallel()
 			r := s.open(t, alice, map[string]any{
@@ -292,6 +324,43 @@ func importLockoutCustomer(t *testing.T, s *stack) {
 		"servers":  []string{"srv-9"},
 	}, nil); code != 200 {
 		t.Fatalf("import customer %s: %d %s", lockoutCustomerID, code, body)
+	}
+}
+
+// The customer whose second address refuses mail in "cancelled during the
+// notice".
+const (
+	noticeCustomerID   = "C-7007"
+	noticePIN          = "270415"
+	noticeRefusedEmail = "billing@tanaka.example"
+)
+
+func importNoticeCustomer(t *testing.T, s *stack) {
+	t.Helper()
+	hash, err := pinhash.Hash(noticePIN, pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := time.Now().Add(-90 * 24 * time.Hour).UTC().Format(time.RFC3339)
+	if code, body := s.call("PUT", "/admin/v1/customers/"+noticeCustomerID, s.adminToken, map[string]any{
+		"name": "Mei Tanaka", "primary_email": "mei@tanaka.example", "pin_hash": hash,
+		"contacts": []map[string]any{{"email": noticeRefusedEmail, "added_at": old, "verified_at": old}},
+	}, nil); code != 200 {
+		t.Fatalf("import customer %s: %d %s", noticeCustomerID, code, body)
+	}
+}
+
+// refuseRecipient makes the mail catcher refuse (or accept again) one address.
+func (s *stack) refuseRecipient(t *testing.T, addr string, refuse bool) {
+	t.Helper()
+	body := fmt.Sprintf(`{"recipient":%q,"refuse":%v}`, addr, refuse)
+	resp, err := http.Post(s.mailURL+"/api/refuse-recipient", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("mail catcher refuse-recipient: %d", resp.StatusCode)
 	}
 }
 

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	historypb "go.temporal.io/api/history/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/interceptor"
 	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/worker"
@@ -49,6 +51,38 @@ var replayFixtures = []struct {
 	{"vetoed.json", domain.StatusCancelled, domain.CancelBySenior},
 	{"withdrawn.json", domain.StatusWithdrawn, domain.CancelByRequester},
 	{"failed.json", domain.StatusFailed, ""},
+	// Recorded after change "cancel-stops-notice" (workflow.GetVersion 1):
+	// the end states whose path passes the version marker.
+	{"executed.cancel-stops-notice.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.json", domain.StatusFailed, ""},
+	{"cancelled_by_customer.cancel-stops-notice.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.cancel-stops-notice.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"cancelled_during_notice.cancel-stops-notice.json", domain.StatusCancelled, domain.CancelByCustomer},
+}
+
+// versionOf is the version a history recorded for a change id, or
+// workflow.DefaultVersion if it has no marker for it.
+func versionOf(t *testing.T, dc converter.DataConverter, evs []*historypb.HistoryEvent, changeID string) workflow.Version {
+	t.Helper()
+	for _, e := range evs {
+		m := e.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != "Version" {
+			continue
+		}
+		var id string
+		var v workflow.Version
+		if err := dc.FromPayloads(m.GetDetails()["change-id"], &id); err != nil {
+			t.Fatalf("version marker without a readable change id: %v", err)
+		}
+		if id != changeID {
+			continue
+		}
+		if err := dc.FromPayloads(m.GetDetails()["version"], &v); err != nil {
+			t.Fatalf("version marker of %s without a readable version: %v", id, err)
+		}
+		return v
+	}
+	return workflow.DefaultVersion
 }
 
 func replayCodec(t *testing.T) *codec.Codec {
@@ -129,6 +163,16 @@ func TestReplayRecordedHistories(t *testing.T) {
 			}
 			if st.Status != fx.status || by != fx.cancelBy {
 				t.Fatalf("%s records a request that ended %s (cancelled by %q), want %s (%q)", path, st.Status, by, fx.status, fx.cancelBy)
+			}
+
+			// Each fixture covers the branch its name says: the old ones
+			// predate the change, the new ones took version 1.
+			wantVersion := workflow.DefaultVersion
+			if strings.Contains(fx.file, ".cancel-stops-notice.") {
+				wantVersion = 1
+			}
+			if got := versionOf(t, c.DataConverter(), evs, "cancel-stops-notice"); got != wantVersion {
+				t.Fatalf("%s recorded version %d of cancel-stops-notice, want %d", path, got, wantVersion)
 			}
 
 			logger, logs := replayLogger()

@@ -18,6 +18,18 @@ var acts *activities.Activities
 // handlerWait bounds how long an Update waits for the main line to act on it.
 const handlerWait = 10 * time.Second
 
+// heartbeatTimeout is how soon an attempt of the notice or the executor on a
+// worker that stopped heartbeating is given up and retried.
+const heartbeatTimeout = 30 * time.Second
+
+// Change ids for workflow.GetVersion. Each names one change to the
+// workflow's commands; see the workflow versioning rule in the README.
+const (
+	// changeCancelStopsNotice (version 1): a cancel stops the notice being
+	// retried; the notice and the executor heartbeat.
+	changeCancelStopsNotice = "cancel-stops-notice"
+)
+
 // request is one run's state. Everything the Updates and the Query touch lives
 // here so that the handlers and the main line agree.
 type request struct {
@@ -27,6 +39,9 @@ type request struct {
 	// still finish before the workflow does.
 	side []workflow.Future
 	msg  *messenger
+	// cancelledDuringNotice: some addresses may have the notice, so the
+	// outcome email goes out although the notice never completed.
+	cancelledDuringNotice bool
 }
 
 // messenger keeps the Slack approval message in step with the request. One
@@ -335,7 +350,12 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		return r.st, err
 	}
 	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageApproved, ActorID: r.st.Decision.ApproverID, At: r.st.Decision.At})
-	noticeCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	// Version 1: a cancel accepted while the notice is retried stops the
+	// notice, and the request ends cancelled instead of failing later; the
+	// notice and the executor heartbeat, so an attempt on a dead worker is
+	// retried within seconds. Histories from before took the old path.
+	v := workflow.GetVersion(ctx, changeCancelStopsNotice, workflow.DefaultVersion, 1)
+	noticeOpts := workflow.ActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: r.in.Policy.NoticeTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -343,15 +363,47 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 			BackoffCoefficient: 2,
 			MaximumInterval:    10 * time.Minute,
 		},
-	})
-	var notice activities.NotifyResult
-	if err := workflow.ExecuteActivity(noticeCtx, acts.NotifyCustomer, activities.NotifyInput{
+	}
+	if v >= 1 {
+		noticeOpts.HeartbeatTimeout = heartbeatTimeout
+		// Wait for the attempt to stop, so the outcome email cannot
+		// overtake a notice still being written.
+		noticeOpts.WaitForCancellation = true
+	}
+	noticeInput := activities.NotifyInput{
 		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
 		ServerID: r.in.ServerID, Email: r.in.Email, RequesterID: r.in.RequesterID,
 		CoolingPeriod: r.in.Policy.CoolingPeriod,
-	}).Get(ctx, &notice); err != nil {
-		r.st.Failure = "the customer could not be notified"
-		return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"})
+	}
+	var notice activities.NotifyResult
+	if v == workflow.DefaultVersion {
+		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, noticeOpts), acts.NotifyCustomer, noticeInput).Get(ctx, &notice); err != nil {
+			r.st.Failure = "the customer could not be notified"
+			return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"})
+		}
+	} else {
+		if r.st.Cancellation != nil {
+			// Cancelled in the same moment as the approval: no notice at all.
+			return r.cancelled(ctx)
+		}
+		noticeCtx, stopNotice := workflow.WithCancel(workflow.WithActivityOptions(ctx, noticeOpts))
+		sent := workflow.ExecuteActivity(noticeCtx, acts.NotifyCustomer, noticeInput)
+		if err := workflow.Await(ctx, func() bool { return sent.IsReady() || r.st.Cancellation != nil }); err != nil {
+			return r.st, fmt.Errorf("wait for the notice: %w", err)
+		}
+		if !sent.IsReady() {
+			stopNotice()
+		}
+		err := sent.Get(ctx, &notice)
+		if err != nil && r.st.Cancellation != nil {
+			// Whoever already got a notice hears that it was cancelled.
+			r.cancelledDuringNotice = true
+			return r.cancelled(ctx)
+		}
+		if err != nil {
+			r.st.Failure = "the customer could not be notified"
+			return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"})
+		}
 	}
 	r.st.NotifiedAt = workflow.Now(ctx)
 	r.st.Recipients = notice.Recipients
@@ -384,7 +436,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	if err := r.record(ctx, "gate.cooling.elapsed", "system", nil); err != nil {
 		return r.st, err
 	}
-	execCtx := workflow.WithActivityOptions(ctx, workflow.ActivityOptions{
+	execOpts := workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        5 * time.Second,
@@ -393,7 +445,11 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 			MaximumAttempts:        r.in.Policy.ExecuteMaxAttempts,
 			NonRetryableErrorTypes: []string{activities.ErrTypePermanent},
 		},
-	})
+	}
+	if v >= 1 {
+		execOpts.HeartbeatTimeout = heartbeatTimeout
+	}
+	execCtx := workflow.WithActivityOptions(ctx, execOpts)
 	var out activities.ExecuteResult
 	if err := workflow.ExecuteActivity(execCtx, acts.Execute, activities.ExecuteInput{
 		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
@@ -459,7 +515,7 @@ func (r *request) finish(ctx workflow.Context, s domain.Status, event, actor str
 		}
 		r.updateMessage(ctx, u)
 	}
-	if !r.st.NotifiedAt.IsZero() {
+	if !r.st.NotifiedAt.IsZero() || r.cancelledDuringNotice {
 		in := activities.OutcomeInput{
 			RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
 			ServerID: r.in.ServerID, Email: r.in.Email, Outcome: s,

@@ -15,6 +15,7 @@ import (
 
 	"github.com/vigil-oss/vigil/activities"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/mailcatcher"
 	"github.com/vigil-oss/vigil/internal/panelstandin"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/workflows"
@@ -865,6 +866,96 @@ func TestNoticeRetried(t *testing.T) {
 	}
 	if n != 2 {
 		t.Fatalf("NotifyCustomer ran %d times, want 2 (one refused, one accepted)", n)
+	}
+}
+
+// TestCancelDuringNotice: a cancel accepted while the notice is being
+// retried stops the retries; the request ends cancelled, never failed, and
+// whoever already got a notice is told it was cancelled.
+func TestCancelDuringNotice(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		refuse func(c *mailcatcher.Catcher)
+		cancel workflows.CancelInput
+		want   domain.Status
+		// notices is who got a notice before the cancel (each attempt
+		// resends to the addresses it reaches), outcome who is told.
+		notices, outcome []string
+		alerts           int
+	}{
+		{
+			name:    "customer cancels from the notice that arrived while the other address refuses",
+			refuse:  func(c *mailcatcher.Catcher) { c.RefuseRecipient(establishedEmail, true) },
+			cancel:  workflows.CancelInput{By: domain.CancelByCustomer, ActorID: customerID, Reason: "this was not me"},
+			want:    domain.StatusCancelled,
+			notices: []string{primaryEmail, primaryEmail, primaryEmail}, outcome: []string{primaryEmail}, alerts: 1,
+		},
+		{
+			name:   "requester withdraws while every address refuses",
+			refuse: func(c *mailcatcher.Catcher) { c.Refuse(1_000_000, 0) },
+			cancel: workflows.CancelInput{By: domain.CancelByRequester, ActorID: requesterID, ActorRole: domain.RoleAgent, Reason: "wrong server"},
+			want:   domain.StatusWithdrawn,
+		},
+		{
+			name:   "senior vetoes while every address refuses",
+			refuse: func(c *mailcatcher.Catcher) { c.Refuse(1_000_000, 0) },
+			cancel: workflows.CancelInput{By: domain.CancelBySenior, ActorID: senior2ID, ActorRole: domain.RoleSenior, Reason: "fraud pattern"},
+			want:   domain.StatusCancelled,
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			tc.refuse(h.catcher)
+			reqID := "req-cancel-notice"
+			env := h.env(reqID)
+			dec := h.decide(env, time.Hour, approve())
+			// Attempts run at +0s, +5s and +15s after the approval; the
+			// cancel lands in the backoff before the fourth (+35s).
+			cu := h.cancel(env, time.Hour+20*time.Second, tc.cancel)
+			st := h.run(env, input(reqID, domain.ActionReinstallVPS))
+
+			dec.mustAccept(t, "approval")
+			cu.mustAccept(t, "cancel during the notice")
+			if st.Status != tc.want || st.Failure != "" || st.Cancellation == nil || st.Cancellation.By != tc.cancel.By {
+				t.Fatalf("result %s (failure %q, cancellation %+v), want %s", st.Status, st.Failure, st.Cancellation, tc.want)
+			}
+			if !st.NotifiedAt.IsZero() || !st.CoolingEndsAt.IsZero() {
+				t.Fatalf("notified %v, cooling ends %v: the notice never completed", st.NotifiedAt, st.CoolingEndsAt)
+			}
+			if got := st.EndedAt.Sub(st.Decision.At); got != 20*time.Second {
+				t.Fatalf("ended %v after the approval, want 20s (when the cancel arrived)", got)
+			}
+			if n := len(h.started("NotifyCustomer")); n != 3 {
+				t.Fatalf("NotifyCustomer started %d times, want 3: none after the cancel", n)
+			}
+			if got := recipients(h.mails(reqID, "notice")); !slices.Equal(got, tc.notices) {
+				t.Fatalf("notices to %v, want %v", got, tc.notices)
+			}
+			if got := recipients(h.mails(reqID, "outcome")); !slices.Equal(got, tc.outcome) {
+				t.Fatalf("outcome emails to %v, want %v", got, tc.outcome)
+			}
+			for _, m := range h.mails(reqID, "outcome") {
+				if !strings.HasPrefix(m.Subject, "Cancelled:") {
+					t.Fatalf("outcome email %q does not say it was cancelled", m.Subject)
+				}
+			}
+			if calls := h.panelCalls(); len(calls) != 0 {
+				t.Fatalf("panel called for a cancelled request: %+v", calls)
+			}
+			events := h.events(reqID)
+			if slices.Contains(events, "gate.notice.sent") || slices.Contains(events, "request.failed") {
+				t.Fatalf("audit trail %v: a cancelled notice is neither sent nor failed", events)
+			}
+			if row := h.projection(reqID); row.Status != tc.want || row.NotifiedAt != nil || row.CancelledBy != string(tc.cancel.By) {
+				t.Fatalf("projection %s notified %v cancelled by %q", row.Status, row.NotifiedAt, row.CancelledBy)
+			}
+			if n := len(h.securityPosts()); n != tc.alerts {
+				t.Fatalf("%d security alerts, want %d", n, tc.alerts)
+			}
+		})
 	}
 }
 
