@@ -100,7 +100,7 @@ func buildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		st.Close()
 		return nil, nil, fmt.Errorf("mail: %w", err)
 	}
-	pc, err := panel.NewClient(cfg.PanelURL, cfg.PanelToken.Reveal(), &http.Client{Timeout: 60 * time.Second})
+	pc, err := panel.NewClient(cfg.PanelURL, cfg.PanelToken.Reveal(), &http.Client{Timeout: cfg.PanelTimeout})
 	if err != nil {
 		st.Close()
 		return nil, nil, fmt.Errorf("control panel: %w", err)

@@ -85,6 +85,15 @@ const breakGlassWarning = "BREAK-GLASS: decided outside Slack by the admin API"
 func (a *API) audit(w http.ResponseWriter, r *http.Request, e store.AuditEvent, changed bool) bool {
 	e.Actor = adminActor
 	if err := a.store.Audit(r.Context(), e); err != nil {
+		if !changed && store.IsUnavailable(err) {
+			// Nothing happened yet, so this is a plain "try again"; the log
+			// still keeps what was attempted. After a change the 500 below
+			// stays: it says the audit event is missing.
+			a.logger.Warn("admin audit event not written: database unavailable", "event", e.Event,
+				"request", e.RequestID, "details", e.Details, "error", err)
+			writeDBUnavailable(w)
+			return false
+		}
 		id := errorID()
 		a.logger.Error("admin audit event not written", "error_id", id, "event", e.Event,
 			"request", e.RequestID, "details", e.Details, "error", err)

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net/http"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"time"
 
@@ -333,11 +334,37 @@ func unauthenticated(w http.ResponseWriter, detail string) {
 	writeProblem(w, newProblem(codeUnauthenticated, detail))
 }
 
-// internal logs err under a fresh error id and answers 500 with that id only.
+// internal answers an unexpected err. A database outage is a 503 the caller
+// can retry; anything else is logged under a fresh error id and answered 500
+// with that id only.
 func (a *API) internal(w http.ResponseWriter, r *http.Request, what string, err error) {
+	if store.IsUnavailable(err) {
+		a.databaseUnavailable(w, r, what, err)
+		return
+	}
 	id := errorID()
 	a.logger.Error(what+" failed", "error_id", id, "method", r.Method, "path", r.URL.Path, "error", err)
 	writeProblem(w, newProblem(codeInternal, internalDetail(id)))
+}
+
+// dbRetryAfter is the Retry-After of a database_unavailable answer: about
+// how long a Postgres restart or failover keeps it away.
+const dbRetryAfter = 10 * time.Second
+
+// databaseUnavailable logs that the database could not serve what and answers
+// 503 database_unavailable. There is no error id: the outage is the whole story,
+// and the operators see it in their database's health, not in one request.
+func (a *API) databaseUnavailable(w http.ResponseWriter, r *http.Request, what string, err error) {
+	a.logger.Warn("database unavailable", "during", what, "method", r.Method, "path", r.URL.Path, "error", err)
+	writeDBUnavailable(w)
+}
+
+// writeDBUnavailable answers 503 database_unavailable with Retry-After.
+func writeDBUnavailable(w http.ResponseWriter) {
+	secs := strconv.Itoa(int(dbRetryAfter / time.Second))
+	w.Header().Set("Retry-After", secs)
+	writeProblem(w, newProblem(codeDBUnavailable, "Vigil's database is not reachable right now. Try again in "+
+		secs+" seconds; if it keeps failing, tell the Vigil operators."))
 }
 
 // fail answers err from the requests service: a refusal as its problem,

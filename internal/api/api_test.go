@@ -87,6 +87,15 @@ func unreachableTemporal(t *testing.T, logger *slog.Logger) client.Client {
 func newEnv(t *testing.T, admin string, opts Options) *env {
 	t.Helper()
 	db := testpg.New(t)
+	return newEnvOn(t, admin, opts, db, db, db)
+}
+
+// newEnvOn is newEnv on db, a fresh database it migrates and seeds, with the
+// API's own store (token lookups, lists, admin calls) on the pool apiDB and
+// the requests service's store on svcDB. These may reach the database some
+// other way than db does, so that a test can cut one of them off.
+func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB) *env {
+	t.Helper()
 	st := store.New(db)
 	ctx := context.Background()
 	if err := st.Migrate(ctx); err != nil {
@@ -94,9 +103,9 @@ func newEnv(t *testing.T, admin string, opts Options) *env {
 	}
 	logs := &lockedBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := requests.New(unreachableTemporal(t, logger), st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
+	svc := requests.New(unreachableTemporal(t, logger), store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
 		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, logger)
-	srv := httptest.NewServer(New(svc, st, admin, logger, opts).Handler())
+	srv := httptest.NewServer(New(svc, store.New(apiDB), admin, logger, opts).Handler())
 	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}}
 	t.Cleanup(srv.Close)
 

@@ -21,6 +21,7 @@ const (
 	codeNotSenior        = string(requests.CodeNotSenior)
 	codeConflict         = "conflict"
 	codeRateLimited      = "rate_limited"
+	codeDBUnavailable    = "database_unavailable"
 	codeInternal         = "internal"
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
@@ -55,6 +56,7 @@ var problemKinds = map[string]struct {
 	codeConflict:                        {http.StatusConflict, "Conflict"},
 	codeRateLimited:                     {http.StatusTooManyRequests, "Too many requests"},
 	string(requests.CodeUnavailable):    {http.StatusServiceUnavailable, "Temporarily unavailable"},
+	codeDBUnavailable:                   {http.StatusServiceUnavailable, "Database temporarily unavailable"},
 	codeInternal:                        {http.StatusInternalServerError, "Internal error"},
 	codeNotFound:                        {http.StatusNotFound, "Not found"},
 	codeMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},

@@ -46,6 +46,7 @@ type Config struct {
 	PublicURL        string
 	PanelURL         string
 	PanelToken       Secret
+	PanelTimeout     time.Duration // each control panel call; at most MaxPanelTimeout
 	PINMaxFailures   int
 	PINWindow        time.Duration
 	PINLockout       time.Duration
@@ -113,6 +114,7 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_PUBLIC_URL", "http://127.0.0.1:8080", "public base URL of the web front (cancel links)"},
 	{"VIGIL_PANEL_URL", "http://127.0.0.1:8091", "hosting control panel API base URL"},
 	{"VIGIL_PANEL_TOKEN", "(required by worker)", "bearer token for the control panel (secret)"},
+	{"VIGIL_PANEL_TIMEOUT", "60s", "time limit of each control panel call; at most 110s, so that it stays below the 2 minute limit of the executor activity that makes the call"},
 	{"VIGIL_PIN_MAX_FAILURES", "5", "wrong PINs within the window that lock a customer"},
 	{"VIGIL_PIN_WINDOW", "15m", "window in which wrong PINs are counted"},
 	{"VIGIL_PIN_LOCKOUT", "1h", "how long a customer stays locked"},
@@ -136,6 +138,16 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL", "72h", "cooling period: change the account email"},
 	{"VIGIL_COOLING_DISABLE_2FA", "48h", "cooling period: disable 2FA"},
 }
+
+// MaxPanelTimeout bounds VIGIL_PANEL_TIMEOUT. The executor activity that
+// calls the control panel has a 2 minute start-to-close timeout
+// (workflows/request.go); a panel call allowed to run that long would be cut
+// off by Temporal instead of failing with its own error, and leave no time for
+// recording the result. 10 s of headroom covers that.
+const MaxPanelTimeout = 110 * time.Second
+
+// panelTimeoutWhy ends the error for a VIGIL_PANEL_TIMEOUT over the bound.
+const panelTimeoutWhy = "so that a control panel call ends before the executor activity's 2 minute limit"
 
 // Usage renders Vars as a table for -h output.
 func Usage() string {
@@ -176,6 +188,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PublicURL:        l.url("VIGIL_PUBLIC_URL", "http://127.0.0.1:8080"),
 		PanelURL:         l.url("VIGIL_PANEL_URL", "http://127.0.0.1:8091"),
 		PanelToken:       Secret(l.str("VIGIL_PANEL_TOKEN", "")),
+		PanelTimeout:     l.durationUpTo("VIGIL_PANEL_TIMEOUT", 60*time.Second, MaxPanelTimeout, panelTimeoutWhy),
 		PINMaxFailures:   l.integer("VIGIL_PIN_MAX_FAILURES", 5, 1, 100),
 		PINWindow:        l.duration("VIGIL_PIN_WINDOW", 15*time.Minute),
 		PINLockout:       l.duration("VIGIL_PIN_LOCKOUT", time.Hour),
@@ -307,6 +320,17 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		l.fail("%s=%q is not a positive duration (examples: 90s, 15m, 24h)", name, v)
+		return def
+	}
+	return d
+}
+
+// durationUpTo is duration with an upper bound; why says what the bound is
+// for.
+func (l *loader) durationUpTo(name string, def, hi time.Duration, why string) time.Duration {
+	d := l.duration(name, def)
+	if d > hi {
+		l.fail("%s=%q is too long: it must be at most %.0fs, %s", name, l.getenv(name), hi.Seconds(), why)
 		return def
 	}
 	return d

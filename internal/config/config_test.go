@@ -79,3 +79,54 @@ func TestTokenKeyTooShort(t *testing.T) {
 		t.Fatalf("short token key: %v", err)
 	}
 }
+
+func TestPanelTimeout(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        time.Duration
+		wantErr     string // "" for valid
+	}{
+		{"unset takes the default", "", 60 * time.Second, ""},
+		{"seconds", "30s", 30 * time.Second, ""},
+		{"minutes", "1m", time.Minute, ""},
+		{"sub-second", "500ms", 500 * time.Millisecond, ""},
+		{"the bound itself", "110s", 110 * time.Second, ""},
+		{"the bound as minutes", "1m50s", 110 * time.Second, ""},
+		{"just over the bound", "110.001s", 0, "at most 110s"},
+		{"the activity's own limit", "2m", 0, "executor activity's 2 minute limit"},
+		{"an hour", "1h", 0, "at most 110s"},
+		{"zero", "0s", 0, "not a positive duration"},
+		{"bare zero", "0", 0, "not a positive duration"},
+		{"negative", "-5s", 0, "not a positive duration"},
+		{"no unit", "60", 0, "not a positive duration"},
+		{"words", "a minute", 0, "not a positive duration"},
+	}
+	// The documented default is the one Load uses.
+	for _, v := range Vars {
+		if v.Name == "VIGIL_PANEL_TIMEOUT" {
+			if d, err := time.ParseDuration(v.Default); err != nil || d != tests[0].want {
+				t.Fatalf("Vars documents default %q, Load uses %v", v.Default, tests[0].want)
+			}
+		}
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(map[string]string{"VIGIL_PANEL_TIMEOUT": tt.value}))
+			if tt.wantErr == "" {
+				if err != nil {
+					t.Fatalf("VIGIL_PANEL_TIMEOUT=%q refused: %v", tt.value, err)
+				}
+				if c.PanelTimeout != tt.want {
+					t.Fatalf("PanelTimeout = %v, want %v", c.PanelTimeout, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("VIGIL_PANEL_TIMEOUT=%q accepted as %v", tt.value, c.PanelTimeout)
+			}
+			if !strings.Contains(err.Error(), "VIGIL_PANEL_TIMEOUT") || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Fatalf("error %q does not name VIGIL_PANEL_TIMEOUT and say %q", err, tt.wantErr)
+			}
+		})
+	}
+}
