@@ -603,3 +603,44 @@ func TestHelp(t *testing.T) {
 		}
 	}
 }
+
+func TestListLimit(t *testing.T) {
+	f := newFake(t, map[string]http.HandlerFunc{"GET /api/v1/requests": reply(200, `{"requests":[]}`)})
+	env := agentEnv(t, f)
+	const outOfRange = "--limit must be a whole number from 1 to 500"
+	tests := []struct {
+		name       string
+		args       []string
+		wantExit   int
+		wantQuery  string // sent query, when the limit is accepted
+		wantStderr string // when it is refused
+	}{
+		{"no limit leaves the server's default", nil, 0, "", ""},
+		{"smallest", []string{"--limit", "1"}, 0, "limit=1", ""},
+		{"largest the server accepts", []string{"--limit", "500"}, 0, "limit=500", ""},
+		{"as --limit=N", []string{"--limit=20"}, 0, "limit=20", ""},
+		{"zero", []string{"--limit", "0"}, 2, "", outOfRange},
+		{"negative", []string{"--limit", "-1"}, 2, "", outOfRange},
+		{"one over the server's maximum", []string{"--limit", "501"}, 2, "", outOfRange},
+		{"the old CLI maximum", []string{"--limit", "1000"}, 2, "", outOfRange},
+		{"not a number", []string{"--limit", "ten"}, 2, "", `invalid value "ten" for flag -limit`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := len(f.only("GET", "/api/v1/requests"))
+			r := run(t, env, "", append([]string{"list"}, tt.args...)...)
+			calls := f.only("GET", "/api/v1/requests")
+			if tt.wantExit != 0 {
+				wantExit(t, r, tt.wantExit, tt.wantStderr)
+				if len(calls) != before {
+					t.Errorf("a refused --limit still called the server: %+v", calls[before:])
+				}
+				return
+			}
+			wantExit(t, r, 0)
+			if len(calls) != before+1 || calls[before].Query != tt.wantQuery {
+				t.Errorf("calls %+v, want one with query %q", calls[before:], tt.wantQuery)
+			}
+		})
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"strings"
 	"text/tabwriter"
@@ -145,6 +146,11 @@ func (a *app) follow(ctx context.Context, c *cliclient.Client, id string, interv
 	}
 }
 
+// maxListLimit is the largest limit GET /api/v1/requests accepts
+// (internal/api); the CLI refuses more itself instead of sending a request the
+// server would refuse.
+const maxListLimit = 500
+
 func (a *app) cmdList(ctx context.Context, g globals, args []string) error {
 	f := a.newFlags(g, "list", "list [--mine] [--open] [--customer ID] [--limit N]",
 		"Lists requests, newest first, as a table (ID, ACTION, CUSTOMER, STATUS, OPENED).",
@@ -152,12 +158,16 @@ func (a *app) cmdList(ctx context.Context, g globals, args []string) error {
 	mine := f.Bool("mine", false, "only requests you opened")
 	open := f.Bool("open", false, "only requests that have not ended")
 	customer := f.String("customer", "", "only this customer's requests")
-	limit := f.Int("limit", 0, "at most N requests (default: the server's, 50)")
+	limit := f.Int("limit", 0, fmt.Sprintf("at most N requests, 1 to %d (default: the server's, 50)", maxListLimit))
 	if _, err := a.parse(f, args, 0, 0); err != nil {
 		return err
 	}
-	if *limit < 0 || *limit > 1000 {
-		return usagef("--limit must be between 1 and 1000")
+	// 0 is "not given" (the server's default) only when the flag is absent:
+	// an explicit --limit 0 is as wrong as 501.
+	limitSet := false
+	f.Visit(func(fl *flag.Flag) { limitSet = limitSet || fl.Name == "limit" })
+	if limitSet && (*limit < 1 || *limit > maxListLimit) {
+		return usagef("--limit must be a whole number from 1 to %d; leave it out for the server's default of 50", maxListLimit)
 	}
 	filter := cliclient.ListFilter{Mine: *mine, Open: *open, CustomerID: strings.TrimSpace(*customer), Limit: *limit}
 	if filter.CustomerID != "" {
