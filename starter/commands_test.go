@@ -117,6 +117,8 @@ func TestExitCodesAndAdvice(t *testing.T) {
 			[]string{"Vigil failed: something went wrong on our side [internal]"}},
 		{"503", replyProblem(503, "temporal_unavailable", "the workflow engine does not answer", ""), 1,
 			[]string{"the workflow engine does not answer", "Vigil is degraded; try again shortly"}},
+		{"503 database", replyProblem(503, "database_unavailable", "Vigil's database is not reachable right now.", "Retry-After", "10"), 1,
+			[]string{"Vigil's database is not reachable right now.", "nothing changed. Try again in 10 seconds"}},
 		{"502 without a problem", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "text/html")
 			w.WriteHeader(502)

@@ -147,6 +147,11 @@ func advice(p *cliclient.Problem) string {
 		return "wait a minute, then try again"
 	case "temporal_unavailable":
 		return "Vigil is degraded; try again shortly"
+	case "database_unavailable":
+		if p.RetryAfter > 0 {
+			return fmt.Sprintf("Vigil's database is away; nothing changed. Try again in %d seconds", int(math.Ceil(p.RetryAfter.Seconds())))
+		}
+		return "Vigil's database is away; nothing changed. Try again shortly"
 	case "internal":
 		return "try again; if it keeps failing, tell the Vigil operators"
 	}
