@@ -59,6 +59,18 @@ func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.
 		if err != nil {
 			return fmt.Errorf("load customer: %w", err)
 		}
+		// The mail is marked in the audit trail outside the executions
+		// transaction: if that transaction then fails, the retry gets the
+		// same credentials from the panel (same idempotency key) and must
+		// not mail them a second time.
+		mailed, err := a.credentialsMailed(ctx, in.RequestID)
+		if err != nil {
+			return err
+		}
+		if mailed {
+			a.log(ctx).Info("credentials were already mailed for this request; not sending them again", "request", in.RequestID)
+			return nil
+		}
 		subject, text, html, err := mail.RenderCredentials(mail.CredentialsData{
 			CustomerName: cust.Name, ServerID: in.ServerID,
 			Username: out.Credentials.Username, Password: out.Credentials.Password,
@@ -67,12 +79,34 @@ func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.
 		if err != nil {
 			return fmt.Errorf("render credentials email: %w", err)
 		}
-		return a.Mailer.Send(ctx, mail.Message{From: a.Settings.MailFrom, To: []string{cust.PrimaryEmail}, Subject: subject, Text: text, HTML: html,
-			Headers: map[string]string{"X-Vigil-Request": in.RequestID, "X-Vigil-Kind": "credentials"}})
+		if err := a.Mailer.Send(ctx, mail.Message{From: a.Settings.MailFrom, To: []string{cust.PrimaryEmail}, Subject: subject, Text: text, HTML: html,
+			Headers: map[string]string{"X-Vigil-Request": in.RequestID, "X-Vigil-Kind": "credentials"},
+			// Should a crash still slip between the send and the mark,
+			// the resend at least carries the same Message-ID.
+			ID: "credentials." + in.RequestID}); err != nil {
+			return err
+		}
+		return a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "credentials.mailed",
+			Details: map[string]any{"recipient": cust.PrimaryEmail, "server": in.ServerID}}, "credentials")
 	case domain.ActionAddContactEmail:
 		return a.Store.AddContact(ctx, in.CustomerID, in.Email, a.now())
 	case domain.ActionChangeAccountEmail:
 		return a.Store.SetPrimaryEmail(ctx, in.CustomerID, in.Email)
 	}
 	return nil
+}
+
+// credentialsMailed reports whether an earlier attempt already mailed the
+// credentials for the request.
+func (a *Activities) credentialsMailed(ctx context.Context, requestID string) (bool, error) {
+	trail, err := a.Store.AuditTrail(ctx, requestID)
+	if err != nil {
+		return false, fmt.Errorf("audit trail of %s: %w", requestID, err)
+	}
+	for _, ev := range trail {
+		if ev.Event == "credentials.mailed" {
+			return true, nil
+		}
+	}
+	return false, nil
 }

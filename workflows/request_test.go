@@ -28,6 +28,16 @@ var executedTrail = []string{
 	"execution.done", "request.executed",
 }
 
+// executedTrailOf is executedTrail for an action: resending credentials
+// also marks the credentials email, so that a retry never mails them twice.
+func executedTrailOf(a domain.Action) []string {
+	if a != domain.ActionResendCredentials {
+		return executedTrail
+	}
+	i := slices.Index(executedTrail, "execution.done")
+	return slices.Insert(slices.Clone(executedTrail), i, "credentials.mailed")
+}
+
 // The activities of a request that went through every gate, Slack aside, and
 // what its Slack side did.
 var (
@@ -111,7 +121,7 @@ func TestExecuted(t *testing.T) {
 				t.Fatalf("projection times notified %v cooling %v ended %v; workflow notified %v cooling %v",
 					row.NotifiedAt, row.CoolingEndsAt, row.EndedAt, st.NotifiedAt, st.CoolingEndsAt)
 			}
-			h.wantEvents(reqID, executedTrail...)
+			h.wantEvents(reqID, executedTrailOf(tc.action)...)
 			trail := h.trail(reqID)
 			if ref := trail[len(trail)-2].Details["reference"]; ref != st.Reference {
 				t.Fatalf("execution.done reference %v, want %q", ref, st.Reference)
@@ -543,6 +553,56 @@ func TestCancelled(t *testing.T) {
 	}
 }
 
+// TestCredentialsMailedOnceWhenCommitFails: the classic ambiguous failure on
+// Vigil's own side. The panel answered and the credentials were mailed, then
+// recording the finished execution failed; the retry gets the same
+// credentials from the panel under the same idempotency key and must not
+// mail them again.
+func TestCredentialsMailedOnceWhenCommitFails(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	// A real Postgres failure, once: the first "done" write of the
+	// executions row raises; the sequence is not rolled back with it.
+	for _, q := range []string{
+		`CREATE SEQUENCE fail_done_once`,
+		`CREATE FUNCTION fail_done_once() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.state = 'done' AND nextval('fail_done_once') = 1 THEN
+				RAISE EXCEPTION 'test fault: recording the finished execution fails once';
+			END IF;
+			RETURN NEW;
+		END $$`,
+		`CREATE TRIGGER fail_done_once BEFORE UPDATE ON executions FOR EACH ROW EXECUTE FUNCTION fail_done_once()`,
+	} {
+		if _, err := h.db.DB().ExecContext(h.ctx, q); err != nil {
+			t.Fatalf("install the fault: %v", err)
+		}
+	}
+	reqID := "req-creds-once"
+	env := h.env(reqID)
+	dec := h.decide(env, time.Hour, approve())
+	st := h.run(env, input(reqID, domain.ActionResendCredentials))
+
+	dec.mustAccept(t, "approval")
+	if st.Status != domain.StatusExecuted {
+		t.Fatalf("status %s (%s), want executed after the retry", st.Status, st.Failure)
+	}
+	if n := len(h.started("Execute")); n != 2 {
+		t.Fatalf("Execute started %d times, want 2 (the failed commit, then the retry)", n)
+	}
+	calls := h.panelCalls()
+	if len(calls) != 2 || calls[0].Replayed || !calls[1].Replayed || calls[0].IdempotencyKey != calls[1].IdempotencyKey {
+		t.Fatalf("panel calls %+v: want the call, then a replay under the same key", calls)
+	}
+	if done := h.performed(); len(done) != 1 {
+		t.Fatalf("panel performed %d actions, want 1", len(done))
+	}
+	if creds := h.mails(reqID, "credentials"); len(creds) != 1 {
+		t.Fatalf("%d credentials emails, want exactly 1", len(creds))
+	}
+	h.wantEvents(reqID, executedTrailOf(domain.ActionResendCredentials)...)
+}
+
 // TestFailed: the panel's failures end the request failed, retried only
 // when retrying can help.
 func TestFailed(t *testing.T) {
@@ -825,7 +885,7 @@ func TestCancelWhileExecuting(t *testing.T) {
 	if done := h.performed(); len(done) != 1 {
 		t.Fatalf("panel performed %d actions", len(done))
 	}
-	h.wantEvents(reqID, executedTrail...)
+	h.wantEvents(reqID, executedTrailOf(domain.ActionResendCredentials)...)
 }
 
 // TestNoticeRetried: while the mail server refuses, the request stays in

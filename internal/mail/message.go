@@ -13,6 +13,7 @@ import (
 	"mime/quotedprintable"
 	"net/mail"
 	"net/textproto"
+	"regexp"
 	"slices"
 	"strings"
 	"time"
@@ -26,6 +27,10 @@ type Message struct {
 	Text    string
 	HTML    string
 	Headers map[string]string // extra headers, e.g. "X-Vigil-Request"; may not override the structural ones
+	// ID, if set, is the left part of a stable Message-ID: a resend after an
+	// ambiguous failure carries the same Message-ID, which mail systems
+	// that deduplicate recognise. Empty means a random one.
+	ID string
 }
 
 // reservedHeaders are written by build and cannot be set through Message.Headers.
@@ -95,7 +100,7 @@ func build(m Message, defaultFrom string, now time.Time) (built, error) {
 	writeHeader("To", strings.Join(toList, ", "))
 	writeHeader("Subject", mime.QEncoding.Encode("utf-8", m.Subject))
 	writeHeader("Date", now.Format(time.RFC1123Z))
-	id, err := messageID(from.Address)
+	id, err := messageID(m.ID, from.Address)
 	if err != nil {
 		return built{}, err
 	}
@@ -168,17 +173,26 @@ func validHeaderName(name string) bool {
 	return true
 }
 
-func messageID(fromAddr string) (string, error) {
-	var b [16]byte
-	if _, err := rand.Read(b[:]); err != nil {
-		return "", fmt.Errorf("mail: message id: %w", err)
+func messageID(left, fromAddr string) (string, error) {
+	if left == "" {
+		var b [16]byte
+		if _, err := rand.Read(b[:]); err != nil {
+			return "", fmt.Errorf("mail: message id: %w", err)
+		}
+		left = hex.EncodeToString(b[:])
+	} else if !stableID.MatchString(left) {
+		return "", fmt.Errorf("mail: message id %q: use 1-200 letters, digits, dots, dashes and underscores", left)
 	}
 	domain := "vigil.localhost"
 	if at := strings.LastIndexByte(fromAddr, '@'); at >= 0 && at < len(fromAddr)-1 {
 		domain = fromAddr[at+1:]
 	}
-	return "<" + hex.EncodeToString(b[:]) + "@" + domain + ">", nil
+	return "<" + left + "@" + domain + ">", nil
 }
+
+// stableID is what a caller-chosen Message-ID left part may hold: the dot-atom
+// subset that needs no quoting.
+var stableID = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
 
 // crlf normalises line endings so quoted-printable emits CRLF hard breaks.
 func crlf(s string) string {

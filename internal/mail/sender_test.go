@@ -262,6 +262,34 @@ func TestSendHonoursContext(t *testing.T) {
 	conns.Wait()
 }
 
+// TestStableMessageID: a caller-chosen ID gives the same Message-ID on every
+// send, so a resend is recognisably the same message.
+func TestStableMessageID(t *testing.T) {
+	catcher, addr := startCatcher(t)
+	s := newSender(t, SMTPConfig{Addr: addr, From: "notices@acme.example"})
+	for range 2 {
+		m := testMessage(t)
+		m.ID = "credentials.req_abc123"
+		if err := s.Send(ctx(t), m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Send(ctx(t), testMessage(t)); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, m := range catcher.Messages() {
+		msg, err := netmail.ReadMessage(strings.NewReader(string(m.Raw)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, msg.Header.Get("Message-ID"))
+	}
+	if len(ids) != 3 || ids[0] != "<credentials.req_abc123@acme.example>" || ids[1] != ids[0] || ids[2] == ids[0] || !strings.HasSuffix(ids[2], "@acme.example>") {
+		t.Fatalf("Message-IDs %q: want the stable one twice, then a random one", ids)
+	}
+}
+
 func TestSendRefusesHeaderInjection(t *testing.T) {
 	catcher, addr := startCatcher(t)
 	s := newSender(t, SMTPConfig{Addr: addr, From: "notices@acme.example"})
@@ -281,6 +309,9 @@ func TestSendRefusesHeaderInjection(t *testing.T) {
 		{"invalid recipient", func(m *Message) { m.To = []string{"not an address"} }},
 		{"no recipients", func(m *Message) { m.To = nil }},
 		{"no HTML", func(m *Message) { m.HTML = "" }},
+		{"message id with angle bracket", func(m *Message) { m.ID = "a>\r\nBcc: victim@example.com" }},
+		{"message id with at sign", func(m *Message) { m.ID = "a@evil.example" }},
+		{"message id with space", func(m *Message) { m.ID = "credentials req" }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
