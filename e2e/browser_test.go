@@ -613,9 +613,11 @@ func TestCancelLinkRefusals(t *testing.T) {
 		200, "Cancelled. Nothing will happen.", "We stopped the request to erase and reinstall VPS srv-1")
 	s.waitStatus(t, alice, r.ID, "cancelled", 30*time.Second)
 
-	// Used twice: refused, whether POST or GET.
+	// Pressed again (a double click, or a retry after a lost answer): the
+	// same answer, and still one cancellation. Opened again: the link says
+	// it was used.
 	again := hit(t, linkRequest{method: "POST", link: link, form: good, header: sameOrigin, cookie: page.cookie})
-	expectPage(t, "second POST", again, 410, "This link was already used", "already used on")
+	expectPage(t, "second POST", again, 200, "Cancelled. Nothing will happen.", "We stopped the request to erase and reinstall VPS srv-1")
 	expectPage(t, "GET after use", hit(t, linkRequest{method: "GET", link: link}), 410, "This link was already used", "Nothing will happen")
 	// The other recipient's link belongs to a request that has ended, once
 	// the projection has caught up with the workflow (until then the page

@@ -345,6 +345,10 @@ func (p *Pages) errEnded(req store.Request) *pageErr {
 	case domain.StatusFailed:
 		e.data.Paragraphs = []string{"It could not be carried out, so nothing happened. There is nothing to cancel."}
 	case domain.StatusCancelled:
+		if cancelledByCustomer(req) {
+			e.data.Paragraphs = []string{"It was already cancelled from the link in our email. Nothing will happen."}
+			break
+		}
 		e.data.Paragraphs = []string{"It was already cancelled. Nothing will happen."}
 	default:
 		e.data.Paragraphs = []string{"It was stopped before anything happened (" + statusWords(req.Status) + "). There is nothing to cancel."}
@@ -352,14 +356,62 @@ func (p *Pages) errEnded(req store.Request) *pageErr {
 	return e
 }
 
+func cancelledByCustomer(req store.Request) bool {
+	return req.Status == domain.StatusCancelled && domain.CancelParty(req.CancelledBy) == domain.CancelByCustomer
+}
+
+// alreadyCancelled answers a press of the button on a request the customer
+// already cancelled from an emailed link: what they asked for has happened,
+// so it is a confirmation, not an error. It is what a press repeated after a
+// timeout sees once the first one went through. It does not claim that this
+// very link did it: with several recipients, another link may have.
+func (p *Pages) alreadyCancelled(req store.Request) *pageErr {
+	return &pageErr{http.StatusOK, "already_cancelled", pageData{
+		Heading: "Cancelled. Nothing will happen.",
+		What:    "The request to " + req.Action.Describe(req.ServerID, req.Email) + " was cancelled from the link in our email.",
+		Done:    true,
+		Paragraphs: []string{"You do not need to do anything else.",
+			"If you did not ask for this, someone may be trying to get into your account: please tell us."}}}
+}
+
+// usedByThisLink answers a second press of the button on a link that
+// already cancelled its request (a double click, a reload, a retry after a
+// slow answer). The link is only marked used after the workflow accepted its
+// cancellation, so the request will not run.
+func (p *Pages) usedByThisLink(req store.Request, t store.CancelToken) *pageErr {
+	used := "This link was already used to cancel it."
+	if t.UsedAt != nil {
+		used = "This link was already used on " + p.when(*t.UsedAt) + " to cancel it."
+	}
+	return &pageErr{http.StatusOK, "already_cancelled", pageData{
+		Heading: "Cancelled. Nothing will happen.",
+		What:    "We stopped the request to " + req.Action.Describe(req.ServerID, req.Email) + ".",
+		Done:    true,
+		Paragraphs: []string{used + " You do not need to do anything else.",
+			"If you did not ask for this, someone may be trying to get into your account: please tell us."}}}
+}
+
 func (p *Pages) errInternal() *pageErr {
 	return &pageErr{http.StatusInternalServerError, "internal", pageData{Heading: "Something went wrong on our side",
 		Paragraphs: []string{"We could not complete this, and nothing was changed. Please try again in a few minutes."}}}
 }
 
+// errUnavailable answers a cancel whose outcome is unknown: Temporal did not
+// answer, or not in time. The cancellation may already be recorded, so the
+// page does not say that nothing changed; pressing the button again is safe
+// because the retry joins the first attempt.
 func (p *Pages) errUnavailable() *pageErr {
 	return &pageErr{http.StatusServiceUnavailable, "unavailable", pageData{Heading: "Please try again in a minute",
-		Paragraphs: []string{"We could not reach the system that holds your request, so nothing was changed yet. Your link still works: open it again in a minute and press the button.",
+		Paragraphs: []string{"We could not confirm the cancellation yet: the system that holds your request did not answer in time. It may already be recorded.",
+			"Your link still works: open it again in a minute and press the button. Pressing it again is safe.",
+			"If the request is about to run, write to us now."}}}
+}
+
+// errUnconfirmed is errInternal for a cancel that failed in a way that does
+// not say whether the workflow recorded it.
+func (p *Pages) errUnconfirmed() *pageErr {
+	return &pageErr{http.StatusInternalServerError, "internal", pageData{Heading: "Something went wrong on our side",
+		Paragraphs: []string{"We could not confirm the cancellation. Your link still works: open it again in a few minutes and press the button. Pressing it again is safe.",
 			"If the request is about to run, write to us now."}}}
 }
 
@@ -401,7 +453,9 @@ type resolved struct {
 
 // resolve checks a link end to end without changing anything. Once the
 // signature checks out, the result carries the claims even on refusal, so
-// the log can name the request (its id is signed, so it is not made up).
+// the log can name the request (its id is signed, so it is not made up);
+// it also carries the token row and the request once loaded, so a POST can
+// tell a repeated press on a used link or a cancelled request.
 func (p *Pages) resolve(ctx context.Context, token string) (resolved, *pageErr) {
 	now := p.opts.Now()
 	claims, err := p.signer.Parse(token, now)
@@ -419,12 +473,14 @@ func (p *Pages) resolve(ctx context.Context, token string) (resolved, *pageErr) 
 	case err != nil:
 		p.logger.Error("load cancel token", "request", claims.RequestID, "error", err)
 		return res, p.errInternal()
+	}
+	res.row = row
+	switch {
 	case row.UsedAt != nil:
 		return res, p.errUsed(row)
 	case !now.Before(row.ExpiresAt):
 		return res, p.errExpired()
 	}
-	res.row = row
 	req, err := p.store.Request(ctx, claims.RequestID)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -432,10 +488,11 @@ func (p *Pages) resolve(ctx context.Context, token string) (resolved, *pageErr) 
 	case err != nil:
 		p.logger.Error("load request", "request", claims.RequestID, "error", err)
 		return res, p.errInternal()
-	case req.Status.Final(), req.Status == domain.StatusExecuting:
-		return res, p.errEnded(req)
 	}
 	res.request = req
+	if req.Status.Final() || req.Status == domain.StatusExecuting {
+		return res, p.errEnded(req)
+	}
 	return res, nil
 }
 
@@ -497,18 +554,22 @@ func (p *Pages) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	res, perr := p.resolve(r.Context(), token)
 	if perr != nil {
+		perr = p.pressedAgain(r.Context(), res, perr)
+	}
+	if perr != nil {
 		p.fail(w, r, perr, res.claims.RequestID)
 		return
 	}
 	req := res.request
 	// The cancel Update runs before the token is marked used. The other way
 	// round, a brief Temporal outage would burn the customer's only link
-	// while the action still goes ahead. This order is still single use:
-	// the workflow accepts one cancellation (a racing second POST is refused
-	// as already ended), and once marked, the link answers "already used".
+	// while the action still goes ahead. The Update's id comes from the link,
+	// so a press repeated after a timeout or a double click joins the first
+	// Update instead of being refused as already cancelled; once the link is
+	// marked, a press answers from the database without Temporal.
 	ctx, cancel := context.WithTimeout(r.Context(), p.opts.CancelTimeout)
 	defer cancel()
-	_, err = p.svc.Cancel(ctx, req.ID, workflows.CancelInput{
+	err = p.svc.CancelByLink(ctx, req.ID, res.claims.ID, workflows.CancelInput{
 		By: domain.CancelByCustomer, ActorID: req.CustomerID, Reason: CancelReason,
 	})
 	if err != nil {
@@ -532,6 +593,42 @@ func (p *Pages) cancel(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// pressedAgain turns the refusal resolve gave a POST into a confirmation when
+// the button was pressed on a request that is already cancelled the way the
+// customer wants: a double click, a reload, or a press repeated after a slow
+// or failed answer whose cancel went through anyway. Pressing "cancel" on
+// something cancelled is not an error. GET keeps resolve's pages: opening
+// the link again only says the link can do nothing more.
+func (p *Pages) pressedAgain(ctx context.Context, res resolved, perr *pageErr) *pageErr {
+	switch {
+	case res.row.UsedAt != nil:
+		return p.usedAgain(ctx, res)
+	case cancelledByCustomer(res.request):
+		return p.alreadyCancelled(res.request)
+	}
+	return perr
+}
+
+// usedAgain answers a POST on a link already marked used. Marking happens
+// only after the workflow accepted this link's cancellation, so it is a
+// repeat of a cancel that worked, unless the projection says the action ran
+// (which would mean the mark is wrong; the projection is then what the
+// customer must hear).
+func (p *Pages) usedAgain(ctx context.Context, res resolved) *pageErr {
+	req, err := p.store.Request(ctx, res.row.RequestID)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return p.errUnknown()
+	case err != nil:
+		p.logger.Error("load request", "request", res.row.RequestID, "error", err)
+		return p.errInternal()
+	case req.Status == domain.StatusExecuted, req.Status == domain.StatusExecuting:
+		p.logger.Error("cancel link marked used but the request ran", "request", req.ID, "status", req.Status)
+		return p.errEnded(req)
+	}
+	return p.usedByThisLink(req, res.row)
+}
+
 // cancelFailed explains a refused or failed cancel Update. A refusal for an
 // ended request leaves the link unused: nothing was cancelled, and the link
 // can do nothing more anyway since the request never runs again.
@@ -539,16 +636,23 @@ func (p *Pages) cancelFailed(w http.ResponseWriter, r *http.Request, req store.R
 	ref, ok := requests.AsRefusal(err)
 	if !ok {
 		p.logger.Error("cancel by customer", "request", req.ID, "error", err)
-		p.fail(w, r, p.errInternal(), req.ID)
+		p.fail(w, r, p.errUnconfirmed(), req.ID)
 		return
 	}
 	switch ref.Code {
 	case requests.CodeEnded:
 		// The projection said the request was live; ask the workflow how it
-		// ended so the page can say whether the action ran.
+		// ended so the page can say whether the action ran. A cancellation
+		// by the customer (this press's first attempt, whose answer was
+		// lost, or another recipient's link) is what the customer wants:
+		// confirm it even if the end state is not recorded yet.
 		ctx, cancel := context.WithTimeout(r.Context(), p.opts.CancelTimeout)
 		defer cancel()
 		st, serr := p.svc.Status(ctx, req.ID)
+		if serr == nil && st.Cancellation != nil && st.Cancellation.By == domain.CancelByCustomer {
+			p.fail(w, r, p.alreadyCancelled(req), req.ID)
+			return
+		}
 		if serr != nil || !st.Status.Final() {
 			p.fail(w, r, &pageErr{http.StatusGone, "request_ended", pageData{Heading: "This request has already ended",
 				What:       capitalize(req.Action.Describe(req.ServerID, req.Email)) + ".",
@@ -559,6 +663,9 @@ func (p *Pages) cancelFailed(w http.ResponseWriter, r *http.Request, req store.R
 		ended.Status = st.Status
 		if !st.EndedAt.IsZero() {
 			ended.EndedAt = &st.EndedAt
+		}
+		if st.Cancellation != nil {
+			ended.CancelledBy = string(st.Cancellation.By)
 		}
 		p.fail(w, r, p.errEnded(ended), req.ID)
 	case requests.CodeExecuting:

@@ -53,6 +53,7 @@ func (l *lockedBuffer) String() string {
 type env struct {
 	t      *testing.T
 	st     *store.Store
+	svc    *requests.Service
 	signer *tokens.Signer
 	srv    *httptest.Server
 	logs   *lockedBuffer
@@ -82,6 +83,13 @@ func unreachableTemporal(t *testing.T, logger *slog.Logger) client.Client {
 
 func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
+	return newEnvWith(t, opts, nil)
+}
+
+// newEnvWith is newEnv with the Temporal client tc; nil means a real client
+// aimed at a closed port.
+func newEnvWith(t *testing.T, opts Options, tc client.Client) *env {
+	t.Helper()
 	st := store.New(testpg.New(t))
 	ctx := context.Background()
 	if err := st.Migrate(ctx); err != nil {
@@ -97,7 +105,12 @@ func newEnv(t *testing.T, opts Options) *env {
 	}
 	e := &env{t: t, st: st, signer: signer, logs: &lockedBuffer{}, now: time.Now()}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := requests.New(unreachableTemporal(t, logger), st, requests.Timings{Cooling: domain.DefaultCoolingPeriods()}, logger)
+	if tc == nil {
+		tc = unreachableTemporal(t, logger)
+	}
+	svc := requests.New(tc, st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
+		Cooling: domain.DefaultCoolingPeriods()}, logger)
+	e.svc = svc
 
 	var h http.Handler
 	e.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { h.ServeHTTP(w, r) }))
@@ -131,6 +144,8 @@ func newEnv(t *testing.T, opts Options) *env {
 		{ID: "req_executed", Status: domain.StatusExecuted, Action: domain.ActionReinstallVPS, ServerID: "srv-1", EndedAt: &ended},
 		{ID: "req_withdrawn", Status: domain.StatusWithdrawn, Action: domain.ActionDisable2FA, EndedAt: &ended},
 		{ID: "req_running", Status: domain.StatusExecuting, Action: domain.ActionAddContactEmail, Email: "new@example.test"},
+		{ID: "req_cust_cancelled", Status: domain.StatusCancelled, CancelledBy: string(domain.CancelByCustomer), Action: domain.ActionDisable2FA, EndedAt: &ended},
+		{ID: "req_vetoed", Status: domain.StatusCancelled, CancelledBy: string(domain.CancelBySenior), Action: domain.ActionDisable2FA, EndedAt: &ended},
 	} {
 		r.WorkflowID, r.CustomerID, r.RequesterID, r.Reason = "wf-"+r.ID, "C-1", "ag_req", "because"
 		if err := st.CreateRequest(ctx, r); err != nil {
@@ -187,13 +202,29 @@ type page struct {
 
 func (e *env) do(client *http.Client, method, path string, header http.Header, form url.Values) page {
 	e.t.Helper()
+	return e.doAs(e.t, client, method, path, header, form)
+}
+
+// doAs is do reporting to t, for subtests.
+func (e *env) doAs(t *testing.T, client *http.Client, method, path string, header http.Header, form url.Values) page {
+	t.Helper()
+	p, err := e.send(client, method, path, header, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkHeaders(t, method+" "+path, p)
+	return p
+}
+
+// send makes one request and reads the answer; it is safe in any goroutine.
+func (e *env) send(client *http.Client, method, path string, header http.Header, form url.Values) (page, error) {
 	var body io.Reader
 	if form != nil {
 		body = strings.NewReader(form.Encode())
 	}
 	req, err := http.NewRequest(method, e.srv.URL+path, body)
 	if err != nil {
-		e.t.Fatal(err)
+		return page{}, err
 	}
 	if form != nil {
 		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -206,16 +237,14 @@ func (e *env) do(client *http.Client, method, path string, header http.Header, f
 	}
 	res, err := client.Do(req)
 	if err != nil {
-		e.t.Fatal(err)
+		return page{}, err
 	}
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	if err != nil {
-		e.t.Fatal(err)
+		return page{}, err
 	}
-	p := page{status: res.StatusCode, header: res.Header, body: string(b)}
-	checkHeaders(e.t, method+" "+path, p)
-	return p
+	return page{status: res.StatusCode, header: res.Header, body: string(b)}, nil
 }
 
 // checkHeaders asserts the security headers every /c/ response carries.
@@ -267,6 +296,8 @@ func TestShowRefusals(t *testing.T) {
 	executed, executedID := e.link("req_executed", future, true)
 	withdrawn, _ := e.link("req_withdrawn", future, true)
 	running, _ := e.link("req_running", future, true)
+	custCancelled, _ := e.link("req_cust_cancelled", future, true)
+	vetoed, _ := e.link("req_vetoed", future, true)
 	// A genuine token id claimed for another request than its row's.
 	otherKey := make([]byte, 32)
 	otherSigner, _ := tokens.NewSigner(otherKey)
@@ -287,6 +318,11 @@ func TestShowRefusals(t *testing.T) {
 		{"request executed", executed, 410, "This request has already ended"},
 		{"request withdrawn", withdrawn, 410, "This request has already ended"},
 		{"request executing", running, 409, "This request is being carried out"},
+		// Opening a link only says it can do nothing more; pressing the
+		// button on a request the customer cancelled confirms instead
+		// (TestPostPassesCSRFThenStops).
+		{"request cancelled by the customer", custCancelled, 410, "It was already cancelled from the link in our email. Nothing will happen."},
+		{"request vetoed by a senior", vetoed, 410, "It was already cancelled. Nothing will happen."},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -324,13 +360,19 @@ var csrfField = regexp.MustCompile(`<input type="hidden" name="csrf" value="([A-
 // confirm GETs a link and returns the CSRF cookie and field it hands out.
 func (e *env) confirm(token string) (cookie *http.Cookie, field string, p page) {
 	e.t.Helper()
-	p = e.do(nil, "GET", "/c/"+token, nil, nil)
+	return e.confirmAs(e.t, token)
+}
+
+// confirmAs is confirm reporting to t.
+func (e *env) confirmAs(t *testing.T, token string) (cookie *http.Cookie, field string, p page) {
+	t.Helper()
+	p = e.doAs(t, nil, "GET", "/c/"+token, nil, nil)
 	if p.status != http.StatusOK {
-		e.t.Fatalf("GET: status %d: %s", p.status, p.body)
+		t.Fatalf("GET: status %d: %s", p.status, p.body)
 	}
 	m := csrfField.FindStringSubmatch(p.body)
 	if m == nil {
-		e.t.Fatalf("no CSRF field in:\n%s", p.body)
+		t.Fatalf("no CSRF field in:\n%s", p.body)
 	}
 	res := http.Response{Header: p.header}
 	for _, c := range res.Cookies() {
@@ -339,7 +381,7 @@ func (e *env) confirm(token string) (cookie *http.Cookie, field string, p page) 
 		}
 	}
 	if cookie == nil {
-		e.t.Fatalf("no CSRF cookie; Set-Cookie = %q", p.header.Values("Set-Cookie"))
+		t.Fatalf("no CSRF cookie; Set-Cookie = %q", p.header.Values("Set-Cookie"))
 	}
 	return cookie, m[1], p
 }
@@ -441,34 +483,44 @@ func TestPostRefusals(t *testing.T) {
 }
 
 // TestPostPassesCSRFThenStops takes the real CSRF path to its end for links
-// whose request stopped being cancellable between the page and the button
-// (it ran, was withdrawn, started executing, or the link was used in another
-// tab): the checks pass, the link is resolved again and the POST is refused
-// before any cancel Update, leaving the link unused.
+// whose request changed between the page and the button (it ran, was
+// withdrawn or vetoed, started executing, or was cancelled by the customer,
+// from this link in another tab or from another link): the checks pass, the
+// link is resolved again and the POST is answered before any cancel Update
+// (Temporal is unreachable here), leaving the link as it was. A press on a
+// request the customer already cancelled confirms the cancellation.
 func TestPostPassesCSRFThenStops(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
 	ctx := context.Background()
 	future := e.now.Add(24 * time.Hour)
 	tests := []struct {
-		name     string
-		headers  func(origin string) http.Header
-		becomes  domain.Status // "" keeps the request live
-		useFirst bool
-		want     int
-		text     string
+		name        string
+		headers     func(origin string) http.Header
+		becomes     domain.Status // "" keeps the request live
+		cancelledBy domain.CancelParty
+		useFirst    bool
+		want        int
+		text        string
 	}{
 		{"same Origin, executed meanwhile", func(o string) http.Header { return http.Header{"Origin": {o}} },
-			domain.StatusExecuted, false, 410, "already carried out"},
+			domain.StatusExecuted, "", false, 410, "already carried out"},
 		{"null Origin with same-origin fetch metadata (Chromium under no-referrer), withdrawn meanwhile",
 			func(string) http.Header { return http.Header{"Origin": {"null"}, "Sec-Fetch-Site": {"same-origin"}} },
-			domain.StatusWithdrawn, false, 410, "withdrew it"},
+			domain.StatusWithdrawn, "", false, 410, "withdrew it"},
 		{"matching Referer, executing meanwhile", func(o string) http.Header { return http.Header{"Referer": {o + "/c/x"}} },
-			domain.StatusExecuting, false, 409, "can no longer be cancelled"},
+			domain.StatusExecuting, "", false, 409, "can no longer be cancelled"},
 		{"no Origin and no Referer (non-browser), rejected meanwhile", func(string) http.Header { return http.Header{} },
-			domain.StatusRejected, false, 410, "rejected it"},
+			domain.StatusRejected, "", false, 410, "rejected it"},
+		{"vetoed by a senior meanwhile", func(o string) http.Header { return http.Header{"Origin": {o}} },
+			domain.StatusCancelled, domain.CancelBySenior, false, 410, "It was already cancelled. Nothing will happen."},
+		{"cancelled by the customer meanwhile (a press whose answer was lost, or another recipient's link)",
+			func(o string) http.Header { return http.Header{"Origin": {o}} },
+			domain.StatusCancelled, domain.CancelByCustomer, false, 200, "Cancelled. Nothing will happen."},
 		{"link used in another tab", func(o string) http.Header { return http.Header{"Origin": {o}} },
-			"", true, 410, "This link was already used"},
+			"", "", true, 200, "This link was already used on"},
+		{"link used, yet the projection says it ran", func(o string) http.Header { return http.Header{"Origin": {o}} },
+			domain.StatusExecuted, "", true, 410, "already carried out"},
 	}
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -480,7 +532,12 @@ func TestPostPassesCSRFThenStops(t *testing.T) {
 			tok, id := e.link(reqID, future, true)
 			cookie, field, _ := e.confirm(tok)
 			if tt.becomes != "" {
-				if err := e.st.UpdateRequest(ctx, reqID, store.RequestUpdate{Status: tt.becomes}, time.Time{}); err != nil {
+				u := store.RequestUpdate{Status: tt.becomes}
+				if tt.cancelledBy != "" {
+					by := string(tt.cancelledBy)
+					u.CancelledBy = &by
+				}
+				if err := e.st.UpdateRequest(ctx, reqID, u, time.Time{}); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -494,6 +551,9 @@ func TestPostPassesCSRFThenStops(t *testing.T) {
 			p := e.do(nil, "POST", "/c/"+tok, h, url.Values{"csrf": {field}})
 			if p.status != tt.want || !strings.Contains(p.body, tt.text) {
 				t.Fatalf("status %d, want %d with %q:\n%s", p.status, tt.want, tt.text, p.body)
+			}
+			if confirmed := strings.Contains(p.body, "Cancelled. Nothing will happen."); confirmed != (tt.want == http.StatusOK) {
+				t.Fatalf("status %d but confirmation shown = %v:\n%s", p.status, confirmed, p.body)
 			}
 			if !tt.useFirst && e.used(id) {
 				t.Fatal("a refused cancel marked its link used")
@@ -645,8 +705,14 @@ func TestPostWhileTemporalIsDown(t *testing.T) {
 	tok, id := e.link("req_live", e.now.Add(time.Hour), true)
 	cookie, field, _ := e.confirm(tok)
 	p := e.do(nil, "POST", "/c/"+tok, http.Header{"Cookie": {cookie.Name + "=" + cookie.Value}, "Origin": {e.srv.URL}}, url.Values{"csrf": {field}})
-	if p.status != http.StatusServiceUnavailable || !strings.Contains(p.body, "Your link still works") {
+	if p.status != http.StatusServiceUnavailable || !strings.Contains(p.body, "Your link still works") ||
+		!strings.Contains(p.body, "We could not confirm the cancellation yet") {
 		t.Fatalf("status %d:\n%s", p.status, p.body)
+	}
+	// Whether the cancel reached the workflow is unknown, so the page must
+	// not claim that nothing changed.
+	if strings.Contains(strings.ToLower(p.body), "nothing was changed") {
+		t.Fatalf("the outage page claims nothing changed:\n%s", p.body)
 	}
 	if e.used(id) || e.status("req_live") != domain.StatusCooling {
 		t.Fatal("an unreachable Temporal burned the link or changed the request")

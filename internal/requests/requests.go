@@ -6,7 +6,9 @@ package requests
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -84,6 +86,11 @@ type Service struct {
 	// PINGateWait is how long Open waits for the PIN verdict so that the agent
 	// hears "wrong PIN" at once; zero returns right after the start.
 	PINGateWait time.Duration
+	// VerdictWait is how long CancelByLink waits, once the cancel Update is
+	// in Temporal, to tell a refusal from an acceptance. Refusals come back
+	// at once; an accepted cancel is already durable, so the wait only ever
+	// ends early, never decides anything.
+	VerdictWait time.Duration
 }
 
 // New builds a Service.
@@ -91,7 +98,7 @@ func New(tc client.Client, st *store.Store, t Timings, logger *slog.Logger) *Ser
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{temporal: tc, store: st, timings: t, logger: logger, PINGateWait: 10 * time.Second}
+	return &Service{temporal: tc, store: st, timings: t, logger: logger, PINGateWait: 10 * time.Second, VerdictWait: 2 * time.Second}
 }
 
 // OpenParams is what an agent supplies. The requester is never part of it:
@@ -262,7 +269,7 @@ func (s *Service) waitPastPIN(ctx context.Context, id string, st workflows.Statu
 
 // Status answers the workflow's status Query; it works on ended requests too.
 func (s *Service) Status(ctx context.Context, id string) (workflows.Status, error) {
-	if !strings.HasPrefix(id, "req_") || len(id) > 64 {
+	if !validRequestID(id) {
 		return workflows.Status{}, refusal(CodeNotFound, "request %q does not exist", id)
 	}
 	v, err := s.temporal.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.QueryStatus)
@@ -290,13 +297,90 @@ func (s *Service) Decide(ctx context.Context, id string, d workflows.DecideInput
 func (s *Service) Cancel(ctx context.Context, id string, c workflows.CancelInput) (workflows.Status, error) {
 	st, err := s.update(ctx, id, workflows.UpdateCancel, c)
 	if r, ok := AsRefusal(err); ok {
-		actor := "agent:" + c.ActorID
-		if c.By == domain.CancelByCustomer {
-			actor = "customer:" + c.ActorID
-		}
-		s.auditRefusal(ctx, id, actor, "cancel.refused", r, map[string]any{"by": string(c.By)})
+		s.auditRefusal(ctx, id, cancelActor(c), "cancel.refused", r, map[string]any{"by": string(c.By)})
 	}
 	return st, err
+}
+
+// cancelActor names who cancels, as the audit trail does.
+func cancelActor(c workflows.CancelInput) string {
+	if c.By == domain.CancelByCustomer {
+		return "customer:" + c.ActorID
+	}
+	return "agent:" + c.ActorID
+}
+
+// CancelByLink sends the customer's cancel through one emailed link. A nil
+// error means the workflow accepted the cancellation: it is in history and the
+// request will not execute, even if the request has not reached its end
+// state yet. The Update id is derived from the link, so a POST repeated after
+// a timeout or a double click joins the first Update and gets its outcome
+// rather than "already cancelled". Refusals are audited as Cancel's are. An
+// error that is not a Refusal, or a CodeUnavailable Refusal, means the
+// outcome is unknown: the cancellation may or may not have been recorded, and
+// calling again with the same link is safe.
+func (s *Service) CancelByLink(ctx context.Context, requestID, linkID string, c workflows.CancelInput) error {
+	err := s.cancelByLink(ctx, requestID, linkID, c)
+	if r, ok := AsRefusal(err); ok {
+		s.auditRefusal(ctx, requestID, cancelActor(c), "cancel.refused", r, map[string]any{"by": string(c.By)})
+	}
+	return err
+}
+
+// LinkUpdateID is the cancel Update id for one cancel link. It is a hash of
+// the link id rather than the id itself: Update ids are kept in Temporal
+// history, and the link id has no business there.
+func LinkUpdateID(linkID string) string {
+	sum := sha256.Sum256([]byte("vigil-cancel-link-v1\x00" + linkID))
+	return "cancel-link-" + hex.EncodeToString(sum[:16])
+}
+
+func (s *Service) cancelByLink(ctx context.Context, requestID, linkID string, c workflows.CancelInput) error {
+	if !validRequestID(requestID) {
+		return refusal(CodeNotFound, "request %q does not exist", requestID)
+	}
+	if linkID == "" {
+		return refusal(CodeInvalid, "the cancel link has no id")
+	}
+	// Waiting for Accepted, not Completed: the handler only finishes once the
+	// workflow has recorded the end state, which needs a worker to run
+	// activities, while acceptance is the point after which the cancel cannot
+	// be lost and the validator (which refuses executing or ended requests)
+	// has spoken.
+	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
+		UpdateID:     LinkUpdateID(linkID),
+		WorkflowID:   workflows.WorkflowID(requestID),
+		UpdateName:   workflows.UpdateCancel,
+		Args:         []any{c},
+		WaitForStage: client.WorkflowUpdateStageAccepted,
+	})
+	if err != nil {
+		return s.updateErr(ctx, requestID, workflows.UpdateCancel, err)
+	}
+	// A refusal comes back as a completed handle whose Get answers at once;
+	// an accepted Update still running blocks in Get until the handler ends.
+	wait, cancel := context.WithTimeout(ctx, s.VerdictWait)
+	defer cancel()
+	err = h.Get(wait, nil)
+	switch {
+	case err == nil:
+		return nil
+	case refusalFromWorkflow(err) != nil:
+		return refusalFromWorkflow(err)
+	case isCallTimeout(err):
+		// Only a handle that is still polling can time out, and only an
+		// accepted Update gives such a handle.
+		s.logger.Debug("cancel accepted, end state not yet recorded", "request", requestID)
+		return nil
+	}
+	return s.updateErr(ctx, requestID, workflows.UpdateCancel, err)
+}
+
+// isCallTimeout reports whether err is this client giving up on a call (its
+// context expired or was cancelled), as opposed to an answer from Temporal.
+func isCallTimeout(err error) bool {
+	var updTimeout *client.WorkflowUpdateServiceTimeoutOrCanceledError
+	return errors.As(err, &updTimeout) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled)
 }
 
 // auditRefusal records a refused decision or cancel. Requests that do not
@@ -313,8 +397,10 @@ func (s *Service) auditRefusal(ctx context.Context, id, actor, event string, r *
 	}
 }
 
+func validRequestID(id string) bool { return strings.HasPrefix(id, "req_") && len(id) <= 64 }
+
 func (s *Service) update(ctx context.Context, id, name string, arg any) (workflows.Status, error) {
-	if !strings.HasPrefix(id, "req_") || len(id) > 64 {
+	if !validRequestID(id) {
 		return workflows.Status{}, refusal(CodeNotFound, "request %q does not exist", id)
 	}
 	h, err := s.temporal.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{
@@ -329,19 +415,28 @@ func (s *Service) update(ctx context.Context, id, name string, arg any) (workflo
 			return st, nil
 		}
 	}
+	return workflows.Status{}, s.updateErr(ctx, id, name, err)
+}
+
+// updateErr turns a failed Update into a Refusal where it is one.
+func (s *Service) updateErr(ctx context.Context, id, name string, err error) error {
 	if r := refusalFromWorkflow(err); r != nil {
-		return workflows.Status{}, r
+		return r
 	}
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
 		// The workflow is closed (or never existed): say which.
 		st, qerr := s.Status(ctx, id)
 		if qerr != nil {
-			return workflows.Status{}, qerr
+			return qerr
 		}
-		return workflows.Status{}, endedRefusal(st)
+		return endedRefusal(st)
 	}
-	return workflows.Status{}, s.temporalErr(name+" "+id, err)
+	if isTimeout(err) {
+		// The Update may have reached the workflow before the call gave up.
+		return &Refusal{Code: CodeUnavailable, Message: "Temporal did not confirm this in time, so it may or may not have taken effect; check the request's status, then try again if needed"}
+	}
+	return s.temporalErr(name+" "+id, err)
 }
 
 func endedRefusal(st workflows.Status) *Refusal {
@@ -383,9 +478,20 @@ func (s *Service) temporalErr(what string, err error) error {
 	if errors.As(err, &notFound) {
 		return refusal(CodeNotFound, "request does not exist")
 	}
+	if isTimeout(err) {
+		return &Refusal{Code: CodeUnavailable, Message: "Temporal did not answer in time; try again in a minute"}
+	}
 	var unavailable *serviceerror.Unavailable
-	if errors.As(err, &unavailable) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.As(err, &unavailable) {
 		return &Refusal{Code: CodeUnavailable, Message: "Temporal is not reachable right now; try again in a minute"}
 	}
 	return fmt.Errorf("%s: %w", what, err)
+}
+
+// isTimeout reports whether a call to Temporal ran out of time: the caller's
+// context, the gRPC deadline, or an Update the SDK stopped waiting for (after
+// a worker restart, an Update can wait on a dead worker's sticky queue).
+func isTimeout(err error) bool {
+	var deadline *serviceerror.DeadlineExceeded
+	return isCallTimeout(err) || errors.As(err, &deadline)
 }
