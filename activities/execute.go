@@ -3,6 +3,7 @@ package activities
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/mail"
@@ -86,8 +87,8 @@ func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.
 			ID: "credentials." + in.RequestID}); err != nil {
 			return err
 		}
-		return a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "credentials.mailed",
-			Details: map[string]any{"recipient": cust.PrimaryEmail, "server": in.ServerID}}, "credentials")
+		return a.markCredentialsMailed(ctx, in.RequestID, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "credentials.mailed",
+			Details: map[string]any{"recipient": cust.PrimaryEmail, "server": in.ServerID}})
 	case domain.ActionAddContactEmail:
 		return a.Store.AddContact(ctx, in.CustomerID, in.Email, a.now())
 	case domain.ActionChangeAccountEmail:
@@ -109,4 +110,24 @@ func (a *Activities) credentialsMailed(ctx context.Context, requestID string) (b
 		}
 	}
 	return false, nil
+}
+
+// markCredentialsMailed writes the mark, trying for a while: the mail is
+// already out, and every failed write here means a second email on retry.
+// A Postgres restart or failover usually passes within the wait.
+func (a *Activities) markCredentialsMailed(ctx context.Context, requestID string, ev store.AuditEvent) error {
+	wait := 500 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := a.Store.AuditOnce(ctx, ev, "credentials")
+		if err == nil || attempt == 6 {
+			return err
+		}
+		a.log(ctx).Warn("credentials mailed but not yet marked; trying again", "request", requestID, "attempt", attempt, "error", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(wait):
+		}
+		wait *= 2
+	}
 }
