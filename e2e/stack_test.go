@@ -118,6 +118,9 @@ type stack struct {
 
 type stackOptions struct {
 	extraEnv []string
+	// dsn, if set, is the database to use instead of a fresh one on the
+	// shared test server.
+	dsn string
 }
 
 func freeAddr(t *testing.T) string {
@@ -146,9 +149,12 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	s := &stack{
 		t:          t,
 		dir:        t.TempDir(),
-		dsn:        testpg.NewDSN(t),
+		dsn:        o.dsn,
 		adminToken: "adm_" + strings.TrimRight(randKey(t), "=")[:24],
 		procs:      map[string]*proc{},
+	}
+	if s.dsn == "" {
+		s.dsn = testpg.NewDSN(t)
 	}
 	t.Cleanup(s.stopAll)
 	// The devserver picks its own free ports (frontend and internal services)
