@@ -312,19 +312,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 
 // importLockoutCustomer adds the customer whose PIN gets guessed at.
 func importLockoutCustomer(t *testing.T, s *stack) {
-	t.Helper()
-	hash, err := pinhash.Hash(lockoutPIN, pinhash.TestParams())
-	if err != nil {
-		t.Fatal(err)
-	}
-	old := time.Now().Add(-90 * 24 * time.Hour).UTC().Format(time.RFC3339)
-	if code, body := s.call("PUT", "/admin/v1/customers/"+lockoutCustomerID, s.adminToken, map[string]any{
-		"name": "Rui Okafor", "primary_email": "rui@example.net", "pin_hash": hash,
-		"contacts": []map[string]any{{"email": "it@okafor.example", "added_at": old, "verified_at": old}},
-		"servers":  []string{"srv-9"},
-	}, nil); code != 200 {
-		t.Fatalf("import customer %s: %d %s", lockoutCustomerID, code, body)
-	}
+	importCustomer(t, s, lockoutCustomerID, "Rui Okafor", "rui@example.net", lockoutPIN, []string{"it@okafor.example"}, []string{"srv-9"})
 }
 
 // The customer whose second address refuses mail in "cancelled during the
@@ -336,17 +324,28 @@ const (
 )
 
 func importNoticeCustomer(t *testing.T, s *stack) {
+	importCustomer(t, s, noticeCustomerID, "Mei Tanaka", "mei@tanaka.example", noticePIN, []string{noticeRefusedEmail}, nil)
+}
+
+// importCustomer adds a customer whose contacts were added and verified
+// long ago, so every address on file gets notices.
+func importCustomer(t *testing.T, s *stack, id, name, primary, pin string, contacts, servers []string) {
 	t.Helper()
-	hash, err := pinhash.Hash(noticePIN, pinhash.TestParams())
+	hash, err := pinhash.Hash(pin, pinhash.TestParams())
 	if err != nil {
 		t.Fatal(err)
 	}
 	old := time.Now().Add(-90 * 24 * time.Hour).UTC().Format(time.RFC3339)
-	if code, body := s.call("PUT", "/admin/v1/customers/"+noticeCustomerID, s.adminToken, map[string]any{
-		"name": "Mei Tanaka", "primary_email": "mei@tanaka.example", "pin_hash": hash,
-		"contacts": []map[string]any{{"email": noticeRefusedEmail, "added_at": old, "verified_at": old}},
-	}, nil); code != 200 {
-		t.Fatalf("import customer %s: %d %s", noticeCustomerID, code, body)
+	cs := []map[string]any{}
+	for _, c := range contacts {
+		cs = append(cs, map[string]any{"email": c, "added_at": old, "verified_at": old})
+	}
+	body := map[string]any{"name": name, "primary_email": primary, "pin_hash": hash, "contacts": cs}
+	if len(servers) > 0 {
+		body["servers"] = servers
+	}
+	if code, raw := s.call("PUT", "/admin/v1/customers/"+id, s.adminToken, body, nil); code != 200 {
+		t.Fatalf("import customer %s: %d %s", id, code, raw)
 	}
 }
 
