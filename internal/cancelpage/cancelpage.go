@@ -515,19 +515,32 @@ func (p *Pages) show(w http.ResponseWriter, r *http.Request) {
 		HttpOnly: true, Secure: p.secure, SameSite: http.SameSiteStrictMode,
 	})
 	req := res.request
-	when := "It will happen after a short waiting period unless you cancel it."
-	if req.CoolingEndsAt != nil {
-		when = "It will happen on " + p.when(*req.CoolingEndsAt) + " unless you cancel it."
-	}
 	note(r, "shown", req.ID)
 	p.render(w, http.StatusOK, pageData{
 		Heading: "Cancel this request?",
 		What:    "A member of our support team asked to " + req.Action.Describe(req.ServerID, req.Email) + ".",
-		Paragraphs: []string{when,
+		Paragraphs: []string{p.runsWhen(r.Context(), req),
 			"If you asked for this, you do not need to do anything.",
 			"If you did not ask for it, press the button below and tell us."},
 		CSRF: p.csrfField(res.token, nonce),
 	})
+}
+
+// runsWhen says when the action will run. The stored request learns the
+// time a moment after the notice went out; a customer quick enough to open
+// the link before that gets the time from the workflow itself, and only if
+// neither knows it (the notice is still going out to other addresses) a
+// sentence without one.
+func (p *Pages) runsWhen(ctx context.Context, req store.Request) string {
+	if req.CoolingEndsAt != nil {
+		return "It will happen on " + p.when(*req.CoolingEndsAt) + " unless you cancel it."
+	}
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if st, err := p.svc.Status(ctx, req.ID); err == nil && !st.CoolingEndsAt.IsZero() {
+		return "It will happen on " + p.when(st.CoolingEndsAt) + " unless you cancel it."
+	}
+	return "It will happen after a waiting period, which starts once we have told every address on file about it, unless you cancel it."
 }
 
 // cancel is POST: CSRF checks first, then the link again, then the cancel

@@ -426,7 +426,7 @@ func TestShowConfirm(t *testing.T) {
 	// Without a known cooling end, the page still says what happens.
 	tok2, _ := e.link("req_notifying", e.now.Add(time.Hour), true)
 	_, _, p2 := e.confirm(tok2)
-	if !strings.Contains(p2.body, "turn off two-factor authentication") || !strings.Contains(p2.body, "after a short waiting period") {
+	if !strings.Contains(p2.body, "turn off two-factor authentication") || !strings.Contains(p2.body, "after a waiting period, which starts once we have told every address on file") {
 		t.Fatalf("notifying page:\n%s", p2.body)
 	}
 }

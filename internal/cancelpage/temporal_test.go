@@ -494,3 +494,26 @@ func TestCancelByLinkJoinsItsUpdate(t *testing.T) {
 		t.Fatalf("the workflow accepted %d Updates, want 2 (approve, cancel)", got)
 	}
 }
+
+// TestRunTimeWhileTheProjectionLags: a customer who opens the link before
+// the stored request has the run time still reads it, from the workflow.
+func TestRunTimeWhileTheProjectionLags(t *testing.T) {
+	t.Parallel()
+	le := newLiveEnv(t)
+	ctx := context.Background()
+	requestID, token := le.cooling(t)
+	st, err := le.svc.Status(ctx, requestID)
+	if err != nil || st.CoolingEndsAt.IsZero() {
+		t.Fatalf("status of a cooling request: %+v, %v", st, err)
+	}
+	// What the projection looks like in the moment before the workflow's
+	// Record activity writes the time.
+	if _, err := le.st.DB().ExecContext(ctx, `UPDATE requests SET cooling_ends_at = NULL WHERE id = $1`, requestID); err != nil {
+		t.Fatal(err)
+	}
+	_, _, p := le.confirmAs(t, token)
+	want := "It will happen on " + st.CoolingEndsAt.UTC().Format("Monday 2 January 2006 at 15:04 MST") + " unless you cancel it."
+	if p.status != http.StatusOK || !strings.Contains(p.body, want) {
+		t.Fatalf("page while the projection lags: status %d, want 200 saying %q:\n%s", p.status, want, p.body)
+	}
+}
