@@ -116,7 +116,7 @@ func TestExitCodesAndAdvice(t *testing.T) {
 		{"500", replyProblem(500, "internal", "something went wrong on our side", ""), 1,
 			[]string{"Vigil failed: something went wrong on our side [internal]"}},
 		{"503", replyProblem(503, "temporal_unavailable", "the workflow engine does not answer", ""), 1,
-			[]string{"the workflow engine does not answer", "Vigil is degraded; try again shortly"}},
+			[]string{"the workflow engine does not answer", "Vigil is degraded; try again shortly (after a withdrawal or veto"}},
 		{"503 database", replyProblem(503, "database_unavailable", "Vigil's database is not reachable right now.", "Retry-After", "10"), 1,
 			[]string{"Vigil's database is not reachable right now.", "nothing changed. Try again in 10 seconds"}},
 		{"502 without a problem", func(w http.ResponseWriter, r *http.Request) {

@@ -146,7 +146,7 @@ func advice(p *cliclient.Problem) string {
 		}
 		return "wait a minute, then try again"
 	case "temporal_unavailable":
-		return "Vigil is degraded; try again shortly"
+		return "Vigil is degraded; try again shortly (after a withdrawal or veto, check `starter status ID` first: it may have gone through)"
 	case "database_unavailable":
 		if p.RetryAfter > 0 {
 			return fmt.Sprintf("Vigil's database is away; nothing changed. Try again in %d seconds", int(math.Ceil(p.RetryAfter.Seconds())))

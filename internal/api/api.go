@@ -375,11 +375,18 @@ func (a *API) fail(w http.ResponseWriter, r *http.Request, what, requestID strin
 			a.internal(w, r, what, err)
 			return
 		}
+		if ref.Code == requests.CodeUnavailable {
+			// Temporal restarts and failovers pass in seconds.
+			w.Header().Set("Retry-After", strconv.Itoa(int(temporalRetryAfter/time.Second)))
+		}
 		writeProblem(w, problemFromRefusal(ref, requestID))
 		return
 	}
 	a.internal(w, r, what, err)
 }
+
+// temporalRetryAfter is the Retry-After of a temporal_unavailable answer.
+const temporalRetryAfter = 5 * time.Second
 
 // temporalCtx bounds a call that reaches Temporal.
 func (a *API) temporalCtx(r *http.Request) (context.Context, context.CancelFunc) {

@@ -893,6 +893,9 @@ func TestTemporalUnreachable(t *testing.T) {
 			if p.Code != "temporal_unavailable" || strings.Contains(p.Detail, "127.0.0.1") {
 				t.Fatalf("problem %+v", p)
 			}
+			if ra := res.header.Get("Retry-After"); ra != "5" {
+				t.Fatalf("Retry-After %q, want 5", ra)
+			}
 		})
 	}
 	if n := e.count("requests"); n != 1 {
