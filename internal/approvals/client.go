@@ -143,8 +143,10 @@ func classify(err error) (o outcome, wait time.Duration, code string) {
 // second copy. We accept that risk rather than search the channel history
 // before every retry: a duplicate approval message carries the same request
 // id, so a click on either reaches the same workflow, which accepts one
-// decision only; the copy Vigil did not record just keeps stale buttons. (The
-// stand-in never posts on a 5xx, so tests see exactly one message.)
+// decision only; a click on the copy Vigil did not record is refused, and the
+// interactions endpoint then retires that copy (RetireApproval) so its stale
+// buttons go away. (The stand-in never posts on a 5xx, so tests see exactly
+// one message.)
 func (c *Client) call(ctx context.Context, method string, fn func(context.Context) error) error {
 	backoff := c.retry.Initial
 	for attempt := 1; ; attempt++ {
@@ -216,6 +218,20 @@ func (c *Client) PostApproval(ctx context.Context, r Request) (channel, ts strin
 func (c *Client) UpdateApproval(ctx context.Context, channel, ts string, r Request, line string) error {
 	text := Title(r.Action) + " for " + inert(r.CustomerID, maxShortRunes, " ") + ": " + line
 	blocks := StatusBlocks(r, line)
+	return c.call(ctx, "chat.update", func(ctx context.Context) error {
+		_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+}
+
+// RetireApproval replaces a stray copy of an approval message (a post that
+// Slack carried out although it answered with an error, then retried; or a
+// post that landed after its request had ended) with a line pointing to the
+// request's real message, removing the copy's buttons.
+func (c *Client) RetireApproval(ctx context.Context, channel, ts, requestID string) error {
+	id := inert(requestID, maxShortRunes, " ")
+	text := "Out of date: this is not the approval message of " + id + ". Decide on it from its current approval message."
+	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn("🗄️ "+text), nil, nil)}
 	return c.call(ctx, "chat.update", func(ctx context.Context) error {
 		_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
 		return err

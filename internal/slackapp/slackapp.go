@@ -42,6 +42,7 @@ type Slack interface {
 	Ephemeral(ctx context.Context, channel, user, text string) error
 	Security(ctx context.Context, text string) error
 	IsGroupMember(ctx context.Context, userID string) (bool, error)
+	RetireApproval(ctx context.Context, channel, ts, requestID string) error
 }
 
 // Defaults for the zero fields of Config.
@@ -337,6 +338,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.channelsDisagree || req.SlackChannel == "" || req.SlackTS == "" || c.channel != req.SlackChannel || c.messageTS != req.SlackTS {
 		h.refuse(ctx, w, log, c, "wrong_message", req.ID,
 			"This button does not belong to the approval message of "+c.requestID+".", agentDetails)
+		// A consistent click on another message of ours for a request whose
+		// real message is known is a stray copy: take its buttons away so
+		// nobody else is misled by it. Never while the real message is not
+		// recorded yet: the clicked one may be it.
+		if !c.channelsDisagree && req.SlackChannel != "" && req.SlackTS != "" {
+			h.retire(log, c.channel, c.messageTS, req.ID)
+		}
 		return
 	}
 
@@ -561,6 +569,33 @@ func (h *Handler) notify(channel, user, text string) {
 	go func() {
 		defer func() { <-h.notices; h.inFlight.Done() }()
 		h.ephemeral(channel, user, text)
+	}()
+}
+
+// retire replaces a stray approval message in the background, bounded by
+// the same limit as the ephemeral replies.
+func (h *Handler) retire(log *slog.Logger, channel, ts, requestID string) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return
+	}
+	select {
+	case h.notices <- struct{}{}:
+	default:
+		log.Warn("too many Slack calls in flight; stray approval message left as it is", "channel", channel, "ts", ts)
+		return
+	}
+	h.inFlight.Add(1)
+	go func() {
+		defer func() { <-h.notices; h.inFlight.Done() }()
+		ctx, cancel := context.WithTimeout(h.base, noticeTimeout)
+		defer cancel()
+		if err := h.slack.RetireApproval(ctx, channel, ts, requestID); err != nil {
+			log.Warn("stray approval message not retired", "channel", channel, "ts", ts, "err", err)
+			return
+		}
+		log.Info("stray approval message retired", "channel", channel, "ts", ts)
 	}()
 }
 

@@ -44,6 +44,7 @@ func TestInteractions(t *testing.T) {
 		user      string // who should see ephemeral (if any)
 		ephemeral string
 		onOther   bool // the ephemeral is in the channel of a second copy, not the recorded message's
+		retired   bool // the clicked stray copy loses its buttons
 		security  string
 		audit     []wantAudit
 		decide    *workflows.DecideInput // nil: the decider must not be called
@@ -230,7 +231,7 @@ func TestInteractions(t *testing.T) {
 				ch, ts := e.postApproval("#elsewhere")
 				return e.click(ch, ts, "approve", userBob)
 			},
-			user: userBob, ephemeral: notHere, onOther: true,
+			user: userBob, ephemeral: notHere, onOther: true, retired: true,
 			audit: []wantAudit{{requestID, "slack:" + userBob, "wrong_message"}},
 		},
 		{
@@ -241,6 +242,20 @@ func TestInteractions(t *testing.T) {
 					t.Fatalf("copy landed at %s/%s", ch, ts)
 				}
 				return e.click(ch, ts, "approve", userBob)
+			},
+			user: userBob, ephemeral: notHere, retired: true,
+			audit: []wantAudit{{requestID, "slack:" + userBob, "wrong_message"}},
+		},
+		{
+			// The workflow has not recorded where its message landed yet
+			// (a slow PostApproval): the clicked message may be the real
+			// one, so it is refused but left alone.
+			name: "click before the message is recorded", status: 200,
+			do: func(e *env) int {
+				if _, err := e.st.DB().Exec(`UPDATE requests SET slack_channel = NULL, slack_ts = NULL WHERE id = $1`, requestID); err != nil {
+					t.Fatal(err)
+				}
+				return e.click(e.channel, e.ts, "approve", userBob)
 			},
 			user: userBob, ephemeral: notHere,
 			audit: []wantAudit{{requestID, "slack:" + userBob, "wrong_message"}},
@@ -346,6 +361,25 @@ func TestInteractions(t *testing.T) {
 				if total != 1 || len(eph) != 1 || eph[0].Text != tc.ephemeral || eph[0].Channel != wantCh {
 					t.Errorf("ephemerals to %s = %+v (of %d in all), want one in %s saying %q", tc.user, eph, total, wantCh, tc.ephemeral)
 				}
+			}
+
+			// Only a stray copy that was clicked is retired; the recorded
+			// approval message never is, and nothing is retired otherwise.
+			retired := 0
+			for _, m := range e.standin.Messages() {
+				if m.Ephemeral || m.Channel == securityChannel || m.ThreadTS != "" {
+					continue
+				}
+				out := strings.HasPrefix(m.Text, "Out of date:") && !strings.Contains(string(m.Blocks), `"actions"`)
+				switch {
+				case m.Channel == e.channel && m.TS == e.ts && out:
+					t.Errorf("the recorded approval message was retired: %+v", m)
+				case out:
+					retired++
+				}
+			}
+			if want := map[bool]int{true: 1, false: 0}[tc.retired]; retired != want {
+				t.Errorf("%d stray approval messages retired, want %d", retired, want)
 			}
 
 			var alerts []string
