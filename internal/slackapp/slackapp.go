@@ -338,11 +338,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if c.channelsDisagree || req.SlackChannel == "" || req.SlackTS == "" || c.channel != req.SlackChannel || c.messageTS != req.SlackTS {
 		h.refuse(ctx, w, log, c, "wrong_message", req.ID,
 			"This button does not belong to the approval message of "+c.requestID+".", agentDetails)
-		// A consistent click on another message of ours for a request whose
-		// real message is known is a stray copy: take its buttons away so
-		// nobody else is misled by it. Never while the real message is not
-		// recorded yet: the clicked one may be it.
-		if !c.channelsDisagree && req.SlackChannel != "" && req.SlackTS != "" {
+		// A consistent click on another message of ours is a stray copy
+		// when the request's real message is known, or when the request
+		// ended without one (a post that landed after the end is never
+		// recorded): take its buttons away so nobody else is misled by it.
+		// Never while a live request's message is not recorded yet: the
+		// clicked one may be it.
+		known := req.SlackChannel != "" && req.SlackTS != ""
+		if !c.channelsDisagree && (known || req.Status.Final()) {
 			h.retire(log, c.channel, c.messageTS, req.ID)
 		}
 		return

@@ -45,9 +45,12 @@ func TestInteractions(t *testing.T) {
 		ephemeral string
 		onOther   bool // the ephemeral is in the channel of a second copy, not the recorded message's
 		retired   bool // the clicked stray copy loses its buttons
-		security  string
-		audit     []wantAudit
-		decide    *workflows.DecideInput // nil: the decider must not be called
+		// lateRetired: the clicked message, never recorded because its
+		// request had ended, loses its buttons.
+		lateRetired bool
+		security    string
+		audit       []wantAudit
+		decide      *workflows.DecideInput // nil: the decider must not be called
 	}{
 		{
 			name: "happy path approve", do: approve(userBob), status: 200,
@@ -261,6 +264,19 @@ func TestInteractions(t *testing.T) {
 			audit: []wantAudit{{requestID, "slack:" + userBob, "wrong_message"}},
 		},
 		{
+			// A PostApproval that landed after its request ended: the
+			// frozen request never records it.
+			name: "click on a message posted after the request ended", status: 200,
+			do: func(e *env) int {
+				if _, err := e.st.DB().Exec(`UPDATE requests SET slack_channel = NULL, slack_ts = NULL, status = 'expired', ended_at = now() WHERE id = $1`, requestID); err != nil {
+					t.Fatal(err)
+				}
+				return e.click(e.channel, e.ts, "approve", userBob)
+			},
+			user: userBob, ephemeral: notHere, lateRetired: true,
+			audit: []wantAudit{{requestID, "slack:" + userBob, "wrong_message"}},
+		},
+		{
 			name: "payload names another channel than the message", status: 200,
 			do: func(e *env) int {
 				c := e.capture(e.channel, e.ts, "approve", userBob)
@@ -372,13 +388,13 @@ func TestInteractions(t *testing.T) {
 				}
 				out := strings.HasPrefix(m.Text, "Out of date:") && !strings.Contains(string(m.Blocks), `"actions"`)
 				switch {
-				case m.Channel == e.channel && m.TS == e.ts && out:
+				case m.Channel == e.channel && m.TS == e.ts && out && !tc.lateRetired:
 					t.Errorf("the recorded approval message was retired: %+v", m)
 				case out:
 					retired++
 				}
 			}
-			if want := map[bool]int{true: 1, false: 0}[tc.retired]; retired != want {
+			if want := map[bool]int{true: 1, false: 0}[tc.retired || tc.lateRetired]; retired != want {
 				t.Errorf("%d stray approval messages retired, want %d", retired, want)
 			}
 
