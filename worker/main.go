@@ -16,6 +16,7 @@ import (
 
 	"github.com/slack-go/slack"
 	"go.temporal.io/sdk/activity"
+	"go.temporal.io/sdk/client"
 	"go.temporal.io/sdk/worker"
 	"go.temporal.io/sdk/workflow"
 
@@ -24,6 +25,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/mail"
+	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/temporalclient"
@@ -66,7 +68,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer cleanup()
 
-	tc, err := temporalclient.Dial(ctx, cfg, logger)
+	var mh client.MetricsHandler
+	if cfg.WorkerMetricsAddr != "" {
+		reg := metrics.NewRegistry(logger)
+		stopMetrics, err := metrics.Listen(cfg.WorkerMetricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+		mh = metrics.TemporalHandler(reg)
+	}
+
+	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh)
 	if err != nil {
 		return err
 	}

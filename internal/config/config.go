@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"strconv"
 	"strings"
@@ -61,6 +62,10 @@ type Config struct {
 	SlackApprovalsChannel string
 	SlackSecurityChannel  string
 	SlackUserGroup        string
+
+	// Metrics: where each process serves /metrics; empty is off.
+	WebMetricsAddr    string
+	WorkerMetricsAddr string
 
 	// Web
 	HTTPAddr           string
@@ -128,6 +133,8 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_SLACK_SECURITY_CHANNEL", "#vigil-security", "channel for lockouts, customer cancellations and refused approvals"},
 	{"VIGIL_SLACK_USERGROUP", "", "optional user group id S…; approvers must also be members"},
 	{"VIGIL_HTTP_ADDR", "127.0.0.1:8080", "listen address of the web front"},
+	{"VIGIL_WEB_METRICS_ADDR", "", "listen address of the web front's Prometheus /metrics (HTTP, request states); off when empty; keep it off the public network"},
+	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address of the worker's Prometheus /metrics (Temporal SDK: task latencies, failures, polls); off when empty"},
 	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
 	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
 	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails"},
@@ -202,6 +209,9 @@ func Load(getenv func(string) string) (Config, error) {
 		SlackApprovalsChannel: l.str("VIGIL_SLACK_APPROVALS_CHANNEL", "#vigil-approvals"),
 		SlackSecurityChannel:  l.str("VIGIL_SLACK_SECURITY_CHANNEL", "#vigil-security"),
 		SlackUserGroup:        l.str("VIGIL_SLACK_USERGROUP", ""),
+
+		WebMetricsAddr:    l.hostPort("VIGIL_WEB_METRICS_ADDR"),
+		WorkerMetricsAddr: l.hostPort("VIGIL_WORKER_METRICS_ADDR"),
 
 		HTTPAddr:           l.str("VIGIL_HTTP_ADDR", "127.0.0.1:8080"),
 		AdminToken:         Secret(l.str("VIGIL_ADMIN_TOKEN", "")),
@@ -334,6 +344,19 @@ func (l *loader) durationUpTo(name string, def, hi time.Duration, why string) ti
 		return def
 	}
 	return d
+}
+
+// hostPort reads an optional listen address, host:port.
+func (l *loader) hostPort(name string) string {
+	v := l.str(name, "")
+	if v == "" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		l.fail("%s=%q is not a listen address: write host:port, e.g. 127.0.0.1:9464", name, v)
+		return ""
+	}
+	return v
 }
 
 func (l *loader) url(name, def string) string {

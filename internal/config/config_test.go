@@ -130,3 +130,34 @@ func TestPanelTimeout(t *testing.T) {
 		})
 	}
 }
+
+func TestMetricsAddrs(t *testing.T) {
+	tests := []struct {
+		name, value, wantErr string
+	}{
+		{"unset is off", "", ""},
+		{"loopback", "127.0.0.1:9464", ""},
+		{"all interfaces", ":9464", ""},
+		{"ipv6", "[::1]:9464", ""},
+		{"no port", "127.0.0.1", "not a listen address"},
+		{"empty port", "127.0.0.1:", "not a listen address"},
+		{"a URL", "http://127.0.0.1:9464", "not a listen address"},
+	}
+	for _, name := range []string{"VIGIL_WEB_METRICS_ADDR", "VIGIL_WORKER_METRICS_ADDR"} {
+		for _, tt := range tests {
+			t.Run(name+"/"+tt.name, func(t *testing.T) {
+				c, err := Load(env(map[string]string{name: tt.value}))
+				got := c.WebMetricsAddr
+				if name == "VIGIL_WORKER_METRICS_ADDR" {
+					got = c.WorkerMetricsAddr
+				}
+				switch {
+				case tt.wantErr == "" && (err != nil || got != tt.value):
+					t.Fatalf("%s=%q: %q, %v", name, tt.value, got, err)
+				case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), name)):
+					t.Fatalf("%s=%q: error %v, want one naming the variable and saying %q", name, tt.value, err, tt.wantErr)
+				}
+			})
+		}
+	}
+}

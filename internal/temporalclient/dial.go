@@ -52,6 +52,11 @@ func Options(cfg config.Config, c *codec.Codec, logger *slog.Logger) (client.Opt
 
 // Dial connects to Temporal and checks the connection.
 func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.Client, error) {
+	return DialWithMetrics(ctx, cfg, logger, nil)
+}
+
+// DialWithMetrics is Dial with the SDK's metrics sent to mh (nil: none).
+func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
 	c, err := Codec(cfg)
 	if err != nil {
 		return nil, err
@@ -59,6 +64,9 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 	opts, err := Options(cfg, c, logger)
 	if err != nil {
 		return nil, err
+	}
+	if mh != nil {
+		opts.MetricsHandler = mh
 	}
 	cl, err := client.DialContext(ctx, opts)
 	if err != nil {
