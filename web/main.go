@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/slackapp"
+	"github.com/vigil-oss/vigil/internal/statuswriter"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/temporalclient"
 	"github.com/vigil-oss/vigil/internal/tokens"
@@ -243,37 +244,13 @@ func delegated(p string) bool {
 func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		next.ServeHTTP(sw, r)
-		if sw.code == 0 {
-			sw.code = http.StatusOK
-		}
 		level := slog.LevelInfo
 		if delegated(r.URL.Path) || r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			level = slog.LevelDebug
 		}
 		logger.Log(r.Context(), level, "http request", "method", r.Method, "path", logPath(r.URL.Path),
-			"status", sw.code, "duration_ms", time.Since(start).Milliseconds())
+			"status", sw.Status(), "duration_ms", time.Since(start).Milliseconds())
 	})
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }

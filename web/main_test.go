@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,26 +22,10 @@ import (
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/syncbuf"
 	"github.com/vigil-oss/vigil/internal/testpg"
 	"github.com/vigil-oss/vigil/internal/tokens"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // closedAddr returns a loopback address nothing listens on.
 func closedAddr(t *testing.T) string {
@@ -78,7 +61,7 @@ func TestLogPath(t *testing.T) {
 // with a real Temporal client aimed at a closed port.
 type site struct {
 	url    string
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	st     *store.Store
 	signer *tokens.Signer
 	close  func()
@@ -90,7 +73,7 @@ func newSite(t *testing.T, ready func(context.Context) error) *site {
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tc, err := client.NewLazyClient(client.Options{HostPort: closedAddr(t), Logger: tlog.NewStructuredLogger(logger)})
 	if err != nil {

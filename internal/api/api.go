@@ -18,6 +18,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/ratelimit"
 	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/statuswriter"
 	"github.com/vigil-oss/vigil/internal/store"
 )
 
@@ -202,45 +203,20 @@ func agentFrom(ctx context.Context) store.Agent {
 	return a
 }
 
-// statusWriter remembers the status code for the access log.
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
-
 // logRequests writes one line per request: method, path (ids only, never the
 // query or a body), caller, status and duration.
 func (a *API) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		note := &logNote{}
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		next.ServeHTTP(sw, r.WithContext(context.WithValue(r.Context(), logNoteKey, note)))
-		if sw.code == 0 {
-			sw.code = http.StatusOK
-		}
 		level := slog.LevelInfo
-		if sw.code >= 500 {
+		if sw.Status() >= 500 {
 			level = slog.LevelError
 		}
 		a.logger.Log(r.Context(), level, "http request", "method", r.Method, "path", r.URL.Path,
-			"actor", note.actor, "status", sw.code, "duration_ms", time.Since(start).Milliseconds())
+			"actor", note.actor, "status", sw.Status(), "duration_ms", time.Since(start).Milliseconds())
 	})
 }
 

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -13,7 +12,6 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -26,26 +24,9 @@ import (
 	"github.com/vigil-oss/vigil/internal/ratelimit"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/syncbuf"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
-
-// lockedBuffer is a log sink that handler goroutines and the test share.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 const (
 	testPIN    = "739164"
@@ -62,7 +43,7 @@ type env struct {
 	st     *store.Store
 	db     *sql.DB
 	srv    *httptest.Server
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	tokens map[string]string // agent id -> token
 }
 
@@ -101,7 +82,7 @@ func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB
 	if err := st.Migrate(ctx); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	svc := requests.New(unreachableTemporal(t, logger), store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
 		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, logger)

@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/ratelimit"
 	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/statuswriter"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/tokens"
 	"github.com/vigil-oss/vigil/workflows"
@@ -185,7 +186,7 @@ func (p *Pages) secured(next http.Handler) http.Handler {
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("Cache-Control", "no-store")
-		sw := &statusWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		o := &outcome{}
 		r = r.WithContext(context.WithValue(r.Context(), ctxKey{}, o))
 		defer func() {
@@ -195,7 +196,7 @@ func (p *Pages) secured(next http.Handler) http.Handler {
 				}
 				// Log the panic, never the path: it holds the token.
 				p.logger.Error("panic in cancel page", "token", tokenRef(r.URL.Path), "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
-				if sw.code == 0 {
+				if !sw.Written() {
 					note(r, "internal", o.requestID)
 					p.render(sw, http.StatusInternalServerError, p.errInternal().data)
 				}
@@ -211,11 +212,8 @@ func (p *Pages) secured(next http.Handler) http.Handler {
 		} else {
 			next.ServeHTTP(sw, r)
 		}
-		if sw.code == 0 {
-			sw.code = http.StatusOK
-		}
 		p.logger.Info("cancel page", "method", r.Method, "path", "/c/…", "token", tokenRef(r.URL.Path),
-			"request", o.requestID, "outcome", o.what, "status", sw.code, "duration_ms", time.Since(start).Milliseconds())
+			"request", o.requestID, "outcome", o.what, "status", sw.Status(), "duration_ms", time.Since(start).Milliseconds())
 	})
 }
 
@@ -239,27 +237,6 @@ func tokenRef(path string) string {
 	sum := sha256.Sum256([]byte(tok))
 	return hex.EncodeToString(sum[:6])
 }
-
-type statusWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (s *statusWriter) WriteHeader(code int) {
-	if s.code == 0 {
-		s.code = code
-	}
-	s.ResponseWriter.WriteHeader(code)
-}
-
-func (s *statusWriter) Write(b []byte) (int, error) {
-	if s.code == 0 {
-		s.code = http.StatusOK
-	}
-	return s.ResponseWriter.Write(b)
-}
-
-func (s *statusWriter) Unwrap() http.ResponseWriter { return s.ResponseWriter }
 
 // pageData fills the one template.
 type pageData struct {

@@ -1,7 +1,6 @@
 package cancelpage
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"io"
@@ -13,7 +12,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,26 +22,10 @@ import (
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/syncbuf"
 	"github.com/vigil-oss/vigil/internal/testpg"
 	"github.com/vigil-oss/vigil/internal/tokens"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // env serves the real pages over loopback HTTP on a fresh database. The
 // Temporal client is a real SDK client aimed at a closed port, so the cancel
@@ -56,7 +38,7 @@ type env struct {
 	svc    *requests.Service
 	signer *tokens.Signer
 	srv    *httptest.Server
-	logs   *lockedBuffer
+	logs   *syncbuf.Buffer
 	now    time.Time
 	issued []string // every token handed out, to check the log
 }
@@ -103,7 +85,7 @@ func newEnvWith(t *testing.T, opts Options, tc client.Client) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{t: t, st: st, signer: signer, logs: &lockedBuffer{}, now: time.Now()}
+	e := &env{t: t, st: st, signer: signer, logs: &syncbuf.Buffer{}, now: time.Now()}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if tc == nil {
 		tc = unreachableTemporal(t, logger)

@@ -35,6 +35,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/panelstandin"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/syncbuf"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
@@ -87,7 +88,7 @@ func startTemporal(t *testing.T) string {
 	t.Helper()
 	cmd := exec.Command(devserverBin(t), "-addr", "127.0.0.1:0", "-in-memory")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	cmd.Stderr = logs
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -148,7 +149,7 @@ const seniorID = "ag_senior"
 func newLiveEnv(t *testing.T) *liveEnv {
 	t.Helper()
 	addr := startTemporal(t)
-	logs := &lockedBuffer{}
+	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {
 		if t.Failed() {

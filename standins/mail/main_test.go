@@ -3,18 +3,15 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/smtp"
 	"regexp"
 	"testing"
-	"time"
+
+	"github.com/vigil-oss/vigil/internal/standin/standintest"
 )
-
-// lineWriter hands each write to the test as it happens.
-type lineWriter chan string
-
-func (w lineWriter) Write(p []byte) (int, error) { w <- string(p); return len(p), nil }
 
 func TestParseConfig(t *testing.T) {
 	env := map[string]string{"VIGIL_MAILCATCHER_SMTP_ADDR": "127.0.0.1:2525"}
@@ -32,21 +29,9 @@ func TestParseConfig(t *testing.T) {
 }
 
 func TestRunServesAndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(lineWriter, 4)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{smtpAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), out)
-	}()
-	var line string
-	select {
-	case line = <-out:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no ready line")
-	}
+	line, stop := standintest.Start(t, func(ctx context.Context, stdout io.Writer) error {
+		return run(ctx, config{smtpAddr: "127.0.0.1:0", httpAddr: "127.0.0.1:0"}, slog.New(slog.DiscardHandler), stdout)
+	})
 	m := regexp.MustCompile(`^mailcatcher ready smtp=(\S+) http=(\S+)\n$`).FindStringSubmatch(line)
 	if m == nil {
 		t.Fatalf("ready line %q", line)
@@ -67,13 +52,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if err != nil || len(msgs) != 1 || msgs[0].Subject != "hi" || msgs[0].Text != "hello\r\n" {
 		t.Fatalf("messages = %+v, %v", msgs, err)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run = %v after cancel, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
+	if err := stop(); err != nil {
+		t.Fatalf("run = %v after cancel, want nil", err)
 	}
 }

@@ -2,18 +2,15 @@ package main
 
 import (
 	"context"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
 	"testing"
-	"time"
 
+	"github.com/vigil-oss/vigil/internal/standin/standintest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
-
-type lineWriter chan string
-
-func (w lineWriter) Write(p []byte) (int, error) { w <- string(p); return len(p), nil }
 
 func TestParseConfig(t *testing.T) {
 	env := map[string]string{"VIGIL_PANEL_TOKEN": "from-env", "VIGIL_DATABASE_URL": "postgres://x@127.0.0.1/y"}
@@ -33,21 +30,9 @@ func TestParseConfig(t *testing.T) {
 
 func TestRunServesAndStops(t *testing.T) {
 	dsn := testpg.NewDSN(t)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out := make(lineWriter, 4)
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, config{addr: "127.0.0.1:0", databaseURL: dsn, token: "tok"}, slog.New(slog.DiscardHandler), out)
-	}()
-	var line string
-	select {
-	case line = <-out:
-	case err := <-done:
-		t.Fatalf("run returned early: %v", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("no ready line")
-	}
+	line, stop := standintest.Start(t, func(ctx context.Context, stdout io.Writer) error {
+		return run(ctx, config{addr: "127.0.0.1:0", databaseURL: dsn, token: "tok"}, slog.New(slog.DiscardHandler), stdout)
+	})
 	m := regexp.MustCompile(`^panel-standin ready addr=(\S+)\n$`).FindStringSubmatch(line)
 	if m == nil {
 		t.Fatalf("ready line %q", line)
@@ -63,13 +48,7 @@ func TestRunServesAndStops(t *testing.T) {
 	if resp.StatusCode != 200 {
 		t.Fatalf("status %d", resp.StatusCode)
 	}
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Fatalf("run = %v after cancel, want nil", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop")
+	if err := stop(); err != nil {
+		t.Fatalf("run = %v after cancel, want nil", err)
 	}
 }

@@ -11,14 +11,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
-	"syscall"
-	"time"
 
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/slackstandin"
+	"github.com/vigil-oss/vigil/internal/standin"
 )
 
 const (
@@ -29,7 +26,7 @@ const (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, stop := standin.SignalContext()
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -43,12 +40,7 @@ func main() {
 // run serves until ctx ends. Flags default to the environment, which defaults
 // to the constants above.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	or := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
+	or := func(key, def string) string { return standin.EnvOr(getenv, key, def) }
 	fs := flag.NewFlagSet("slack-standin", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	addr := fs.String("addr", or("VIGIL_SLACK_STANDIN_ADDR", defaultAddr), "listen address, loopback only (VIGIL_SLACK_STANDIN_ADDR)")
@@ -100,22 +92,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
-	hs := &http.Server{Handler: srv.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	served := make(chan error, 1)
-	go func() { served <- hs.Serve(ln) }()
+	hs := standin.Serve(ln, srv.Handler())
 	logger.Info("listening", "addr", ln.Addr().String(), "config", cfg)
 	// Scripts and tests wait for this line on stdout.
 	fmt.Fprintf(stdout, "slack-standin ready addr=%s\n", ln.Addr())
 
-	select {
-	case err := <-served:
-		return fmt.Errorf("serve: %w", err)
-	case <-ctx.Done():
+	if err := hs.Wait(ctx); err != nil {
+		return err
 	}
 	logger.Info("stopping")
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := hs.Shutdown(shutdownCtx); err != nil {
+	if err := hs.Stop(); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil

@@ -1,14 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"io"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/vigil-oss/vigil/internal/standin/standintest"
+	"github.com/vigil-oss/vigil/internal/syncbuf"
 )
 
 func envOf(m map[string]string) func(string) string {
@@ -16,31 +17,21 @@ func envOf(m map[string]string) func(string) string {
 }
 
 func TestRunServesAndStops(t *testing.T) {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	out, outW := io.Pipe()
 	env := envOf(map[string]string{"VIGIL_SLACK_BOT_TOKEN": "xoxb-main-test", "VIGIL_SLACK_SIGNING_SECRET": "main-test-secret"})
-	var stderr strings.Builder
-	done := make(chan error, 1)
-	go func() { done <- run(ctx, []string{"-addr", "127.0.0.1:0"}, env, outW, &stderr) }()
-
-	lines := make(chan string, 1)
-	go func() {
-		line, _ := bufio.NewReader(out).ReadString('\n')
-		lines <- line
-	}()
-	var addr string
-	select {
-	case line := <-lines:
-		var ok bool
-		if addr, ok = strings.CutPrefix(strings.TrimSpace(line), "slack-standin ready addr="); !ok {
-			t.Fatalf("first stdout line %q", line)
+	var stderr syncbuf.Buffer
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("stderr: %s", stderr.String())
 		}
-	case err := <-done:
-		t.Fatalf("run returned early: %v (stderr %s)", err, stderr.String())
-	case <-time.After(10 * time.Second):
-		t.Fatal("no ready line within 10s")
+	})
+	line, stop := standintest.Start(t, func(ctx context.Context, stdout io.Writer) error {
+		return run(ctx, []string{"-addr", "127.0.0.1:0"}, env, stdout, &stderr)
+	})
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "slack-standin ready addr=")
+	if !ok {
+		t.Fatalf("first stdout line %q", line)
 	}
+	ctx := t.Context()
 
 	api := slack.New("xoxb-main-test", slack.OptionAPIURL("http://"+addr+"/api/"))
 	members, err := api.GetUserGroupMembersContext(ctx, "S0SENIORS")
@@ -55,14 +46,8 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("wrong token accepted")
 	}
 
-	cancel()
-	select {
-	case err := <-done:
-		if err != nil {
-			t.Errorf("run after stop: %v", err)
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("run did not stop within 10s")
+	if err := stop(); err != nil {
+		t.Errorf("run after stop: %v", err)
 	}
 	if strings.Contains(stderr.String(), "xoxb-main-test") || strings.Contains(stderr.String(), "main-test-secret") {
 		t.Errorf("a secret reached the log: %s", stderr.String())
