@@ -250,6 +250,49 @@ func TestRequestExecutedAndCancelledThroughEmailedLink(t *testing.T) {
 			t.Errorf("%s log contains the server password", n)
 		}
 	}
+
+	// What operators scrape: the worker's Temporal SDK metrics, and the web
+	// front's HTTP counts and request states. No secret there either.
+	worker, web := scrapeMetrics(t, s.workerMetrics), scrapeMetrics(t, s.webMetrics)
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^temporal_activity_execution_latency_seconds_count\{[^}]*activity_type="Execute"[^}]*\} [1-9]`),
+		regexp.MustCompile(`(?m)^temporal_workflow_task_execution_latency_seconds_count\{[^}]*workflow_type="SensitiveRequest"[^}]*\} [1-9]`),
+	} {
+		if !want.MatchString(worker) {
+			t.Errorf("worker metrics lack %s:\n%.3000s", want, worker)
+		}
+	}
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^vigil_requests\{status="executed"\} 1$`),
+		regexp.MustCompile(`(?m)^vigil_requests\{status="cancelled"\} 1$`),
+		regexp.MustCompile(`(?m)^vigil_requests\{status="awaiting_approval"\} 0$`),
+		regexp.MustCompile(`(?m)^vigil_http_requests_total\{code="201",method="POST",route="/api/"\} 2$`),
+		regexp.MustCompile(`(?m)^vigil_http_requests_total\{code="200",method="POST",route="/c/"\} [1-9]`),
+	} {
+		if !want.MatchString(web) {
+			t.Errorf("web metrics lack %s:\n%s", want, web)
+		}
+	}
+	for _, secret := range []string{customerPIN, password} {
+		if strings.Contains(worker+web, secret) {
+			t.Error("the metrics contain a secret")
+		}
+	}
+}
+
+// scrapeMetrics reads a Prometheus endpoint.
+func scrapeMetrics(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatalf("scrape %s: %v", url, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
+		t.Fatalf("scrape %s: %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	return string(body)
 }
 
 // cancelFromBrowser does what a phone browser does with the link: GET shows

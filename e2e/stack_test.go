@@ -108,6 +108,8 @@ type stack struct {
 	adminToken string
 	temporal   string
 	webURL     string
+	// Prometheus endpoints of the web front and the worker.
+	webMetrics, workerMetrics string
 	smtpAddr   string
 	mailURL    string
 	panelURL   string
@@ -172,6 +174,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	s.mailURL = "http://" + mailHTTP
 	s.panelURL = "http://" + panelAddr
 	s.webURL = "http://" + webAddr
+	webMetricsAddr, workerMetricsAddr := freeAddr(t), freeAddr(t)
+	s.webMetrics, s.workerMetrics = "http://"+webMetricsAddr+"/metrics", "http://"+workerMetricsAddr+"/metrics"
 	s.env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + s.dir,
@@ -187,6 +191,8 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"VIGIL_MAILCATCHER_SMTP_ADDR=" + s.smtpAddr,
 		"VIGIL_MAILCATCHER_HTTP_ADDR=" + mailHTTP,
 		"VIGIL_HTTP_ADDR=" + webAddr,
+		"VIGIL_WEB_METRICS_ADDR=" + webMetricsAddr,
+		"VIGIL_WORKER_METRICS_ADDR=" + workerMetricsAddr,
 		"VIGIL_PUBLIC_URL=" + s.webURL,
 		"VIGIL_LOG_LEVEL=debug",
 		"VIGIL_SLACK_BOT_TOKEN=xoxb-e2e-" + strings.TrimRight(randKey(t), "=")[:16],

@@ -28,7 +28,9 @@ import (
 	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/cancelpage"
 	"github.com/vigil-oss/vigil/internal/config"
+	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/logging"
+	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/slackapp"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
@@ -133,11 +135,54 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("VIGIL_ADMIN_TOKEN is short and may be guessable; generate one with `openssl rand -base64 32`", "length", n)
 	}
 
+	var reg *metrics.Registry
+	if cfg.WebMetricsAddr != "" {
+		reg = metrics.NewRegistry(logger)
+		watchRequests(reg, st)
+		stopMetrics, err := metrics.Listen(cfg.WebMetricsAddr, reg, logger)
+		if err != nil {
+			return err
+		}
+		defer stopMetrics()
+	}
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger), logger), ln, os.Stdout, logger)
+	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger, reg), logger), ln, os.Stdout, logger)
+}
+
+// watchRequests has each scrape count the requests in every status, and
+// say how long the oldest open request in each status has not moved: a
+// number that only grows points at a gate that is stuck (mail refused, the
+// panel down, nobody approving).
+func watchRequests(reg *metrics.Registry, st *store.Store) {
+	count := reg.Gauge("vigil_requests", "Requests in each status (from Postgres, at scrape time).")
+	oldest := reg.Gauge("vigil_request_oldest_in_status_seconds", "Seconds since the longest-waiting request in each open status last moved.")
+	reg.OnScrape(func(ctx context.Context) error {
+		counts, err := st.RequestsByStatus(ctx)
+		if err != nil {
+			return err
+		}
+		by := map[domain.Status]store.StatusCount{}
+		for _, c := range counts {
+			by[c.Status] = c
+		}
+		now := time.Now()
+		for _, s := range domain.Statuses() {
+			c := by[s]
+			count.Set(metrics.Labels{"status": string(s)}, float64(c.Count))
+			if !s.Final() {
+				age := 0.0
+				if c.Count > 0 {
+					age = now.Sub(c.OldestSince).Seconds()
+				}
+				oldest.Set(metrics.Labels{"status": string(s)}, age)
+			}
+		}
+		return nil
+	})
 }
 
 // csrfKey derives the cancel pages' CSRF key from the token key, so that
@@ -189,7 +234,8 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer
 }
 
 // routes mounts the API, the cancel pages and the health checks.
-func routes(apiHandler, pages, interactions http.Handler, ready func(context.Context) error, logger *slog.Logger) http.Handler {
+// With reg, requests are also counted and timed by route.
+func routes(apiHandler, pages, interactions http.Handler, ready func(context.Context) error, logger *slog.Logger, reg *metrics.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/slack/interactions", interactions)
 	mux.Handle("/api/", apiHandler)
@@ -211,7 +257,11 @@ func routes(apiHandler, pages, interactions http.Handler, ready func(context.Con
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusNotFound, "not found")
 	})
-	return logRequests(logger, mux)
+	if reg == nil {
+		return logRequests(logger, mux)
+	}
+	// Instrument wraps the mux itself: it reads the pattern the mux matched.
+	return logRequests(logger, reg.Instrument(mux))
 }
 
 func plain(w http.ResponseWriter, status int, body string) {

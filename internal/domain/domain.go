@@ -86,6 +86,15 @@ const (
 	StatusFailed      Status = "failed"
 )
 
+// Statuses returns every status, in gate order, then the end states.
+func Statuses() []Status {
+	return []Status{
+		StatusPINCheck, StatusAwaitingApproval, StatusNotifying, StatusCooling, StatusExecuting,
+		StatusExecuted, StatusPINRejected, StatusLocked, StatusRejected, StatusExpired,
+		StatusCancelled, StatusWithdrawn, StatusFailed,
+	}
+}
+
 // Final reports whether s is an end state.
 func (s Status) Final() bool {
 	switch s {

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"strconv"
 	"time"
+
+	"github.com/vigil-oss/vigil/internal/statuswriter"
 )
 
 // Instrument counts and times the requests next serves, by the ServeMux
@@ -15,17 +17,13 @@ func (r *Registry) Instrument(next http.Handler) http.Handler {
 	took := r.Histogram("vigil_http_request_duration_seconds", "Time to serve an HTTP request, by route pattern.", nil)
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		began := time.Now()
-		sw := &codeWriter{ResponseWriter: w}
+		sw := statuswriter.New(w)
 		next.ServeHTTP(sw, req)
 		route := req.Pattern
 		if route == "" {
 			route = "unmatched"
 		}
-		code := sw.code
-		if code == 0 {
-			code = http.StatusOK
-		}
-		total.Inc(Labels{"route": route, "method": method(req.Method), "code": strconv.Itoa(code)})
+		total.Inc(Labels{"route": route, "method": method(req.Method), "code": strconv.Itoa(sw.Status())})
 		took.Observe(Labels{"route": route}, time.Since(began).Seconds())
 	})
 }
@@ -38,25 +36,3 @@ func method(m string) string {
 	}
 	return "other"
 }
-
-// codeWriter remembers the status code written.
-type codeWriter struct {
-	http.ResponseWriter
-	code int
-}
-
-func (c *codeWriter) WriteHeader(code int) {
-	if c.code == 0 {
-		c.code = code
-	}
-	c.ResponseWriter.WriteHeader(code)
-}
-
-func (c *codeWriter) Write(b []byte) (int, error) {
-	if c.code == 0 {
-		c.code = http.StatusOK
-	}
-	return c.ResponseWriter.Write(b)
-}
-
-func (c *codeWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }

@@ -48,13 +48,13 @@ const (
 )
 
 // knownStatuses guards against a typo'd status reaching the projection.
-var knownStatuses = map[domain.Status]bool{
-	domain.StatusPINCheck: true, domain.StatusAwaitingApproval: true, domain.StatusNotifying: true,
-	domain.StatusCooling: true, domain.StatusExecuting: true, domain.StatusExecuted: true,
-	domain.StatusPINRejected: true, domain.StatusLocked: true, domain.StatusRejected: true,
-	domain.StatusExpired: true, domain.StatusCancelled: true, domain.StatusWithdrawn: true,
-	domain.StatusFailed: true,
-}
+var knownStatuses = func() map[domain.Status]bool {
+	m := map[domain.Status]bool{}
+	for _, s := range domain.Statuses() {
+		m[s] = true
+	}
+	return m
+}()
 
 // finalStatuses lists the end states, for SQL filters.
 func finalStatuses() []string {
