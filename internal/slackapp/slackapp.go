@@ -550,48 +550,20 @@ func (h *Handler) auditRefusal(ctx context.Context, c click, code, knownRequestI
 	}
 }
 
-// notify shows text to user in channel without holding up the ack. Under a
-// flood of refusals it drops replies rather than pile up goroutines.
+// notify shows text to user in channel without holding up the ack.
 func (h *Handler) notify(channel, user, text string) {
 	if channel == "" || user == "" {
 		h.log.Warn("no channel or user to reply to; ephemeral reply not sent")
 		return
 	}
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
-		return
+	if !h.background(func() { h.ephemeral(channel, user, text) }) {
+		h.log.Warn("too many Slack calls in flight; ephemeral reply dropped", "user", user)
 	}
-	select {
-	case h.notices <- struct{}{}:
-	default:
-		h.log.Warn("too many ephemeral replies in flight; reply dropped", "user", user)
-		return
-	}
-	h.inFlight.Add(1)
-	go func() {
-		defer func() { <-h.notices; h.inFlight.Done() }()
-		h.ephemeral(channel, user, text)
-	}()
 }
 
-// retire replaces a stray approval message in the background, bounded by
-// the same limit as the ephemeral replies.
+// retire replaces a stray approval message without holding up the ack.
 func (h *Handler) retire(log *slog.Logger, channel, ts, requestID string) {
-	h.mu.RLock()
-	defer h.mu.RUnlock()
-	if h.closed {
-		return
-	}
-	select {
-	case h.notices <- struct{}{}:
-	default:
-		log.Warn("too many Slack calls in flight; stray approval message left as it is", "channel", channel, "ts", ts)
-		return
-	}
-	h.inFlight.Add(1)
-	go func() {
-		defer func() { <-h.notices; h.inFlight.Done() }()
+	started := h.background(func() {
 		ctx, cancel := context.WithTimeout(h.base, noticeTimeout)
 		defer cancel()
 		if err := h.slack.RetireApproval(ctx, channel, ts, requestID); err != nil {
@@ -599,7 +571,32 @@ func (h *Handler) retire(log *slog.Logger, channel, ts, requestID string) {
 			return
 		}
 		log.Info("stray approval message retired", "channel", channel, "ts", ts)
+	})
+	if !started {
+		log.Warn("too many Slack calls in flight; stray approval message left as it is", "channel", channel, "ts", ts)
+	}
+}
+
+// background runs fn on its own goroutine, which Shutdown waits for. Under
+// a flood of refusals it declines (false) rather than pile up goroutines;
+// after Shutdown began it does nothing and reports true.
+func (h *Handler) background(fn func()) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if h.closed {
+		return true
+	}
+	select {
+	case h.notices <- struct{}{}:
+	default:
+		return false
+	}
+	h.inFlight.Add(1)
+	go func() {
+		defer func() { <-h.notices; h.inFlight.Done() }()
+		fn()
 	}()
+	return true
 }
 
 // ephemeral sends one reply and logs a failure.
