@@ -40,6 +40,11 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 	if len(to) == 0 {
 		return NotifyResult{}, permanent(nil, "customer %s has no established address to notify", in.CustomerID)
 	}
+	// A slow relay can hold one message for longer than the heartbeat
+	// timeout; heartbeat in the background so a live attempt is never
+	// given up (and its messages sent again) while it waits.
+	stop := keepAlive(ctx)
+	defer stop()
 	runsAt := now.Add(in.CoolingPeriod)
 	for i, rcpt := range to {
 		// A cancel accepted while the notice is retried cancels this
