@@ -110,12 +110,12 @@ type stack struct {
 	webURL     string
 	// Prometheus endpoints of the web front and the worker.
 	webMetrics, workerMetrics string
-	smtpAddr   string
-	mailURL    string
-	panelURL   string
-	slackURL   string
-	mu         sync.Mutex
-	procs      map[string]*proc
+	smtpAddr                  string
+	mailURL                   string
+	panelURL                  string
+	slackURL                  string
+	mu                        sync.Mutex
+	procs                     map[string]*proc
 }
 
 type stackOptions struct {
