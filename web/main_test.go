@@ -23,21 +23,10 @@ import (
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
+	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 	"github.com/vigil-oss/vigil/internal/tokens"
 )
-
-// closedAddr returns a loopback address nothing listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
-}
 
 func TestLogPath(t *testing.T) {
 	tests := []struct{ in, want string }{
@@ -75,7 +64,7 @@ func newSite(t *testing.T, ready func(context.Context) error) *site {
 	}
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	tc, err := client.NewLazyClient(client.Options{HostPort: closedAddr(t), Logger: tlog.NewStructuredLogger(logger)})
+	tc, err := client.NewLazyClient(client.Options{HostPort: temporaltest.ClosedAddr(t), Logger: tlog.NewStructuredLogger(logger)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -268,7 +257,7 @@ func TestRunRefusesBadSetup(t *testing.T) {
 		{"no signing secret", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey, "VIGIL_SLACK_BOT_TOKEN": "xoxb-test"}, "VIGIL_SLACK_SIGNING_SECRET"},
 		{"Temporal unreachable", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey,
 			"VIGIL_SLACK_BOT_TOKEN": "xoxb-test", "VIGIL_SLACK_SIGNING_SECRET": "signing-secret", "VIGIL_SLACK_TEAM_ID": "T1", "VIGIL_SLACK_APP_ID": "A1",
-			"VIGIL_DATABASE_URL": testpg.NewDSN(t), "VIGIL_TEMPORAL_ADDRESS": closedAddr(t), "VIGIL_HTTP_ADDR": closedAddr(t)}, "Temporal"},
+			"VIGIL_DATABASE_URL": testpg.NewDSN(t), "VIGIL_TEMPORAL_ADDRESS": temporaltest.ClosedAddr(t), "VIGIL_HTTP_ADDR": temporaltest.ClosedAddr(t)}, "Temporal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

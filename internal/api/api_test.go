@@ -7,16 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
-
-	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/domain"
@@ -25,6 +21,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
+	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
@@ -47,24 +44,6 @@ type env struct {
 	tokens map[string]string // agent id -> token
 }
 
-// unreachableTemporal returns a real Temporal client for an address nobody
-// listens on.
-func unreachableTemporal(t *testing.T, logger *slog.Logger) client.Client {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	c, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(logger)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
-
 func newEnv(t *testing.T, admin string, opts Options) *env {
 	t.Helper()
 	db := testpg.New(t)
@@ -84,7 +63,7 @@ func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB
 	}
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := requests.New(unreachableTemporal(t, logger), store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
+	svc := requests.New(temporaltest.Unreachable(t, logger), store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
 		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, logger)
 	srv := httptest.NewServer(New(svc, store.New(apiDB), admin, logger, opts).Handler())
 	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}}

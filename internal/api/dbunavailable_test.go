@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
@@ -192,7 +193,7 @@ func TestDatabaseUnavailable(t *testing.T) {
 					relay = startRelay(t, u.Host)
 					u.Host = relay.ln.Addr().String()
 				} else {
-					u.Host = closedAddr(t)
+					u.Host = temporaltest.ClosedAddr(t)
 				}
 				// Names the cut-off pool's backends; the database name is unique.
 				appName := "cut_off_" + strings.TrimPrefix(u.Path, "/")
@@ -262,16 +263,4 @@ func TestDatabaseUnavailable(t *testing.T) {
 			})
 		}
 	}
-}
-
-// closedAddr returns a loopback address nobody listens on.
-func closedAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	_ = ln.Close()
-	return addr
 }

@@ -16,13 +16,13 @@ import (
 	"time"
 
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
+	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 	"github.com/vigil-oss/vigil/internal/tokens"
 )
@@ -44,24 +44,6 @@ type env struct {
 }
 
 var coolingEnds = time.Date(2031, 3, 4, 15, 30, 0, 0, time.UTC)
-
-// unreachableTemporal returns a real Temporal client for an address nobody
-// listens on.
-func unreachableTemporal(t *testing.T, logger *slog.Logger) client.Client {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	c, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(logger)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(c.Close)
-	return c
-}
 
 func newEnv(t *testing.T, opts Options) *env {
 	t.Helper()
@@ -88,7 +70,7 @@ func newEnvWith(t *testing.T, opts Options, tc client.Client) *env {
 	e := &env{t: t, st: st, signer: signer, logs: &syncbuf.Buffer{}, now: time.Now()}
 	logger := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	if tc == nil {
-		tc = unreachableTemporal(t, logger)
+		tc = temporaltest.Unreachable(t, logger)
 	}
 	svc := requests.New(tc, st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
 		Cooling: domain.DefaultCoolingPeriods()}, logger)

@@ -1,22 +1,17 @@
 package cancelpage
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -36,102 +31,14 @@ import (
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
+	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
-// The devserver binary for the tests that need a running Temporal: the one
-// VIGIL_DEVSERVER_BIN names, or one built once for this test binary.
-var devserverBuild struct {
-	once sync.Once
-	dir  string
-	path string
-	err  error
-}
-
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if devserverBuild.dir != "" {
-		os.RemoveAll(devserverBuild.dir)
-	}
+	temporaltest.RemoveBuilt()
 	os.Exit(code)
-}
-
-func devserverBin(t *testing.T) string {
-	t.Helper()
-	b := &devserverBuild
-	b.once.Do(func() {
-		if p := os.Getenv("VIGIL_DEVSERVER_BIN"); p != "" {
-			b.path = p
-			_, b.err = os.Stat(p)
-			return
-		}
-		if b.dir, b.err = os.MkdirTemp("", "vigil-cancelpage-devserver-"); b.err != nil {
-			return
-		}
-		b.path = filepath.Join(b.dir, "devserver")
-		t.Log("building the devserver (set VIGIL_DEVSERVER_BIN to skip; the first build takes minutes)")
-		cmd := exec.Command("go", "build", "-o", b.path, ".")
-		cmd.Dir = filepath.Join("..", "..", "devserver")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			b.err = fmt.Errorf("build devserver: %v\n%s", err, out)
-		}
-	})
-	if b.err != nil {
-		t.Fatalf("devserver: %v", b.err)
-	}
-	return b.path
-}
-
-// startTemporal runs a devserver with in-memory state on a free port and
-// returns its address; it is stopped when the test ends.
-func startTemporal(t *testing.T) string {
-	t.Helper()
-	cmd := exec.Command(devserverBin(t), "-addr", "127.0.0.1:0", "-in-memory")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	logs := &syncbuf.Buffer{}
-	cmd.Stderr = logs
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start devserver: %v", err)
-	}
-	ready, done := make(chan string, 1), make(chan struct{})
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			if line := sc.Text(); strings.HasPrefix(line, "devserver ready") {
-				ready <- line
-			}
-		}
-		_, _ = io.Copy(io.Discard, out)
-		_ = cmd.Wait()
-		close(done)
-	}()
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-	})
-	select {
-	case line := <-ready:
-		for _, f := range strings.Fields(line) {
-			if v, ok := strings.CutPrefix(f, "addr="); ok {
-				return v
-			}
-		}
-		t.Fatalf("devserver ready line without addr: %q", line)
-	case <-done:
-		t.Fatalf("devserver exited before it was ready:\n%s", logs.String())
-	case <-time.After(2 * time.Minute):
-		t.Fatalf("devserver not ready after 2 minutes:\n%s", logs.String())
-	}
-	return ""
 }
 
 // liveEnv is env with a running Temporal and an in-process worker running
@@ -148,7 +55,7 @@ const seniorID = "ag_senior"
 
 func newLiveEnv(t *testing.T) *liveEnv {
 	t.Helper()
-	addr := startTemporal(t)
+	addr := temporaltest.StartDevServer(t)
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	t.Cleanup(func() {

@@ -5,19 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"strings"
 	"testing"
 	"time"
 
 	"go.temporal.io/api/serviceerror"
 	"go.temporal.io/sdk/client"
-	tlog "go.temporal.io/sdk/log"
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 	"github.com/vigil-oss/vigil/workflows"
 )
@@ -30,19 +29,8 @@ func unreachableService(t *testing.T) (*Service, *store.Store) {
 	if err := st.Migrate(context.Background()); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	logger := slog.New(slog.DiscardHandler)
-	tc, err := client.NewLazyClient(client.Options{HostPort: addr, Logger: tlog.NewStructuredLogger(logger)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tc.Close)
-	return New(tc, st, Timings{Cooling: domain.DefaultCoolingPeriods()}, logger), st
+	return New(temporaltest.Unreachable(t, logger), st, Timings{Cooling: domain.DefaultCoolingPeriods()}, logger), st
 }
 
 // TestTemporalErrors maps what the SDK returns to what fronts show: a call
