@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-oss/vigil/activities"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // acts is only used for its method values, which name the activities.
@@ -137,6 +138,10 @@ func refuse(kind, format string, args ...any) error {
 	return temporal.NewApplicationError(fmt.Sprintf(format, args...), kind)
 }
 
+// maxUpdateReason bounds the reason of a decision or cancel, in characters:
+// a safety net above what the API lets through.
+const maxUpdateReason = 2000
+
 // validateDecide runs before a decision is written to history; a refusal
 // leaves no trace in the workflow.
 func (r *request) validateDecide(ctx workflow.Context, d DecideInput) error {
@@ -149,8 +154,8 @@ func (r *request) validateDecide(ctx workflow.Context, d DecideInput) error {
 	if d.Decision == domain.DecisionReject && d.Reason == "" {
 		return refuse(RefusedInvalid, "a rejection needs a reason")
 	}
-	if len(d.Reason) > 2000 {
-		return refuse(RefusedInvalid, "reason is longer than 2000 characters")
+	if err := textrule.Check("reason", d.Reason, textrule.Options{MaxLen: maxUpdateReason}); err != nil {
+		return refuse(RefusedInvalid, "%v", err)
 	}
 	if r.st.Decision != nil {
 		past := "approved"
@@ -189,8 +194,8 @@ func (r *request) validateDecide(ctx workflow.Context, d DecideInput) error {
 }
 
 func (r *request) validateCancel(ctx workflow.Context, c CancelInput) error {
-	if len(c.Reason) > 2000 {
-		return refuse(RefusedInvalid, "reason is longer than 2000 characters")
+	if err := textrule.Check("reason", c.Reason, textrule.Options{MaxLen: maxUpdateReason}); err != nil {
+		return refuse(RefusedInvalid, "%v", err)
 	}
 	switch {
 	case r.st.Status == domain.StatusExecuted:

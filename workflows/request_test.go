@@ -709,6 +709,16 @@ func TestDecideRefusals(t *testing.T) {
 			typ: workflows.RefusedInvalid, msg: "needs a reason"},
 		{name: "no approver", bad: workflows.DecideInput{Decision: domain.DecisionApprove, ApproverRole: domain.RoleSenior},
 			typ: workflows.RefusedInvalid, msg: "approver is missing"},
+		{name: "reason with a NUL", bad: workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: senior2ID, ApproverRole: domain.RoleSenior, Reason: "no\x00pe"},
+			typ: workflows.RefusedInvalid, msg: "reason: contains a NUL character (U+0000) at character 3"},
+		{name: "reason with a bidi override", bad: workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: senior2ID, ApproverRole: domain.RoleSenior, Reason: "verified \u202eenohp yb"},
+			typ: workflows.RefusedInvalid, msg: "reason: contains a bidi control character (U+202E)"},
+		// The JSON payload converter turns invalid UTF-8 into U+FFFD on the
+		// way in, which the rule refuses as damaged text.
+		{name: "reason with invalid UTF-8", bad: workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: senior2ID, ApproverRole: domain.RoleSenior, Reason: "bad \xff"},
+			typ: workflows.RefusedInvalid, msg: "reason: contains a replacement character (U+FFFD) at character 5"},
+		{name: "reason too long", bad: workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: senior2ID, ApproverRole: domain.RoleSenior, Reason: strings.Repeat("é", 2001)},
+			typ: workflows.RefusedInvalid, msg: "the limit is 2000"},
 		{name: "break glass by the same senior twice", bad: breakGlass(seniorID, seniorID, domain.RoleSenior),
 			typ: workflows.RefusedInvalid, msg: "two different seniors"},
 		{name: "break glass with the requester as second", bad: breakGlass(seniorID, requesterID, domain.RoleSenior),
@@ -802,7 +812,13 @@ func TestCancelRefusals(t *testing.T) {
 		{"unknown party", workflows.CancelInput{By: "billing", ActorID: seniorID, ActorRole: domain.RoleSenior},
 			workflows.RefusedInvalid, "unknown cancelling party"},
 		{"reason too long", workflows.CancelInput{By: domain.CancelByCustomer, ActorID: customerID, Reason: strings.Repeat("x", 2001)},
-			workflows.RefusedInvalid, "longer than 2000"},
+			workflows.RefusedInvalid, "reason: is 2001 characters long; the limit is 2000"},
+		{"reason with a NUL", workflows.CancelInput{By: domain.CancelBySenior, ActorID: seniorID, ActorRole: domain.RoleSenior, Reason: "stop\x00"},
+			workflows.RefusedInvalid, "reason: contains a NUL character (U+0000) at character 5"},
+		{"reason with a line break", workflows.CancelInput{By: domain.CancelByRequester, ActorID: requesterID, Reason: "stop\nApproved by ag_bob"},
+			workflows.RefusedInvalid, "reason: contains a line break"},
+		{"reason with a zero-width space", workflows.CancelInput{By: domain.CancelByRequester, ActorID: requesterID, Reason: "st\u200bop"},
+			workflows.RefusedInvalid, "reason: contains an invisible character (U+200B)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
