@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"strings"
 	"time"
 	"unicode/utf8"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/textrule"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
@@ -113,25 +113,14 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, *p)
 		return
 	}
-	role, err := domain.ParseRole(body.Role)
-	switch {
-	case !idPattern.MatchString(body.ID):
-		invalid(w, "id must be 1 to 64 letters, digits or ._:- (example: ag_jane)")
-		return
-	case strings.TrimSpace(body.Name) == "" || utf8.RuneCountInString(body.Name) > maxNameLen:
-		invalid(w, "name is required (at most %d characters)", maxNameLen)
-		return
-	case body.Email != "" && requests.ValidEmail(body.Email) != nil:
-		invalid(w, "email is not a valid address (expected something like name@example.com)")
-		return
-	case utf8.RuneCountInString(body.Team) > maxNameLen:
-		invalid(w, "team is longer than %d characters", maxNameLen)
-		return
-	case err != nil:
+	name, team, email, err := checkAgent(body)
+	if err != nil {
 		invalid(w, "%v", err)
 		return
-	case body.SlackUserID != "" && !idPattern.MatchString(body.SlackUserID):
-		invalid(w, "slack_user_id must be a Slack member id such as U012AB3CD")
+	}
+	role, err := parseRole(body.Role)
+	if err != nil {
+		invalid(w, "%v", err)
 		return
 	}
 	tok, err := agentauth.NewToken()
@@ -139,8 +128,7 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "new token", err)
 		return
 	}
-	ag := store.Agent{ID: body.ID, Name: strings.TrimSpace(body.Name), Email: body.Email,
-		Team: strings.TrimSpace(body.Team), Role: role, SlackUserID: body.SlackUserID}
+	ag := store.Agent{ID: body.ID, Name: name, Email: email, Team: team, Role: role, SlackUserID: body.SlackUserID}
 	if err := a.store.CreateAgent(r.Context(), ag, agentauth.Hash(tok)); err != nil {
 		if errors.Is(err, store.ErrConflict) {
 			writeProblem(w, newProblem(codeConflict, "an agent with this id or Slack user already exists"))
@@ -160,6 +148,58 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", "/admin/v1/agents/"+url.PathEscape(created.ID))
 	writeJSON(w, http.StatusCreated, AgentWithToken{Agent: agentFromStore(created), Token: tok})
+}
+
+// checkAgent applies the text rule to a new agent's fields and returns the
+// name and team trimmed and the email canonical.
+func checkAgent(b agentBody) (name, team, email string, err error) {
+	if err := checkID("id", b.ID, "an agent id of 1 to 64 letters, digits or ._:- (example: ag_jane)"); err != nil {
+		return "", "", "", err
+	}
+	if name, err = textrule.Clean("name", b.Name, textrule.Options{Required: true, MaxLen: maxNameLen}); err != nil {
+		return "", "", "", err
+	}
+	if b.Email != "" {
+		addr, err := textrule.Email("email", b.Email)
+		if err != nil {
+			return "", "", "", err
+		}
+		email = addr.String()
+	}
+	if team, err = textrule.Clean("team", b.Team, textrule.Options{MaxLen: maxNameLen}); err != nil {
+		return "", "", "", err
+	}
+	if b.SlackUserID != "" {
+		if err := checkID("slack_user_id", b.SlackUserID, "a Slack member id such as U012AB3CD"); err != nil {
+			return "", "", "", err
+		}
+	}
+	return name, team, email, nil
+}
+
+// parseRole reads a role, saying what is wrong in words that quote only
+// text the rule passed.
+func parseRole(s string) (domain.Role, error) {
+	if err := textrule.Check("role", s, textrule.Options{Required: true, MaxLen: 32}); err != nil {
+		return "", err
+	}
+	r, err := domain.ParseRole(s)
+	if err != nil {
+		return "", fmt.Errorf("role: %w", err)
+	}
+	return r, nil
+}
+
+// checkID applies the text rule to an id, then its pattern; want says what
+// the id must look like.
+func checkID(field, id, want string) error {
+	if err := textrule.Check(field, id, textrule.Options{Required: true, MaxLen: requests.MaxIDLen}); err != nil {
+		return err
+	}
+	if !idPattern.MatchString(id) {
+		return fmt.Errorf("%s must be %s", field, want)
+	}
+	return nil
 }
 
 func (a *API) listAgents(w http.ResponseWriter, r *http.Request) {
@@ -202,7 +242,7 @@ func (a *API) patchAgent(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, *p)
 		return
 	}
-	role, err := domain.ParseRole(body.Role)
+	role, err := parseRole(body.Role)
 	if err != nil {
 		invalid(w, "%v", err)
 		return
@@ -295,11 +335,12 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, *p)
 		return
 	}
-	if msg := checkCustomer(body); msg != "" {
-		invalid(w, "%s", msg)
+	body, err := checkCustomer(body)
+	if err != nil {
+		invalid(w, "%v", err)
 		return
 	}
-	imp := store.CustomerImport{ID: id, Name: strings.TrimSpace(body.Name), PrimaryEmail: body.PrimaryEmail,
+	imp := store.CustomerImport{ID: id, Name: body.Name, PrimaryEmail: body.PrimaryEmail,
 		PINHash: body.PINHash, Servers: body.Servers}
 	for _, c := range body.Contacts {
 		ct := store.Contact{Email: c.Email, VerifiedAt: c.VerifiedAt}
@@ -324,39 +365,49 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, customerFromStore(cust))
 }
 
-// checkCustomer validates an import and says what is wrong. It never quotes
-// the PIN hash.
-func checkCustomer(c customerBody) string {
-	if utf8.RuneCountInString(c.Name) > maxNameLen {
-		return fmt.Sprintf("name is longer than %d characters", maxNameLen)
+// checkCustomer validates an import and returns it with the name trimmed
+// and every address canonical. Errors name the field and never quote the PIN
+// hash.
+func checkCustomer(c customerBody) (customerBody, error) {
+	name, err := textrule.Clean("name", c.Name, textrule.Options{MaxLen: maxNameLen})
+	if err != nil {
+		return c, err
 	}
-	if err := requests.ValidEmail(c.PrimaryEmail); err != nil {
-		return "primary_email: " + err.Error()
+	c.Name = name
+	addr, err := textrule.Email("primary_email", c.PrimaryEmail)
+	if err != nil {
+		return c, err
 	}
+	c.PrimaryEmail = addr.String()
 	if c.PINHash == "" {
-		return "pin_hash is required: the customer's support PIN hashed as a PHC argon2id string"
+		return c, errors.New("pin_hash is required: the customer's support PIN hashed as a PHC argon2id string")
 	}
 	if _, err := pinhash.ParamsOf(c.PINHash); err != nil {
 		// pinhash errors describe the structure only, never the content.
-		return "pin_hash must be a PHC argon2id string like $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (" + err.Error() + ")"
+		return c, fmt.Errorf("pin_hash must be a PHC argon2id string like $argon2id$v=19$m=19456,t=2,p=1$<salt>$<hash> (%v)", err)
 	}
 	if len(c.Contacts) > maxContacts {
-		return fmt.Sprintf("at most %d contacts per import", maxContacts)
+		return c, fmt.Errorf("contacts: at most %d per import", maxContacts)
 	}
+	contacts := make([]contactBody, len(c.Contacts))
 	for i, ct := range c.Contacts {
-		if err := requests.ValidEmail(ct.Email); err != nil {
-			return fmt.Sprintf("contacts[%d].email: %v", i, err)
+		addr, err := textrule.Email(fmt.Sprintf("contacts[%d].email", i), ct.Email)
+		if err != nil {
+			return c, err
 		}
+		ct.Email = addr.String()
+		contacts[i] = ct
 	}
+	c.Contacts = contacts
 	if len(c.Servers) > maxServers {
-		return fmt.Sprintf("at most %d servers per import", maxServers)
+		return c, fmt.Errorf("servers: at most %d per import", maxServers)
 	}
 	for i, s := range c.Servers {
-		if !idPattern.MatchString(s) {
-			return fmt.Sprintf("servers[%d] must be a server id of 1 to 64 letters, digits or ._:-", i)
+		if err := checkID(fmt.Sprintf("servers[%d]", i), s, "a server id of 1 to 64 letters, digits or ._:-"); err != nil {
+			return c, err
 		}
 	}
-	return ""
+	return c, nil
 }
 
 // breakGlass decides a request outside Slack when Slack cannot be used. It
@@ -380,21 +431,23 @@ func (a *API) breakGlass(w http.ResponseWriter, r *http.Request) {
 		invalid(w, "decision must be approve or reject")
 		return
 	}
-	reason, msg := checkReason(body.Reason)
-	if msg == "" && utf8.RuneCountInString(reason) < minBreakGlassReason {
-		msg = fmt.Sprintf("the reason must have at least %d characters", minBreakGlassReason)
+	reason, err := checkReason(body.Reason)
+	if err == nil && utf8.RuneCountInString(reason) < minBreakGlassReason {
+		err = fmt.Errorf("reason must have at least %d characters", minBreakGlassReason)
 	}
-	if msg != "" {
-		invalid(w, "%s; for a break-glass decision, say why Slack could not be used", msg)
+	if err != nil {
+		invalid(w, "%v; for a break-glass decision, say why Slack could not be used", err)
+		return
+	}
+	if err := checkID("approver_id", body.ApproverID, "an agent id"); err != nil {
+		invalid(w, "%v", err)
+		return
+	}
+	if err := checkID("second_approver_id", body.SecondApproverID, "an agent id: a break-glass decision needs two senior agents"); err != nil {
+		invalid(w, "%v", err)
 		return
 	}
 	switch {
-	case !idPattern.MatchString(body.ApproverID):
-		invalid(w, "approver_id must be an agent id")
-		return
-	case !idPattern.MatchString(body.SecondApproverID):
-		invalid(w, "second_approver_id must be an agent id: a break-glass decision needs two senior agents")
-		return
 	case body.ApproverID == body.SecondApproverID:
 		invalid(w, "approver_id and second_approver_id must be two different senior agents")
 		return

@@ -1,17 +1,18 @@
 package api
 
 import (
+	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/textrule"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
@@ -180,9 +181,9 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request, in workflows.Cancel
 		writeProblem(w, *p)
 		return
 	}
-	reason, msg := checkReason(body.Reason)
-	if msg != "" {
-		invalid(w, "%s", msg)
+	reason, err := checkReason(body.Reason)
+	if err != nil {
+		invalid(w, "%v", err)
 		return
 	}
 	in.Reason = reason
@@ -196,17 +197,11 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request, in workflows.Cancel
 	writeJSON(w, http.StatusOK, requestFromStatus(st))
 }
 
-// checkReason trims a free-text reason and says what is wrong with it, if
-// anything.
-func checkReason(s string) (string, string) {
-	s = strings.TrimSpace(s)
-	switch {
-	case s == "":
-		return "", "a reason is required: it goes to the audit trail"
-	case !utf8.ValidString(s):
-		return "", "the reason is not valid UTF-8"
-	case utf8.RuneCountInString(s) > requests.MaxReasonLen:
-		return "", fmt.Sprintf("the reason is longer than %d characters", requests.MaxReasonLen)
+// checkReason applies the text rule to a free-text reason and returns it
+// trimmed.
+func checkReason(s string) (string, error) {
+	if strings.Trim(s, " ") == "" {
+		return "", errors.New("reason is required: it goes to the audit trail")
 	}
-	return s, ""
+	return textrule.Clean("reason", s, textrule.Options{Required: true, MaxLen: requests.MaxReasonLen})
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
-	"github.com/vigil-oss/vigil/internal/temporaltest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
@@ -42,6 +41,8 @@ type env struct {
 	srv    *httptest.Server
 	logs   *syncbuf.Buffer
 	tokens map[string]string // agent id -> token
+	// temporal counts the calls that would change something in Temporal.
+	temporal *temporalWatch
 }
 
 func newEnv(t *testing.T, admin string, opts Options) *env {
@@ -56,6 +57,13 @@ func newEnv(t *testing.T, admin string, opts Options) *env {
 // other way than db does, so that a test can cut one of them off.
 func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB) *env {
 	t.Helper()
+	return newEnvAt(t, admin, opts, db, apiDB, svcDB, "")
+}
+
+// newEnvAt is newEnvOn with the Temporal at temporalAddr ("" for one nobody
+// listens on). No worker runs there, so Open does not wait for the PIN gate.
+func newEnvAt(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB, temporalAddr string) *env {
+	t.Helper()
 	st := store.New(db)
 	ctx := context.Background()
 	if err := st.Migrate(ctx); err != nil {
@@ -63,10 +71,14 @@ func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB
 	}
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	svc := requests.New(temporaltest.Unreachable(t, logger), store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
+	tw := watchTemporal(t, logger, temporalAddr)
+	svc := requests.New(tw.client, store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
 		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, logger)
+	if temporalAddr != "" {
+		svc.PINGateWait = 0
+	}
 	srv := httptest.NewServer(New(svc, store.New(apiDB), admin, logger, opts).Handler())
-	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}}
+	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}, temporal: tw}
 	t.Cleanup(srv.Close)
 
 	hash, err := pinhash.Hash(testPIN, pinhash.TestParams())

@@ -19,7 +19,13 @@ import (
 // senior and an admin who is not senior, plus an open request.
 func breakGlassEnv(t *testing.T) *env {
 	t.Helper()
-	e := newEnv(t, adminToken, Options{})
+	return breakGlassEnvWith(t, Options{})
+}
+
+// breakGlassEnvWith is breakGlassEnv with opts.
+func breakGlassEnvWith(t *testing.T, opts Options) *env {
+	t.Helper()
+	e := newEnv(t, adminToken, opts)
 	ctx := context.Background()
 	for _, ag := range []store.Agent{
 		{ID: "ag_senior2", Name: "Sue Senior", Email: "sue@vigil.test", Role: domain.RoleSenior},

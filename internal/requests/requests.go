@@ -12,11 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/mail"
 	"regexp"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/api/serviceerror"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/textrule"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
@@ -122,55 +121,68 @@ var (
 	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 )
 
-// MaxReasonLen bounds the free-text reason.
+// MaxReasonLen bounds the free-text reason, in characters.
 const MaxReasonLen = 500
+
+// MaxIDLen bounds customer and server ids, as idPattern does.
+const MaxIDLen = 64
 
 // Validate checks p without touching anything. Messages never echo the PIN.
 func (p OpenParams) Validate() error {
+	_, err := p.Normalized()
+	return err
+}
+
+// Normalized validates p and returns it in the form to use: the reason
+// trimmed, the email address in its canonical form. Every text field passes
+// the one text rule (textrule) first, so a refusal names the field and the
+// character; the id and PIN patterns then narrow them further.
+func (p OpenParams) Normalized() (OpenParams, error) {
+	if err := textrule.Check("action", string(p.Action), textrule.Options{Required: true, MaxLen: MaxIDLen}); err != nil {
+		return p, refusal(CodeInvalid, "%v", err)
+	}
 	if _, err := domain.ParseAction(string(p.Action)); err != nil {
-		return refusal(CodeInvalid, "%v", err)
+		return p, refusal(CodeInvalid, "%v", err)
+	}
+	if err := textrule.Check("customer_id", p.CustomerID, textrule.Options{Required: true, MaxLen: MaxIDLen}); err != nil {
+		return p, refusal(CodeInvalid, "%v", err)
 	}
 	if !idPattern.MatchString(p.CustomerID) {
-		return refusal(CodeInvalid, "customer id is missing or malformed")
+		return p, refusal(CodeInvalid, "customer_id must be 1 to 64 letters, digits or ._:- (example: C-1042)")
 	}
-	reason := strings.TrimSpace(p.Reason)
-	switch {
-	case reason == "":
-		return refusal(CodeInvalid, "a reason is required: say why the customer asked (it goes to the approver and the audit trail)")
-	case utf8.RuneCountInString(reason) > MaxReasonLen:
-		return refusal(CodeInvalid, "the reason is longer than %d characters", MaxReasonLen)
-	case !utf8.ValidString(reason):
-		return refusal(CodeInvalid, "the reason is not valid UTF-8")
+	reason, err := textrule.Clean("reason", p.Reason, textrule.Options{Required: true, MaxLen: MaxReasonLen})
+	if err != nil {
+		if strings.TrimSpace(p.Reason) == "" {
+			return p, refusal(CodeInvalid, "reason is required: say why the customer asked (it goes to the approver and the audit trail)")
+		}
+		return p, refusal(CodeInvalid, "%v", err)
+	}
+	p.Reason = reason
+	if err := textrule.Check("server_id", p.ServerID, textrule.Options{MaxLen: MaxIDLen}); err != nil {
+		return p, refusal(CodeInvalid, "%v", err)
 	}
 	if p.Action.NeedsServer() {
 		// Resending credentials may leave the server out when there is only one.
 		serverOptional := p.Action == domain.ActionResendCredentials && p.ServerID == ""
 		if !serverOptional && !idPattern.MatchString(p.ServerID) {
-			return refusal(CodeInvalid, "%s needs a server id", p.Action)
+			return p, refusal(CodeInvalid, "server_id: %s needs a server id", p.Action)
 		}
 	} else if p.ServerID != "" {
-		return refusal(CodeInvalid, "%s does not take a server id", p.Action)
+		return p, refusal(CodeInvalid, "server_id: %s does not take a server id", p.Action)
 	}
 	if p.Action.NeedsEmail() {
-		if err := ValidEmail(p.Email); err != nil {
-			return err
+		addr, err := textrule.Email("email", p.Email)
+		if err != nil {
+			return p, refusal(CodeInvalid, "%v", err)
 		}
+		p.Email = addr.String()
 	} else if p.Email != "" {
-		return refusal(CodeInvalid, "%s does not take an email address", p.Action)
+		return p, refusal(CodeInvalid, "email: %s does not take an email address", p.Action)
 	}
 	if !pinPattern.MatchString(p.PIN) {
-		return refusal(CodeInvalid, "the PIN must be 4 to 32 letters or digits")
+		return p, refusal(CodeInvalid, "pin: the PIN must be 4 to 32 letters or digits")
 	}
-	return nil
-}
-
-// ValidEmail accepts a bare address like someone@example.com.
-func ValidEmail(s string) error {
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" || len(s) > 254 || !strings.Contains(s[strings.LastIndex(s, "@")+1:], ".") {
-		return refusal(CodeInvalid, "%q is not a valid email address (expected something like name@example.com)", s)
-	}
-	return nil
+	return p, nil
 }
 
 // NewID returns a fresh request id such as req_k3v9q2x7m4p8w1z5.
@@ -184,8 +196,8 @@ func NewID() (string, error) {
 
 // Open starts a request for the authenticated requester.
 func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams) (workflows.Status, error) {
-	p.Reason = strings.TrimSpace(p.Reason)
-	if err := p.Validate(); err != nil {
+	p, err := p.Normalized()
+	if err != nil {
 		return workflows.Status{}, err
 	}
 	cust, err := s.store.Customer(ctx, p.CustomerID)
