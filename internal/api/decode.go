@@ -10,13 +10,15 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes bounds every JSON request body.
 const MaxBodyBytes = 64 << 10
 
 // decodeJSON reads r's body into dst strictly: application/json only, at
-// most MaxBodyBytes, no unknown fields, one JSON value and nothing after it.
+// most MaxBodyBytes, valid UTF-8 (never replaced), each key once (see
+// checkKeys), no unknown fields, one JSON value and nothing after it.
 // Problems never quote the body, so a PIN sent in the wrong place does not
 // come back in an error.
 func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) *Problem {
@@ -26,19 +28,163 @@ func decodeJSON(w http.ResponseWriter, r *http.Request, dst any) *Problem {
 	if r.ContentLength > MaxBodyBytes {
 		return tooLarge()
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return tooLarge()
+		}
+		p := newProblem(codeInvalid, "the request body could not be read")
+		return &p
+	}
+	if p := checkKeys(body); p != nil {
+		return p
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
 		return decodeProblem(err)
 	}
 	if err := dec.Decode(&json.RawMessage{}); !errors.Is(err, io.EOF) {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			return tooLarge()
-		}
 		p := newProblem(codeInvalid, "the body must hold exactly one JSON object; remove what follows it")
 		return &p
 	}
+	return nil
+}
+
+// maxKeyLen bounds a JSON key; no field name comes near it, and problems
+// that name a key stay short.
+const maxKeyLen = 64
+
+// jsonFrame is one open object or array during checkKeys' scan.
+type jsonFrame struct {
+	object    bool
+	expectKey bool
+	path      string            // where this value is, e.g. "contacts[2]"
+	keys      map[string]string // folded key -> key as sent
+	key       string            // the key whose value comes next (objects)
+	index     int               // the next element's index (arrays)
+}
+
+// child names the value that comes next inside f.
+func (f *jsonFrame) child() string {
+	if f.object {
+		if f.path == "" {
+			return f.key
+		}
+		return f.path + "." + f.key
+	}
+	return fmt.Sprintf("%s[%d]", f.path, f.index)
+}
+
+// checkKeys scans body's first JSON value token by token and refuses, naming
+// the place: invalid UTF-8 (encoding/json would silently replace it), a key
+// that is not printable ASCII or is longer than maxKeyLen, and a key that
+// appears twice in one object. Keys are compared as encoding/json matches
+// them to fields, without regard to case, so "reason" and "Reason" are one
+// key twice. Syntax errors are left to the decoder, which words them.
+func checkKeys(body []byte) *Problem {
+	badAt := -1
+	if !utf8.Valid(body) {
+		for i := 0; i < len(body); {
+			r, size := utf8.DecodeRune(body[i:])
+			if r == utf8.RuneError && size == 1 {
+				badAt = i
+				break
+			}
+			i += size
+		}
+	}
+	invalidUTF8 := func(where string) *Problem {
+		if where != "" {
+			where += ": "
+		}
+		p := newProblem(codeInvalid, fmt.Sprintf("%sis not valid UTF-8 (byte 0x%02X at byte %d of the body); send UTF-8 text", where, body[badAt], badAt))
+		return &p
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	var stack []*jsonFrame
+	for {
+		start := dec.InputOffset()
+		tok, err := dec.Token()
+		if err != nil {
+			break
+		}
+		end := dec.InputOffset()
+		var top *jsonFrame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.object && top.expectKey {
+			if badAt >= int(start) && badAt < int(end) {
+				return invalidUTF8(top.path)
+			}
+			if p := checkKey(top, s); p != nil {
+				return p
+			}
+			continue
+		}
+		// A value (or a closing delimiter): it fills the pending slot of its
+		// parent.
+		where := ""
+		if top != nil {
+			where = top.child()
+			if top.object {
+				top.expectKey = true
+			} else {
+				top.index++
+			}
+		}
+		if badAt >= int(start) && badAt < int(end) {
+			return invalidUTF8(where)
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			stack = append(stack, &jsonFrame{object: tok == json.Delim('{'), expectKey: true, path: where, keys: map[string]string{}})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			// Not a value: what was filled above belongs to the closed frame.
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) == 0 {
+			break
+		}
+	}
+	if badAt >= 0 {
+		return invalidUTF8("")
+	}
+	return nil
+}
+
+// checkKey records key in the object f, refusing a malformed or repeated one.
+func checkKey(f *jsonFrame, key string) *Problem {
+	in := ""
+	if f.path != "" {
+		in = " in " + f.path
+	}
+	for _, r := range key {
+		if r < 0x20 || r > 0x7e {
+			p := newProblem(codeInvalid, fmt.Sprintf("a key%s holds a character other than printable ASCII (%U); field names are plain ASCII", in, r))
+			return &p
+		}
+	}
+	if len(key) > maxKeyLen {
+		p := newProblem(codeInvalid, fmt.Sprintf("a key%s is %d characters long; no field name is longer than %d", in, len(key), maxKeyLen))
+		return &p
+	}
+	folded := strings.ToLower(key)
+	if prev, dup := f.keys[folded]; dup {
+		detail := fmt.Sprintf("key %q appears twice%s; send each field once", key, in)
+		if prev != key {
+			detail = fmt.Sprintf("keys %q and %q%s name the same field (field names match without regard to case); send it once", prev, key, in)
+		}
+		p := newProblem(codeInvalid, detail)
+		return &p
+	}
+	f.keys[folded] = key
+	f.key = key
+	f.expectKey = false
 	return nil
 }
 
