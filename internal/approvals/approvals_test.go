@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -448,11 +449,16 @@ func TestMaskEmail(t *testing.T) {
 	for _, tc := range []struct{ in, want string }{
 		{"dana@example.com", "d***@example.com"},
 		{"a@b.co", "a***@b.co"},
-		{"  Dana.Smith+vps@Example.COM ", "D***@Example.COM"},
-		{"émile@exemple.fr", "é***@exemple.fr"},
-		{`"odd@local"@example.com`, `"***@example.com`},
-		{"@example.com", "***@example.com"},
-		{"not-an-email", "***"},
+		{"  Dana.Smith+vps@Example.COM ", "D***@example.com"},
+		{"dana@münchen.de", "d***@xn--mnchen-3ya.de (münchen.de)"},
+		{"dana@xn--80ak6a.com", "d***@xn--80ak6a.com (аре.com)"},
+		// Stored before the text rule: shown as not valid, never as it is.
+		{"dana@ex\u0430mple.com", "*** (not a valid address)"},
+		{"dana\u202e@example.com", "*** (not a valid address)"},
+		{"émile@exemple.fr", "*** (not a valid address)"},
+		{`"odd@local"@example.com`, "*** (not a valid address)"},
+		{"@example.com", "*** (not a valid address)"},
+		{"not-an-email", "*** (not a valid address)"},
 		{"", ""},
 	} {
 		if got := MaskEmail(tc.in); got != tc.want {
@@ -482,5 +488,55 @@ func TestLines(t *testing.T) {
 		if tc.got != tc.want {
 			t.Errorf("got %q, want %q", tc.got, tc.want)
 		}
+	}
+}
+
+// TestApprovalShowsNothingHidden: a reason or address that never passed the
+// text rule (stored before it existed) reaches the senior with its hidden
+// characters written out, and a new address shows its A-label first.
+func TestApprovalShowsNothingHidden(t *testing.T) {
+	e := newEnv(t, defaultCfg, token)
+	for _, tc := range []struct {
+		name, reason, email string
+		want                []string
+	}{
+		{"bidi override in the reason", "verified \u202eenohp yb\u202c", "new@example.org",
+			[]string{"verified [U+202E]enohp yb[U+202C]"}},
+		{"zero-width and NUL in the reason", "pay\u200bpal\x00", "new@example.org",
+			[]string{"pay[U+200B]pal[U+0000]"}},
+		{"internationalised address", "new address", "dana@xn--80ak6a.com",
+			[]string{"add dana@xn--80ak6a.com (dana@аре.com) as a contact email"}},
+		{"mixed-script address stored before the rule", "new address", "dana@ex\u0430mple.com",
+			[]string{"(not a valid address: dana@ex[U+0430]mple.com)"}},
+		{"bidi in a stored address", "new address", "dana\u202e@example.com",
+			[]string{"(not a valid address: dana[U+202E]@example.com)"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := sampleRequest()
+			r.Action, r.Reason, r.NewEmail = domain.ActionAddContactEmail, tc.reason, tc.email
+			ch, ts, err := e.client.PostApproval(context.Background(), r)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var m slackstandin.Message
+			for _, x := range e.standin.Messages() {
+				if x.Channel == ch && x.TS == ts {
+					m = x
+				}
+			}
+			var blocks any
+			if err := json.Unmarshal(m.Blocks, &blocks); err != nil {
+				t.Fatal(err)
+			}
+			all := fmt.Sprint(blocks)
+			for _, w := range tc.want {
+				if !strings.Contains(all, w) {
+					t.Errorf("message lacks %q:\n%s", w, all)
+				}
+			}
+			if strings.ContainsAny(all, "\u202e\u202c\u200b\x00") {
+				t.Errorf("message carries a hidden character")
+			}
+		})
 	}
 }

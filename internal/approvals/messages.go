@@ -13,6 +13,7 @@ import (
 	"github.com/slack-go/slack"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // Action ids of the two buttons; the web front dispatches on them.
@@ -49,23 +50,20 @@ type Request struct {
 	CoolingPeriod    time.Duration
 }
 
-// MaskEmail hides all of an address's local part but its first character:
-// "dana@example.com" -> "d***@example.com".
+// MaskEmail hides all of an address's local part but its first character,
+// and shows the domain as textrule does, A-label first: "dana@example.com"
+// -> "d***@example.com", "dana@münchen.de" -> "d***@xn--mnchen-3ya.de
+// (münchen.de)". An address that does not pass textrule.Email (one stored
+// before the rule) shows as "*** (not a valid address)".
 func MaskEmail(e string) string {
-	e = strings.TrimSpace(e)
-	if e == "" {
+	if e = strings.TrimSpace(e); e == "" {
 		return ""
 	}
-	at := strings.LastIndex(e, "@")
-	if at < 0 {
-		return "***"
+	a, err := textrule.Email("email", e)
+	if err != nil {
+		return "*** (not a valid address)"
 	}
-	local, domainPart := e[:at], e[at+1:]
-	if local == "" {
-		return "***@" + domainPart
-	}
-	r, _ := utf8.DecodeRuneInString(local)
-	return string(r) + "***@" + domainPart
+	return a.Local()[:1] + "***@" + a.DisplayDomain()
 }
 
 // Title names an action for headers: "Resend server credentials".
@@ -158,7 +156,11 @@ func summary(r Request, header string) []slack.Block {
 		mrkdwn("*Approval expires*\n" + stamp(r.ExpiresAt)),
 	}
 	server := inert(r.ServerID, maxShortRunes, " ")
-	what := "*What it does:* " + r.Action.Describe(server, inert(r.NewEmail, maxShortRunes, " ")) + "."
+	newEmail := ""
+	if r.NewEmail != "" {
+		newEmail = inert(textrule.DisplayEmail(r.NewEmail), maxShortRunes, " ")
+	}
+	what := "*What it does:* " + r.Action.Describe(server, newEmail) + "."
 	if r.Action == domain.ActionReinstallVPS {
 		what += "\n⚠️ *Every file on VPS " + server + " is erased. This cannot be undone.*"
 	}
@@ -238,8 +240,15 @@ func person(id, name string) string {
 // inert makes user-supplied text inert in mrkdwn — no mentions, @channel
 // pings or disguised links — by escaping &, < and >, turning each newline
 // into newline, and cutting the result to at most n runes (marked with …)
-// without splitting an escape.
+// without splitting an escape. Characters the text rule refuses other than
+// newlines (text stored before the rule, a failure message) are written out
+// as [U+202E] first, so nothing hidden reaches the senior.
 func inert(s string, n int, newline string) string {
+	lines := strings.Split(s, "\n")
+	for i, l := range lines {
+		lines[i] = textrule.Escape(l)
+	}
+	s = strings.Join(lines, "\n")
 	var pieces []string
 	total := 0
 	for _, r := range s {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"log/slog"
-	"net/mail"
 	"net/url"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 //go:embed templates
@@ -65,13 +65,13 @@ type common struct {
 
 func newCommon(subject, customerName, supportEmail, productName string) (common, error) {
 	if supportEmail != "" {
-		if _, err := bareAddress("support email", supportEmail); err != nil {
-			return common{}, err
+		if _, err := textrule.Email("support email", supportEmail); err != nil {
+			return common{}, fmt.Errorf("mail: %w", err)
 		}
 	}
 	greeting := "Hello,"
 	if name := strings.TrimSpace(customerName); name != "" {
-		greeting = "Hello " + name + ","
+		greeting = "Hello " + textrule.Escape(name) + ","
 	}
 	return common{Subject: subject, Greeting: greeting, SupportEmail: supportEmail, ProductName: strings.TrimSpace(productName)}, nil
 }
@@ -104,7 +104,8 @@ type noticeView struct {
 
 // RenderNotice renders the cancel-link notice for d.
 func RenderNotice(d NoticeData) (subject, text, html string, err error) {
-	if err := checkTarget(d.Action, d.ServerID, d.NewEmail); err != nil {
+	email, err := checkTarget(d.Action, d.ServerID, d.NewEmail)
+	if err != nil {
 		return "", "", "", err
 	}
 	if strings.TrimSpace(d.AgentFirstName) == "" {
@@ -117,7 +118,7 @@ func RenderNotice(d NoticeData) (subject, text, html string, err error) {
 		return "", "", "", err
 	}
 	when := formatTime(d.RunsAt, d.Location)
-	headline := willHappen(d.Action, d.ServerID, d.NewEmail) + " on " + when
+	headline := willHappen(d.Action, d.ServerID, email) + " on " + when
 	c, err := newCommon(headline, d.CustomerName, d.SupportEmail, d.ProductName)
 	if err != nil {
 		return "", "", "", err
@@ -125,10 +126,10 @@ func RenderNotice(d NoticeData) (subject, text, html string, err error) {
 	v := noticeView{
 		common:    c,
 		Headline:  headline,
-		WhoAsked:  strings.TrimSpace(d.AgentFirstName) + " from " + teamPhrase(d.AgentTeam),
+		WhoAsked:  textrule.Escape(strings.TrimSpace(d.AgentFirstName)) + " from " + teamPhrase(textrule.Escape(d.AgentTeam)),
 		When:      when,
 		In:        humanDuration(d.CoolingPeriod),
-		Detail:    noticeDetail(d.Action, d.ServerID, d.NewEmail),
+		Detail:    noticeDetail(d.Action, d.ServerID, email),
 		CancelURL: d.CancelURL,
 	}
 	text, html, err = noticeTemplates().render(v)
@@ -159,7 +160,8 @@ type outcomeView struct {
 
 // RenderOutcome renders the email saying what became of a request.
 func RenderOutcome(d OutcomeData) (subject, text, html string, err error) {
-	if err := checkTarget(d.Action, d.ServerID, d.NewEmail); err != nil {
+	email, err := checkTarget(d.Action, d.ServerID, d.NewEmail)
+	if err != nil {
 		return "", "", "", err
 	}
 	if d.At.IsZero() {
@@ -171,7 +173,7 @@ func RenderOutcome(d OutcomeData) (subject, text, html string, err error) {
 	warning := ""
 	switch d.Outcome {
 	case domain.StatusExecuted:
-		headline = hasHappened(d.Action, d.ServerID, d.NewEmail)
+		headline = hasHappened(d.Action, d.ServerID, email)
 		lines = []string{executedDetail(d.Action)}
 		warning = "If you did not expect this, contact us right away."
 	case domain.StatusCancelled, domain.StatusWithdrawn:
@@ -183,17 +185,17 @@ func RenderOutcome(d OutcomeData) (subject, text, html string, err error) {
 		if err != nil {
 			return "", "", "", err
 		}
-		headline = "Cancelled: " + wontHappen(d.Action, d.ServerID, d.NewEmail)
+		headline = "Cancelled: " + wontHappen(d.Action, d.ServerID, email)
 		lines = []string{who, nothing}
 	case domain.StatusRejected:
-		headline = "Not approved: " + wontHappen(d.Action, d.ServerID, d.NewEmail)
+		headline = "Not approved: " + wontHappen(d.Action, d.ServerID, email)
 		lines = []string{"A senior member of our support team did not approve this request.", nothing}
 		warning = "If you did not ask for this, we recommend securing your email account and changing your passwords."
 	case domain.StatusExpired:
-		headline = "Expired: " + wontHappen(d.Action, d.ServerID, d.NewEmail)
+		headline = "Expired: " + wontHappen(d.Action, d.ServerID, email)
 		lines = []string{"The request was not approved in time, so it expired.", nothing, "If you still need this, please ask us again."}
 	case domain.StatusFailed:
-		headline = "We could not " + infinitive(d.Action, d.ServerID, d.NewEmail)
+		headline = "We could not " + infinitive(d.Action, d.ServerID, email)
 		lines = []string{"Something went wrong on our side and the request could not be completed. Our team has been alerted.", "If you still need this, please contact us."}
 	default:
 		return "", "", "", fmt.Errorf("mail: no outcome email for status %q", d.Outcome)
@@ -254,28 +256,27 @@ func RenderCredentials(d CredentialsData) (subject, text, html string, err error
 	return subject, text, html, nil
 }
 
-func checkTarget(a domain.Action, serverID, email string) error {
+// checkTarget checks what a request acts on and returns the new address as
+// the customer is to read it (Address.Display: an internationalised domain
+// shows its A-label first, so the address cannot pass for another).
+func checkTarget(a domain.Action, serverID, email string) (string, error) {
 	if _, err := domain.ParseAction(string(a)); err != nil {
-		return fmt.Errorf("mail: %w", err)
+		return "", fmt.Errorf("mail: %w", err)
 	}
 	if a.NeedsServer() && strings.TrimSpace(serverID) == "" {
-		return fmt.Errorf("mail: %s needs a server id", a)
+		return "", fmt.Errorf("mail: %s needs a server id", a)
 	}
-	if a.NeedsEmail() {
-		if _, err := bareAddress("new email", email); err != nil {
-			return err
-		}
+	if err := textrule.Check("server id", serverID, textrule.Options{MaxLen: 64}); err != nil {
+		return "", fmt.Errorf("mail: %w", err)
 	}
-	return headerValue("server id", serverID)
-}
-
-// bareAddress accepts only a plain address like ada@example.com.
-func bareAddress(field, s string) (string, error) {
-	a, err := mail.ParseAddress(s)
-	if err != nil || a.Address != s || a.Name != "" {
-		return "", fmt.Errorf("mail: %s %q is not a plain email address", field, s)
+	if !a.NeedsEmail() {
+		return "", nil
 	}
-	return a.Address, nil
+	addr, err := textrule.Email("new email", email)
+	if err != nil {
+		return "", fmt.Errorf("mail: %w", err)
+	}
+	return addr.Display(), nil
 }
 
 func checkCancelURL(s string) error {

@@ -302,3 +302,53 @@ func TestSecretsRedacted(t *testing.T) {
 		t.Errorf("config String lost the address: %s", cfg)
 	}
 }
+
+// TestRenderShowsAddressesSafely: the notice and the outcome show a new
+// address as textrule.Address.Display does (an internationalised domain as
+// its A-label first), refuse one that could pass for another, and show
+// names that never passed the text rule with their hidden characters
+// written out.
+func TestRenderShowsAddressesSafely(t *testing.T) {
+	d := noticeData(domain.ActionAddContactEmail)
+	d.NewEmail = "dana@xn--80ak6a.com" // аре.com in Cyrillic, which reads as ape.com
+	d.CustomerName = "Dana \u202eenohp\u202c"
+	d.AgentFirstName = "Sam\u200b"
+	subject, text, html, err := RenderNotice(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const shown = "dana@xn--80ak6a.com (dana@аре.com)"
+	if !strings.HasPrefix(subject, shown+" will be added") {
+		t.Fatalf("subject %q does not start with %q", subject, shown)
+	}
+	// html/template writes + as &#43;.
+	for name, part := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "&#43;", "+")} {
+		if !strings.Contains(part, "The owner of "+shown) {
+			t.Errorf("%s part does not show %q", name, shown)
+		}
+		if !strings.Contains(part, "Hello Dana [U+202E]enohp[U+202C],") || !strings.Contains(part, "Sam[U+200B] from") {
+			t.Errorf("%s part does not write out the hidden characters:\n%s", name, part)
+		}
+		if strings.ContainsAny(part, "\u202e\u202c\u200b") {
+			t.Errorf("%s part carries a bidi or zero-width character", name)
+		}
+	}
+	for _, addr := range []string{"dana@ex\u0430mple.com", "dana\u202e@example.com", "dana@[192.0.2.1]", "Dana <dana@example.com>"} {
+		d.NewEmail = addr
+		if _, _, _, err := RenderNotice(d); err == nil {
+			t.Errorf("RenderNotice accepted %q", addr)
+		}
+		if _, _, _, err := RenderOutcome(OutcomeData{Action: domain.ActionChangeAccountEmail, NewEmail: addr,
+			Outcome: domain.StatusExecuted, At: runsAt}); err == nil {
+			t.Errorf("RenderOutcome accepted %q", addr)
+		}
+	}
+	subject, _, _, err = RenderOutcome(OutcomeData{Action: domain.ActionChangeAccountEmail, NewEmail: "dana@münchen.de",
+		Outcome: domain.StatusExecuted, At: runsAt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "Your account email has been changed to dana@xn--mnchen-3ya.de (dana@münchen.de)"; subject != want {
+		t.Fatalf("outcome subject %q, want %q", subject, want)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 )
@@ -45,6 +46,19 @@ func (a Address) Display() string {
 	return a.String() + " (" + a.local + "@" + a.unicode + ")"
 }
 
+// Local is the part before the @.
+func (a Address) Local() string { return a.local }
+
+// DisplayDomain is the domain as Display shows it, for places that show the
+// domain without the local part (a masked address): "xn--mnchen-3ya.de
+// (münchen.de)", or just the domain when it is ASCII.
+func (a Address) DisplayDomain() string {
+	if a.unicode == "" {
+		return a.domain
+	}
+	return a.domain + " (" + a.unicode + ")"
+}
+
 // SameMailbox reports whether a and b name the same mailbox as far as Vigil
 // is concerned: equal canonical forms, ignoring letter case (the local part
 // included: no real mail system tells Dana@ from dana@, and treating them as
@@ -52,14 +66,34 @@ func (a Address) Display() string {
 func (a Address) SameMailbox(b Address) bool { return strings.EqualFold(a.String(), b.String()) }
 
 // DisplayEmail shows a stored address: Display of it when it passes Email,
-// else the escaped text marked as not valid, so that an address recorded
-// before this rule existed still cannot pass for another.
+// else marked as not valid and written in printable ASCII, every other
+// character as [U+0430], so that an address recorded before this rule
+// existed still cannot pass for another.
 func DisplayEmail(s string) string {
 	a, err := Email("email", s)
 	if err != nil {
-		return "(not a valid address: " + Escape(s) + ")"
+		return "(not a valid address: " + asciiOnly(s) + ")"
 	}
 	return a.Display()
+}
+
+// asciiOnly writes every character of s outside printable ASCII as [U+0430]
+// (invalid bytes as [0xFF]).
+func asciiOnly(s string) string {
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, "[0x%02X]", s[i])
+		case r < 0x20 || r > 0x7e:
+			fmt.Fprintf(&b, "[%U]", r)
+		default:
+			b.WriteRune(r)
+		}
+		i += size
+	}
+	return b.String()
 }
 
 // atext is the set of ASCII characters an RFC 5322 dot-atom may use besides
