@@ -22,6 +22,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/slack-go/slack"
 
@@ -29,6 +30,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/textrule"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
@@ -452,6 +454,13 @@ func clickFrom(ic slack.InteractionCallback) (click, string, error) {
 	} else if ic.Container.ChannelID != "" && ic.Container.ChannelID != c.channel {
 		c.channelsDisagree = true
 	}
+	// Ids that go to the database, the audit trail and replies pass the text
+	// rule first (a NUL would fail every query; bidi would disguise the trail).
+	for _, f := range []struct{ name, v string }{{"user.id", c.userID}, {"channel.id", c.channel}, {"container.message_ts", c.messageTS}} {
+		if err := textrule.Check(f.name, f.v, textrule.Options{MaxLen: maxRequestIDLen}); err != nil {
+			return c, "malformed_click", err
+		}
+	}
 	if ic.Type != slack.InteractionTypeBlockActions {
 		return c, "unsupported_interaction", errors.New("not a block_actions interaction")
 	}
@@ -678,10 +687,15 @@ func inert(s string) string {
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
 }
 
-// clip bounds a payload-supplied string before it reaches logs or audit.
+// clip bounds a payload-supplied string before it reaches logs or audit,
+// with what the text rule refuses written out as [U+202E].
 func clip(s string) string {
 	if len(s) > maxRequestIDLen {
-		return s[:maxRequestIDLen] + "…"
+		n := maxRequestIDLen
+		for n > 0 && !utf8.RuneStart(s[n]) {
+			n-- // never cut a character in two
+		}
+		s = s[:n] + "…"
 	}
-	return s
+	return textrule.Escape(s)
 }

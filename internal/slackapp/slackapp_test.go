@@ -219,6 +219,36 @@ func TestInteractions(t *testing.T) {
 			audit: []wantAudit{{"", "slack:" + userBob, "malformed_request_id"}},
 		},
 		{
+			name: "user id with a NUL", status: 400,
+			do: func(e *env) int {
+				c := e.capture(e.channel, e.ts, "approve", userBob)
+				return e.sendSigned(e.mutate(c.body, func(p map[string]any) {
+					p["user"].(map[string]any)["id"] = "U0B\x00OB"
+				}), time.Now())
+			},
+			audit: []wantAudit{{"", "slack:U0B[U+0000]OB", "malformed_click"}},
+		},
+		{
+			name: "user id with a bidi override", status: 400,
+			do: func(e *env) int {
+				c := e.capture(e.channel, e.ts, "approve", userBob)
+				return e.sendSigned(e.mutate(c.body, func(p map[string]any) {
+					p["user"].(map[string]any)["id"] = userBob + "\u202e"
+				}), time.Now())
+			},
+			audit: []wantAudit{{"", "slack:" + userBob + "[U+202E]", "malformed_click"}},
+		},
+		{
+			name: "message ts with a zero-width space", status: 400,
+			do: func(e *env) int {
+				c := e.capture(e.channel, e.ts, "approve", userBob)
+				return e.sendSigned(e.mutate(c.body, func(p map[string]any) {
+					p["container"].(map[string]any)["message_ts"] = e.ts + "\u200b"
+				}), time.Now())
+			},
+			audit: []wantAudit{{"", "slack:" + userBob, "malformed_click"}},
+		},
+		{
 			name: "unknown Slack user", do: approve(userDave), status: 200,
 			user: userDave, ephemeral: notLinked,
 			audit: []wantAudit{{requestID, "slack:" + userDave, "not_linked"}},
