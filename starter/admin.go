@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/credstore"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // adminCommands are the `starter admin` subcommands in help order.
@@ -105,18 +106,25 @@ func (a *app) cmdCreateAgent(ctx context.Context, g globals, args []string) erro
 	if _, err := a.parse(f, args, 0, 0); err != nil {
 		return err
 	}
-	na := cliclient.NewAgent{ID: strings.TrimSpace(*id), Name: strings.TrimSpace(*name), Team: strings.TrimSpace(*team), SlackUserID: strings.TrimSpace(*slack)}
+	na := cliclient.NewAgent{ID: strings.TrimSpace(*id), SlackUserID: strings.TrimSpace(*slack)}
 	if err := checkID("--id", na.ID); err != nil {
 		return err
 	}
-	if na.Name == "" {
-		return usagef("--name is required")
-	}
-	addr, err := checkEmail(*email)
-	if err != nil {
+	var err error
+	if na.Name, err = checkText("--name", *name, textrule.Options{Required: true, MaxLen: maxName}); err != nil {
 		return err
 	}
-	na.Email = addr
+	if na.Email, err = checkEmail("--email", *email); err != nil {
+		return err
+	}
+	if na.Team, err = checkText("--team", *team, textrule.Options{MaxLen: maxName}); err != nil {
+		return err
+	}
+	if na.SlackUserID != "" {
+		if err := checkID("--slack-user", na.SlackUserID); err != nil {
+			return err
+		}
+	}
 	r, err := domain.ParseRole(*role)
 	if err != nil {
 		return usagef("--role: %v", err)
@@ -359,12 +367,15 @@ func readImportFile(path string) ([]importCustomer, error) {
 		if strings.TrimSpace(cu.Name) == "" {
 			return nil, usagef("%s: name is required", where)
 		}
-		if _, err := checkEmail(cu.PrimaryEmail); err != nil {
-			return nil, usagef("%s: primary_email %q is not a valid address", where, cu.PrimaryEmail)
+		if err := textrule.Check("name", cu.Name, textrule.Options{MaxLen: maxName}); err != nil {
+			return nil, usagef("%s: %v", where, err)
 		}
-		for _, ct := range cu.Contacts {
-			if _, err := checkEmail(ct.Email); err != nil {
-				return nil, usagef("%s: contact %q is not a valid address", where, ct.Email)
+		if _, err := textrule.Email("primary_email", cu.PrimaryEmail); err != nil {
+			return nil, usagef("%s: %v", where, err)
+		}
+		for j, ct := range cu.Contacts {
+			if _, err := textrule.Email(fmt.Sprintf("contacts[%d].email", j), ct.Email); err != nil {
+				return nil, usagef("%s: %v", where, err)
 			}
 		}
 		for _, s := range cu.Servers {

@@ -7,11 +7,11 @@ import (
 	"os"
 	"strings"
 	"time"
-	"unicode"
 	"unicode/utf8"
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // breakGlassWarning is printed before anything else a break-glass run does.
@@ -60,9 +60,9 @@ func (a *app) cmdBreakGlass(ctx context.Context, g globals, args []string) error
 		Decision:         domain.Decision(strings.TrimSpace(*decision)),
 		ApproverID:       strings.TrimSpace(*approver),
 		SecondApproverID: strings.TrimSpace(*second),
-		Reason:           strings.TrimSpace(*reason),
+		Reason:           *reason,
 	}
-	if err := checkBreakGlass(d); err != nil {
+	if d, err = checkBreakGlass(d); err != nil {
 		return err
 	}
 	// Refuse before reading a token or calling anyone when nobody can confirm.
@@ -94,31 +94,33 @@ func (a *app) cmdBreakGlass(ctx context.Context, g globals, args []string) error
 }
 
 // checkBreakGlass checks the decision locally, so a typo is caught before
-// the admin token is read or anything is sent.
-func checkBreakGlass(d cliclient.BreakGlassDecision) error {
+// the admin token is read or anything is sent, and returns it with the
+// reason trimmed.
+func checkBreakGlass(d cliclient.BreakGlassDecision) (cliclient.BreakGlassDecision, error) {
 	if d.Decision != domain.DecisionApprove && d.Decision != domain.DecisionReject {
-		return usagef("--decision must be approve or reject")
+		return d, usagef("--decision must be approve or reject")
 	}
 	if err := checkID("--approver", d.ApproverID); err != nil {
-		return err
+		return d, err
 	}
 	if err := checkID("--second-approver", d.SecondApproverID); err != nil {
-		return err
+		return d, err
 	}
 	if d.ApproverID == d.SecondApproverID {
-		return usagef("--approver and --second-approver must be two different senior agents")
+		return d, usagef("--approver and --second-approver must be two different senior agents")
 	}
-	switch n := utf8.RuneCountInString(d.Reason); {
-	case n == 0:
-		return usagef("--reason is required: say why Slack could not be used")
-	case strings.ContainsFunc(d.Reason, func(r rune) bool { return unicode.IsControl(r) && r != '\t' }):
-		return usagef("--reason must be one line without control characters")
-	case n < minBreakGlassReason:
-		return usagef("--reason must have at least %d characters: say why Slack could not be used", minBreakGlassReason)
-	case n > maxReason:
-		return usagef("--reason is longer than %d characters", maxReason)
+	if strings.Trim(d.Reason, " ") == "" {
+		return d, usagef("--reason is required: say why Slack could not be used")
 	}
-	return nil
+	reason, err := checkText("--reason", d.Reason, textrule.Options{Required: true, MaxLen: maxReason})
+	if err != nil {
+		return d, err
+	}
+	if utf8.RuneCountInString(reason) < minBreakGlassReason {
+		return d, usagef("--reason must have at least %d characters: say why Slack could not be used", minBreakGlassReason)
+	}
+	d.Reason = reason
+	return d, nil
 }
 
 func pastTense(d domain.Decision) string {

@@ -187,13 +187,22 @@ func TestOpenValidation(t *testing.T) {
 		{"customer with spaces", []string{"disable-2fa", "--customer", "C 1", "--reason", "x"}, "--customer must be a single id"},
 		{"missing reason", []string{"disable-2fa", "--customer", "C-1"}, "--reason is required"},
 		{"empty reason", []string{"disable-2fa", "--customer", "C-1", "--reason", "   "}, "--reason is required"},
-		{"reason with newline", []string{"disable-2fa", "--customer", "C-1", "--reason", "a\nb"}, "--reason must be one line"},
+		{"reason with newline", []string{"disable-2fa", "--customer", "C-1", "--reason", "a\nb"}, "--reason: contains a line break (U+000A) at character 2; it must be one line"},
+		{"reason with a bidi override", []string{"disable-2fa", "--customer", "C-1", "--reason", "verified \u202eenohp yb"}, "--reason: contains a bidi control character (U+202E) at character 10"},
+		{"reason with a NUL", []string{"disable-2fa", "--customer", "C-1", "--reason", "lost\x01phone"}, "--reason: contains a control character (U+0001)"},
+		{"reason with a zero-width space", []string{"disable-2fa", "--customer", "C-1", "--reason", "lost\u200bphone"}, "--reason: contains an invisible character (U+200B)"},
+		{"reason with invalid UTF-8", []string{"disable-2fa", "--customer", "C-1", "--reason", "lost \xff"}, "--reason: is not valid UTF-8"},
+		{"reason too long", []string{"disable-2fa", "--customer", "C-1", "--reason", strings.Repeat("é", 501)}, "--reason: is 501 characters long; the limit is 500"},
+		{"customer with a bidi override", []string{"disable-2fa", "--customer", "C-1\u202e", "--reason", "x"}, "--customer: contains a bidi control character"},
 		{"reinstall without server", []string{"reinstall-vps", "--customer", "C-1", "--reason", "x"}, "--server is required"},
 		{"server given as URL", []string{"reinstall-vps", "--customer", "C-1", "--server", "http://127.0.0.1:8080", "--reason", "x"}, "give Vigil's address with --url"},
 		{"missing email", []string{"add-contact-email", "--customer", "C-1", "--reason", "x"}, "--email is required"},
-		{"invalid email", []string{"add-contact-email", "--customer", "C-1", "--email", "not-an-address", "--reason", "x"}, "is not a valid address"},
-		{"email with display name", []string{"change-account-email", "--customer", "C-1", "--email", "Bob <bob@example.com>", "--reason", "x"}, "is not a valid address"},
-		{"two addresses", []string{"change-account-email", "--customer", "C-1", "--email", "a@example.com, b@example.com", "--reason", "x"}, "is not a valid address"},
+		{"invalid email", []string{"add-contact-email", "--customer", "C-1", "--email", "not-an-address", "--reason", "x"}, "--email: must contain exactly one @"},
+		{"mixed-script email", []string{"add-contact-email", "--customer", "C-1", "--email", "dana@ex\u0430mple.com", "--reason", "x"}, "--email: has a domain whose label 1 mixes scripts (Latin and Cyrillic)"},
+		{"email with an IP literal", []string{"add-contact-email", "--customer", "C-1", "--email", "dana@[192.0.2.1]", "--reason", "x"}, "--email: has an IP address literal"},
+		{"email with a bidi override", []string{"add-contact-email", "--customer", "C-1", "--email", "dana\u202e@example.com", "--reason", "x"}, "--email: contains a bidi control character"},
+		{"email with display name", []string{"change-account-email", "--customer", "C-1", "--email", "Bob <bob@example.com>", "--reason", "x"}, "--email: must be a bare address"},
+		{"two addresses", []string{"change-account-email", "--customer", "C-1", "--email", "a@example.com, b@example.com", "--reason", "x"}, "--email: must be a bare address"},
 		{"email on a server action", []string{"reinstall-vps", "--customer", "C-1", "--server", "srv-1", "--email", "a@example.com", "--reason", "x"}, "flag provided but not defined: -email"},
 		{"server on an email action", []string{"disable-2fa", "--customer", "C-1", "--server", "srv-1", "--reason", "x"}, "flag provided but not defined: -server"},
 		{"bad url", []string{"disable-2fa", "--customer", "C-1", "--reason", "x", "--url", "vigil.example.com"}, "must start with http:// or https://"},
@@ -428,6 +437,14 @@ func TestWithdrawAndVeto(t *testing.T) {
 	wantExit(t, r, 3, "only seniors may veto", "only a senior can do this")
 	r = run(t, env, "", "withdraw", "req_7kq2m4xa")
 	wantExit(t, r, 2, "--reason is required")
+	before := len(f.recorded())
+	r = run(t, env, "", "withdraw", "req_7kq2m4xa", "--reason", "called back\u202e")
+	wantExit(t, r, 2, "--reason: contains a bidi control character (U+202E) at character 12")
+	r = run(t, env, "", "veto", "req_7kq2m4xa", "--reason", "no\r\nApproved by ag_bob")
+	wantExit(t, r, 2, "--reason: contains a line break (U+000D) at character 3")
+	if len(f.recorded()) != before {
+		t.Errorf("a refused reason reached the API")
+	}
 	r = run(t, env, "", "veto", "../admin", "--reason", "x")
 	wantExit(t, r, 2, "is not a request id")
 }
@@ -516,6 +533,10 @@ func TestAdmin(t *testing.T) {
 		{"admin", "create-agent", "--id", "ag_x", "--name", "X", "--email", "nope"},
 		{"admin", "create-agent", "--id", "ag_x", "--email", "x@example.com"},
 		{"admin", "create-agent", "--id", "ag_x", "--name", "X", "--email", "x@example.com", "--role", "boss"},
+		{"admin", "create-agent", "--id", "ag_x", "--name", "X\u200bY", "--email", "x@example.com"},
+		{"admin", "create-agent", "--id", "ag_x", "--name", "X", "--email", "x@ex\u0430mple.com"},
+		{"admin", "create-agent", "--id", "ag_x", "--name", "X", "--email", "x@example.com", "--team", "Sup\x1bport"},
+		{"admin", "create-agent", "--id", "ag_x", "--name", "X", "--email", "x@example.com", "--slack-user", "U1\u202e"},
 	} {
 		before := len(f.recorded())
 		r = run(t, env, "", bad...)
@@ -550,11 +571,14 @@ func TestAdmin(t *testing.T) {
 	putMu.Unlock()
 
 	badFiles := map[string]string{
-		"bad hash":      `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"1111"}]}`,
-		"unknown field": `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `","pin":"1111"}]}`,
-		"duplicate id":  `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `"},{"id":"C-1","name":"B","primary_email":"b@x.example","pin_hash":"` + hash + `"}]}`,
-		"bad email":     `{"customers":[{"id":"C-1","name":"A","primary_email":"nope","pin_hash":"` + hash + `"}]}`,
-		"empty":         `{"customers":[]}`,
+		"bad hash":           `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"1111"}]}`,
+		"unknown field":      `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `","pin":"1111"}]}`,
+		"duplicate id":       `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `"},{"id":"C-1","name":"B","primary_email":"b@x.example","pin_hash":"` + hash + `"}]}`,
+		"bad email":          `{"customers":[{"id":"C-1","name":"A","primary_email":"nope","pin_hash":"` + hash + `"}]}`,
+		"mixed-script email": `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.ex\u0430mple","pin_hash":"` + hash + `"}]}`,
+		"bidi in a contact":  `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `","contacts":[{"email":"b\u202e@x.example"}]}]}`,
+		"NUL in a name":      `{"customers":[{"id":"C-1","name":"A\u0000","primary_email":"a@x.example","pin_hash":"` + hash + `"}]}`,
+		"empty":              `{"customers":[]}`,
 	}
 	for name, content := range badFiles {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")

@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // minInterval keeps watch under the API's per-agent rate limit.
@@ -228,14 +229,15 @@ func (a *app) cancel(ctx context.Context, g globals, args []string, name, help, 
 	if err := checkRequestID(pos[0]); err != nil {
 		return err
 	}
-	if strings.TrimSpace(*reason) == "" {
-		return usagef("--reason is required")
+	why, err := checkText("--reason", *reason, textrule.Options{Required: true, MaxLen: maxReason})
+	if err != nil {
+		return err
 	}
 	c, err := a.agentClient(*f.url)
 	if err != nil {
 		return err
 	}
-	r, err := call(c, ctx, pos[0], strings.TrimSpace(*reason))
+	r, err := call(c, ctx, pos[0], why)
 	if err != nil {
 		return err
 	}

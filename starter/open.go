@@ -3,13 +3,13 @@ package main
 import (
 	"context"
 	"fmt"
-	"net/mail"
 	"strings"
 	"time"
 	"unicode"
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // openSpec describes one of the commands that open a request.
@@ -90,16 +90,18 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 		return err
 	}
 
-	nr := cliclient.NewRequest{Action: s.action, CustomerID: strings.TrimSpace(*customer), Reason: strings.TrimSpace(*reason)}
+	nr := cliclient.NewRequest{Action: s.action, CustomerID: strings.TrimSpace(*customer)}
 	if err := checkID("--customer", nr.CustomerID); err != nil {
 		return err
 	}
-	if nr.Reason == "" {
+	if strings.Trim(*reason, " ") == "" {
 		return usagef("--reason is required: say why, and cite the ticket")
 	}
-	if strings.ContainsFunc(nr.Reason, func(r rune) bool { return unicode.IsControl(r) && r != '\t' }) {
-		return usagef("--reason must be one line without control characters")
+	why, err := checkText("--reason", *reason, textrule.Options{Required: true, MaxLen: maxReason})
+	if err != nil {
+		return err
 	}
+	nr.Reason = why
 	if s.server {
 		nr.ServerID = strings.TrimSpace(*server)
 		if strings.Contains(nr.ServerID, "://") {
@@ -115,7 +117,7 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 		}
 	}
 	if s.email {
-		addr, err := checkEmail(*email)
+		addr, err := checkEmail("--email", *email)
 		if err != nil {
 			return err
 		}
@@ -159,26 +161,17 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 	return nil
 }
 
-// checkID accepts an id that is non-empty, one word, printable.
+// checkID accepts an id that passes the text rule and is one word without
+// slashes.
 func checkID(flagName, id string) error {
 	if id == "" {
 		return usagef("%s is required", flagName)
 	}
-	if strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) || r == '/' }) {
+	if err := textrule.Check(flagName, id, textrule.Options{Required: true, MaxLen: 64}); err != nil {
+		return usagef("%v", err)
+	}
+	if strings.ContainsFunc(id, func(r rune) bool { return unicode.IsSpace(r) || r == '/' }) {
 		return usagef("%s must be a single id without spaces or slashes, e.g. C-1042", flagName)
 	}
 	return nil
-}
-
-// checkEmail accepts a bare address (no display name) that net/mail parses.
-func checkEmail(s string) (string, error) {
-	s = strings.TrimSpace(s)
-	if s == "" {
-		return "", usagef("--email is required")
-	}
-	addr, err := mail.ParseAddress(s)
-	if err != nil || addr.Address != s || addr.Name != "" {
-		return "", usagef("--email %q is not a valid address; give a bare address like name@example.com", s)
-	}
-	return addr.Address, nil
 }
