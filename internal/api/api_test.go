@@ -35,7 +35,7 @@ const (
 // another answer proves the request was refused before Temporal. The e2e
 // suite covers the paths through a running Temporal.
 type env struct {
-	t      *testing.T
+	t      testing.TB
 	st     *store.Store
 	db     *sql.DB
 	srv    *httptest.Server
@@ -62,7 +62,7 @@ func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB
 
 // newEnvAt is newEnvOn with the Temporal at temporalAddr ("" for one nobody
 // listens on). No worker runs there, so Open does not wait for the PIN gate.
-func newEnvAt(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB, temporalAddr string) *env {
+func newEnvAt(t testing.TB, admin string, opts Options, db, apiDB, svcDB *sql.DB, temporalAddr string) *env {
 	t.Helper()
 	st := store.New(db)
 	ctx := context.Background()

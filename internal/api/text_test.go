@@ -36,6 +36,7 @@ func jsonEsc(s string) string {
 type textClass struct {
 	name    string
 	frag    string // JSON string contents
+	value   string // the Go string frag decodes to ("" when JSON cannot carry it raw)
 	problem string
 }
 
@@ -76,12 +77,12 @@ func textClasses() []textClass {
 	}
 	out := make([]textClass, 0, len(raw)+2)
 	for _, r := range raw {
-		out = append(out, textClass{r.name, jsonEsc(r.value), r.problem})
+		out = append(out, textClass{r.name, jsonEsc(r.value), r.value, r.problem})
 	}
 	// JSON escapes that encoding/json would decode into U+FFFD or a control.
 	return append(out,
-		textClass{"lone surrogate escape", `\ud800`, "contains a replacement character (U+FFFD)"},
-		textClass{"escaped NUL", `\u0000`, "contains a NUL character (U+0000)"},
+		textClass{"lone surrogate escape", `\ud800`, "", "contains a replacement character (U+FFFD)"},
+		textClass{"escaped NUL", `\u0000`, "", "contains a NUL character (U+0000)"},
 	)
 }
 
