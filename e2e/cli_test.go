@@ -401,7 +401,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	// An invalid email is caught before anything is sent, PIN unread.
 	res = alice.expect(t, 2, pinIn, nil, "add-contact-email", "--customer", customerID, "--email", "ops at example",
 		"--reason", "new on-call address", "--pin-stdin")
-	mustContain(t, "invalid email", res.stderr, "not a valid address")
+	mustContain(t, "invalid email", res.stderr, "--email: must be a bare address")
 
 	// Not logged in: a fresh workstation.
 	nobody := newCLIUser(t, log)
