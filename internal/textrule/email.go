@@ -8,6 +8,7 @@ import (
 	"unicode/utf8"
 
 	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/bidi"
 )
 
 // Address limits, from RFC 5321 (a path holds at most 256 octets including
@@ -35,10 +36,12 @@ func (a Address) String() string { return a.local + "@" + a.domain }
 // approval card: the canonical form, followed for an internationalised domain
 // by its Unicode form in parentheses, as in
 // "dana@xn--mnchen-3ya.de (dana@münchen.de)". The A-label comes first because
-// it cannot pass for another address: "xn--80ak6c.com" never looks like
+// it cannot pass for another address: "xn--80ak6a.com" never looks like
 // "ape.com", which its Unicode form "аре.com" (all Cyrillic) does. The Unicode
 // form follows so that the owner of a real internationalised address still
-// recognises it.
+// recognises it, except for a right-to-left domain (Hebrew, Arabic…), whose
+// Unicode form would reorder the text around it: that one shows its A-label
+// alone.
 func (a Address) Display() string {
 	if a.unicode == "" {
 		return a.String()
@@ -145,7 +148,7 @@ func Email(field, addr string) (Address, error) {
 		return Address{}, err
 	}
 	a := Address{local: local, domain: ascii}
-	if uni != ascii {
+	if uni != ascii && !strings.ContainsFunc(uni, isRTL) {
 		a.unicode = uni
 	}
 	if n := len(a.String()); n > MaxAddressLen {
@@ -229,6 +232,12 @@ func asciiLower(s string) string {
 		}
 		return r
 	}, s)
+}
+
+// isRTL reports a character of a right-to-left script.
+func isRTL(r rune) bool {
+	p, _ := bidi.LookupRune(r)
+	return p.Class() == bidi.R || p.Class() == bidi.AL
 }
 
 func isAlnum(r rune) bool {
