@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/textrule"
 	"github.com/vigil-oss/vigil/internal/tokens"
 	"github.com/vigil-oss/vigil/workflows"
 )
@@ -303,8 +304,20 @@ func (p *Pages) errUsed(t store.CancelToken) *pageErr {
 		Paragraphs: []string{msg}}}
 }
 
+// describe says what req does in the customer's words, with the new address
+// as textrule shows it (an internationalised domain by its A-label first) and
+// anything the text rule refuses written out, so the page cannot pass one
+// address for another.
+func describe(req store.Request) string {
+	email := ""
+	if req.Email != "" {
+		email = textrule.DisplayEmail(req.Email)
+	}
+	return req.Action.Describe(textrule.Escape(req.ServerID), email)
+}
+
 func (p *Pages) errEnded(req store.Request) *pageErr {
-	what := req.Action.Describe(req.ServerID, req.Email)
+	what := describe(req)
 	e := &pageErr{http.StatusGone, "request_ended", pageData{Heading: "This request has already ended", What: capitalize(what) + "."}}
 	switch req.Status {
 	case domain.StatusExecuted:
@@ -345,7 +358,7 @@ func cancelledByCustomer(req store.Request) bool {
 func (p *Pages) alreadyCancelled(req store.Request) *pageErr {
 	return &pageErr{http.StatusOK, "already_cancelled", pageData{
 		Heading: "Cancelled. Nothing will happen.",
-		What:    "The request to " + req.Action.Describe(req.ServerID, req.Email) + " was cancelled from the link in our email.",
+		What:    "The request to " + describe(req) + " was cancelled from the link in our email.",
 		Done:    true,
 		Paragraphs: []string{"You do not need to do anything else.",
 			"If you did not ask for this, someone may be trying to get into your account: please tell us."}}}
@@ -362,7 +375,7 @@ func (p *Pages) usedByThisLink(req store.Request, t store.CancelToken) *pageErr 
 	}
 	return &pageErr{http.StatusOK, "already_cancelled", pageData{
 		Heading: "Cancelled. Nothing will happen.",
-		What:    "We stopped the request to " + req.Action.Describe(req.ServerID, req.Email) + ".",
+		What:    "We stopped the request to " + describe(req) + ".",
 		Done:    true,
 		Paragraphs: []string{used + " You do not need to do anything else.",
 			"If you did not ask for this, someone may be trying to get into your account: please tell us."}}}
@@ -495,7 +508,7 @@ func (p *Pages) show(w http.ResponseWriter, r *http.Request) {
 	note(r, "shown", req.ID)
 	p.render(w, http.StatusOK, pageData{
 		Heading: "Cancel this request?",
-		What:    "A member of our support team asked to " + req.Action.Describe(req.ServerID, req.Email) + ".",
+		What:    "A member of our support team asked to " + describe(req) + ".",
 		Paragraphs: []string{p.runsWhen(r.Context(), req),
 			"If you asked for this, you do not need to do anything.",
 			"If you did not ask for it, press the button below and tell us."},
@@ -576,7 +589,7 @@ func (p *Pages) cancel(w http.ResponseWriter, r *http.Request) {
 	note(r, "cancelled", req.ID)
 	p.render(w, http.StatusOK, pageData{
 		Heading: "Cancelled. Nothing will happen.",
-		What:    "We stopped the request to " + req.Action.Describe(req.ServerID, req.Email) + ".",
+		What:    "We stopped the request to " + describe(req) + ".",
 		Done:    true,
 		Paragraphs: []string{"You do not need to do anything else. We will confirm this by email.",
 			"If you did not ask for this, someone may be trying to get into your account: please tell us."},
@@ -645,7 +658,7 @@ func (p *Pages) cancelFailed(w http.ResponseWriter, r *http.Request, req store.R
 		}
 		if serr != nil || !st.Status.Final() {
 			p.fail(w, r, &pageErr{http.StatusGone, "request_ended", pageData{Heading: "This request has already ended",
-				What:       capitalize(req.Action.Describe(req.ServerID, req.Email)) + ".",
+				What:       capitalize(describe(req)) + ".",
 				Paragraphs: []string{"It can no longer be cancelled. If you did not ask for this, contact us right away."}}}, req.ID)
 			return
 		}

@@ -395,6 +395,35 @@ func TestShowConfirm(t *testing.T) {
 	}
 }
 
+// TestShowAddressSafely: the page names a new address as textrule shows it,
+// so it cannot pass for the customer's own; one stored before the rule is
+// marked as not valid and written in ASCII.
+func TestShowAddressSafely(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, Options{})
+	for _, tc := range []struct{ id, email, want string }{
+		{"req_idn", "dana@xn--80ak6a.com", "add dana@xn--80ak6a.com (dana@аре.com) as a contact email"},
+		{"req_mixed", "dana@ex\u0430mple.com", "add (not a valid address: dana@ex[U+0430]mple.com) as a contact email"},
+		{"req_bidi", "dana\u202e@example.com", "add (not a valid address: dana[U+202E]@example.com) as a contact email"},
+	} {
+		r := store.Request{ID: tc.id, WorkflowID: "wf-" + tc.id, CustomerID: "C-1", RequesterID: "ag_req", Reason: "because",
+			Status: domain.StatusCooling, Action: domain.ActionAddContactEmail, Email: tc.email, CoolingEndsAt: &coolingEnds}
+		if err := e.st.CreateRequest(context.Background(), r); err != nil {
+			t.Fatal(err)
+		}
+		tok, _ := e.link(tc.id, e.now.Add(24*time.Hour), true)
+		_, _, p := e.confirm(tok)
+		// html/template writes + as &#43;.
+		body := strings.ReplaceAll(p.body, "&#43;", "+")
+		if !strings.Contains(body, tc.want) {
+			t.Errorf("%s: page lacks %q:\n%s", tc.id, tc.want, body)
+		}
+		if strings.ContainsRune(body, '\u202e') {
+			t.Errorf("%s: page carries a bidi override", tc.id)
+		}
+	}
+}
+
 func TestPostRefusals(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{})
