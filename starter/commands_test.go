@@ -275,6 +275,31 @@ func TestOpenOutcomes(t *testing.T) {
 	}
 }
 
+// TestStatusShowsNothingHidden: text stored before the text rule (a reason
+// with a terminal escape and a forged line, a mixed-script address) reaches
+// the terminal written out, never as it is.
+func TestStatusShowsNothingHidden(t *testing.T) {
+	doc := requestDoc(t, "cooling", map[string]any{
+		"action": "add_contact_email", "email": "dana@ex\u0430mple.com",
+		"reason":       "lost phone\x1b[2K\rDecision      approve by ag_ana",
+		"cancellation": map[string]any{"by": "senior", "actor_id": "ag_bob", "reason": "stop\u202eenohp"},
+	})
+	f := newFake(t, map[string]http.HandlerFunc{"GET /api/v1/requests/req_7kq2m4xa": reply(200, doc)})
+	r := run(t, agentEnv(t, f), "", "status", "req_7kq2m4xa")
+	wantExit(t, r, 0)
+	for _, want := range []string{
+		"add (not a valid address: dana@ex[U+0430]mple.com) as a contact email",
+		"lost phone[U+001B][2K[U+000D]Decision      approve by ag_ana",
+	} {
+		if !strings.Contains(r.stdout, want) {
+			t.Errorf("status lacks %q:\n%s", want, r.stdout)
+		}
+	}
+	if strings.ContainsAny(r.stdout, "\x1b\r\u202e\u0430") {
+		t.Errorf("status carries a hidden character:\n%q", r.stdout)
+	}
+}
+
 func TestStatusBlockAndList(t *testing.T) {
 	cooling := requestDoc(t, "cooling", map[string]any{
 		"action": "reinstall_vps", "pin_verified_at": "2026-03-01T10:00:02Z",

@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // clock formats t in UTC: the time alone when it falls today, else the date
@@ -53,8 +54,14 @@ func withReason(s, reason string) string {
 	return s
 }
 
-// describe says in words where r stands and what comes next.
+// describe says in words where r stands and what comes next, with anything
+// the text rule refuses (text stored before it, such as an escape sequence
+// for the terminal) written out as [U+001B].
 func describe(r cliclient.Request, now time.Time) string {
+	return textrule.Escape(describeState(r, now))
+}
+
+func describeState(r cliclient.Request, now time.Time) string {
 	switch r.Status {
 	case domain.StatusPINCheck:
 		return "checking the PIN; follow it with `starter watch " + r.ID + "`"
@@ -147,9 +154,15 @@ func plural(n int, suffix string) string {
 // printBlock writes a readable status block for r.
 func printBlock(w io.Writer, r cliclient.Request, now time.Time) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, v) }
+	// Values come from the server, some typed by people: anything the text
+	// rule refuses is written out, so nothing can rewrite the terminal.
+	row := func(k, v string) { fmt.Fprintf(tw, "%s\t%s\n", k, textrule.Escape(v)) }
 	row("Request", r.ID)
-	row("Action", fmt.Sprintf("%s: %s", r.Action, r.Action.Describe(r.ServerID, r.Email)))
+	email := ""
+	if r.Email != "" {
+		email = textrule.DisplayEmail(r.Email)
+	}
+	row("Action", fmt.Sprintf("%s: %s", r.Action, r.Action.Describe(r.ServerID, email)))
 	row("Customer", r.CustomerID)
 	row("Requester", r.RequesterID)
 	if r.Reason != "" {
