@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // Config is every setting of the worker and the web front. Each main checks
@@ -189,7 +190,7 @@ func Load(getenv func(string) string) (Config, error) {
 		SMTPPassword:     Secret(l.str("VIGIL_SMTP_PASSWORD", "")),
 		SMTPRequireTLS:   l.boolean("VIGIL_SMTP_REQUIRE_TLS", false),
 		MailFrom:         l.str("VIGIL_MAIL_FROM", "Vigil Security <security@vigil.localhost>"),
-		SupportEmail:     l.str("VIGIL_SUPPORT_EMAIL", "support@vigil.localhost"),
+		SupportEmail:     l.email("VIGIL_SUPPORT_EMAIL", "support@vigil.localhost"),
 		ProductName:      l.str("VIGIL_PRODUCT_NAME", "Vigil"),
 		Timezone:         l.zone("VIGIL_TIMEZONE"),
 		PublicURL:        l.url("VIGIL_PUBLIC_URL", "http://127.0.0.1:8080"),
@@ -366,6 +367,19 @@ func (l *loader) url(name, def string) string {
 		l.fail("%s=%q is not an absolute http(s) URL", name, v)
 	}
 	return strings.TrimRight(v, "/")
+}
+
+// email reads an address every customer mail shows, through the product's one
+// rule for addresses: a value the rule refuses would make every notice fail at
+// render time, so it is refused at start instead.
+func (l *loader) email(name, def string) string {
+	v := l.str(name, def)
+	a, err := textrule.Email(name, v)
+	if err != nil {
+		l.fail("%v", err)
+		return v
+	}
+	return a.String()
 }
 
 func (l *loader) oneOf(name, def string, allowed ...string) string {

@@ -38,12 +38,13 @@ func TestLoadReportsEveryBadValue(t *testing.T) {
 		"VIGIL_TEMPORAL_TLS_CERT":          "/c.pem",
 		"VIGIL_SMTP_REQUIRE_TLS":           "perhaps",
 		"VIGIL_COOLING_RESEND_CREDENTIALS": "2m",
+		"VIGIL_SUPPORT_EMAIL":              "help@ex\u0430mple.com",
 	}))
 	if err == nil {
 		t.Fatal("bad values accepted")
 	}
 	for _, want := range []string{"VIGIL_PIN_WINDOW", "VIGIL_PIN_MAX_FAILURES", "VIGIL_PUBLIC_URL", "VIGIL_TIMEZONE",
-		"VIGIL_COOLING_REINSTALL_VPS", "VIGIL_LOG_FORMAT", "VIGIL_TEMPORAL_TLS_KEY", "VIGIL_SMTP_REQUIRE_TLS"} {
+		"VIGIL_COOLING_REINSTALL_VPS", "VIGIL_LOG_FORMAT", "VIGIL_TEMPORAL_TLS_KEY", "VIGIL_SMTP_REQUIRE_TLS", "VIGIL_SUPPORT_EMAIL"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error does not mention %s: %v", want, err)
 		}
