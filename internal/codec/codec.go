@@ -28,6 +28,11 @@ const (
 // ErrUnknownKey means a payload was encrypted with a key this process lacks.
 var ErrUnknownKey = errors.New("payload encrypted with an unknown key id")
 
+// ErrUndecodable means an encrypted payload cannot be decoded with the key it
+// names: it is truncated, forged or corrupt. Unlike ErrUnknownKey, no process
+// will ever decode it.
+var ErrUndecodable = errors.New("encrypted payload cannot be decoded")
+
 // Codec is a converter.PayloadCodec that encrypts with the active key and
 // decrypts with any known key, so keys can be rotated without losing history.
 type Codec struct {
@@ -144,15 +149,15 @@ func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		}
 		data := p.GetData()
 		if len(data) < aead.NonceSize()+aead.Overhead() {
-			return nil, errors.New("codec: encrypted payload is too short")
+			return nil, fmt.Errorf("codec: %w: too short", ErrUndecodable)
 		}
 		plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
 		if err != nil {
-			return nil, fmt.Errorf("codec: decrypt with key %q: %w", id, err)
+			return nil, fmt.Errorf("codec: decrypt with key %q: %w: %w", id, ErrUndecodable, err)
 		}
 		var dec commonpb.Payload
 		if err := proto.Unmarshal(plain, &dec); err != nil {
-			return nil, fmt.Errorf("codec: unmarshal payload: %w", err)
+			return nil, fmt.Errorf("codec: unmarshal payload: %w: %w", ErrUndecodable, err)
 		}
 		out[i] = &dec
 	}

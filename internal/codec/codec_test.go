@@ -57,16 +57,20 @@ func TestRotationAndRefusals(t *testing.T) {
 
 	tampered := []*commonpb.Payload{{Metadata: enc[0].Metadata, Data: append([]byte{}, enc[0].Data...)}}
 	tampered[0].Data[len(tampered[0].Data)-1] ^= 1
-	if _, err := old.Decode(tampered); err == nil {
-		t.Fatal("tampered payload decoded")
+	if _, err := old.Decode(tampered); !errors.Is(err, ErrUndecodable) {
+		t.Fatalf("tampered payload: err = %v, want ErrUndecodable", err)
 	}
 	relabelled := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte(EncodingEncrypted), MetadataKeyID: []byte("k2")}, Data: enc[0].Data}}
-	if _, err := rotated.Decode(relabelled); err == nil {
-		t.Fatal("payload relabelled with another key id decoded")
+	if _, err := rotated.Decode(relabelled); !errors.Is(err, ErrUndecodable) {
+		t.Fatalf("payload relabelled with another key id: err = %v, want ErrUndecodable", err)
 	}
 	short := []*commonpb.Payload{{Metadata: enc[0].Metadata, Data: []byte{1, 2}}}
-	if _, err := old.Decode(short); err == nil {
-		t.Fatal("short payload decoded")
+	if _, err := old.Decode(short); !errors.Is(err, ErrUndecodable) {
+		t.Fatalf("short payload: err = %v, want ErrUndecodable", err)
+	}
+	// A key this process lacks may be known to another: not undecodable.
+	if _, err := newOnly.Decode(enc); errors.Is(err, ErrUndecodable) {
+		t.Fatalf("unknown key reported as undecodable: %v", err)
 	}
 	plain := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}}
 	if got, err := old.Decode(plain); err != nil || string(got[0].Data) != `"x"` {
