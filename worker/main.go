@@ -79,7 +79,12 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		mh = metrics.TemporalHandler(reg)
 	}
 
-	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh)
+	// Activity errors that retrying cannot fix become non-retryable on
+	// their way to Temporal (activities.Classify), so the request fails
+	// instead of retrying for ever.
+	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh, func(o *client.Options) {
+		o.FailureConverter = activities.ClassifyingFailureConverter(o.FailureConverter)
+	})
 	if err != nil {
 		return err
 	}

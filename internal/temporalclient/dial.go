@@ -55,8 +55,10 @@ func Dial(ctx context.Context, cfg config.Config, logger *slog.Logger) (client.C
 	return DialWithMetrics(ctx, cfg, logger, nil)
 }
 
-// DialWithMetrics is Dial with the SDK's metrics sent to mh (nil: none).
-func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger, mh client.MetricsHandler) (client.Client, error) {
+// DialWithMetrics is Dial with the SDK's metrics sent to mh (nil: none);
+// each of with then adjusts the options (the worker wraps the failure
+// converter).
+func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger, mh client.MetricsHandler, with ...func(*client.Options)) (client.Client, error) {
 	c, err := Codec(cfg)
 	if err != nil {
 		return nil, err
@@ -67,6 +69,9 @@ func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger
 	}
 	if mh != nil {
 		opts.MetricsHandler = mh
+	}
+	for _, f := range with {
+		f(&opts)
 	}
 	cl, err := client.DialContext(ctx, opts)
 	if err != nil {
