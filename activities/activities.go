@@ -268,3 +268,34 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	a.log(ctx).Info("request moved", "request", in.RequestID, "status", in.Status, "event", in.Event, "actor", actor)
 	return nil
 }
+
+// RecordFailure moves the request's projection to failed, if the request has
+// a row (an Open that failed may have left none), and appends request.failed
+// naming the gate and the class of the cause. It writes no free text of the
+// request, so it succeeds where the Record that carried it did not.
+func (a *Activities) RecordFailure(ctx context.Context, in FailureInput) error {
+	detail := in.OutcomeDetail
+	projection := "updated"
+	err := a.Store.UpdateRequest(ctx, in.RequestID, store.RequestUpdate{Status: domain.StatusFailed, OutcomeDetail: &detail}, a.now())
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		projection = "missing"
+	case errors.Is(err, store.ErrFinal):
+		// The projection already shows another end state; the trail
+		// must not contradict it silently. The workflow fails visibly.
+		return permanent(err, "request %s already ended", in.RequestID)
+	case err != nil:
+		return fmt.Errorf("update request %s: %w", in.RequestID, err)
+	}
+	details := map[string]any{"status": string(domain.StatusFailed), "gate": in.Gate, "cause": in.Cause, "projection": projection}
+	if in.Step != "" {
+		details["step"] = in.Step
+	}
+	ev := store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "request.failed", Details: details}
+	// The same key as Record's for this event: the request fails once.
+	if err := a.Store.AuditOnce(ctx, ev, ev.Event+"/"+string(domain.StatusFailed)); err != nil {
+		return fmt.Errorf("audit request.failed: %w", err)
+	}
+	a.log(ctx).Warn("request failed for good", "request", in.RequestID, "gate", in.Gate, "step", in.Step, "cause", in.Cause, "projection", projection)
+	return nil
+}

@@ -64,6 +64,22 @@ type RecordInput struct {
 	OutcomeDetail  string
 }
 
+// FailureInput records that a request failed at a gate because one of its
+// activities failed for good. It has no free-text field on purpose: the
+// request's reasons may be what the database refused.
+type FailureInput struct {
+	RequestID string
+	// Gate is where the request stopped: open, pin, approval, notice,
+	// cooling or end (recording its end state).
+	Gate string
+	// Step is the audit event whose recording failed, if it was a Record.
+	Step string
+	// Cause is the class of the error (an error type such as DataError).
+	Cause string
+	// OutcomeDetail is the projection's one-line why, made by the workflow.
+	OutcomeDetail string
+}
+
 // NotifyInput asks for the customer notice with cancel links.
 type NotifyInput struct {
 	RequestID     string

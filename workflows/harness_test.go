@@ -295,6 +295,9 @@ func (h *harness) env(requestID string) *testsuite.TestWorkflowEnvironment {
 	env := suite.NewTestWorkflowEnvironment()
 	env.RegisterWorkflowWithOptions(workflows.SensitiveRequest, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	env.RegisterActivity(h.acts)
+	// As the worker does: activity errors that retrying cannot fix are
+	// classified on their way to Temporal.
+	env.SetFailureConverter(activities.ClassifyingFailureConverter(temporal.GetDefaultFailureConverter()))
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(requestID), TaskQueue: workflows.TaskQueue})
 	env.SetTestTimeout(2 * time.Minute)
 	env.SetOnActivityStartedListener(func(info *activity.Info, _ context.Context, args converter.EncodedValues) {
@@ -327,6 +330,8 @@ func (h *harness) recordCall(name string, args converter.EncodedValues) {
 		in = &activities.MessageUpdate{}
 	case "AlertSecurity":
 		in = &activities.AlertInput{}
+	case "RecordFailure":
+		in = &activities.FailureInput{}
 	default:
 		h.t.Errorf("unexpected activity %s", name)
 		return
@@ -465,6 +470,9 @@ func (h *harness) wantActivities(gates []string, want slackWant) {
 				h.t.Fatalf("decode Record input: %v", err)
 			}
 			recorded = append(recorded, in.Event)
+		case "RecordFailure":
+			// The failure's own record, after a gate failed for good.
+			recorded = append(recorded, "request.failed")
 		case "PostApproval":
 			if len(recorded) == 0 || recorded[len(recorded)-1] != "gate.approval.waiting" {
 				h.t.Fatalf("PostApproval started after Records %q, want right after gate.approval.waiting", recorded)

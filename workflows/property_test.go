@@ -341,6 +341,7 @@ func (a *scripted) byName() []struct {
 		{"NotifyCustomer", a.NotifyCustomer}, {"NotifyOutcome", a.NotifyOutcome}, {"Execute", a.Execute},
 		{"PostApproval", a.PostApproval}, {"UpdateApprovalMessage", a.UpdateApprovalMessage},
 		{"RemindApprovers", a.RemindApprovers}, {"AlertSecurity", a.AlertSecurity},
+		{"RecordFailure", a.RecordFailure},
 	}
 }
 
@@ -373,6 +374,9 @@ func (a *scripted) VerifyPIN(ctx context.Context, _ activities.VerifyPINInput) (
 
 // Record always succeeds; the listener keeps the statuses it was given.
 func (a *scripted) Record(context.Context, activities.RecordInput) error { return nil }
+
+// RecordFailure always succeeds; the listener records it as status failed.
+func (a *scripted) RecordFailure(context.Context, activities.FailureInput) error { return nil }
 
 // NotifyCustomer fails NoticeFailures attempts, then reaches every
 // established address.
@@ -578,6 +582,10 @@ func (r *runner) started(info *activity.Info, _ context.Context, args converter.
 				r.resolve(atFinal, now)
 			}
 		}
+	case "RecordFailure":
+		// The failure's own record: the end state failed.
+		r.obs.records = append(r.obs.records, domain.StatusFailed)
+		r.resolve(atFinal, now)
 	case "NotifyOutcome":
 		var in activities.OutcomeInput
 		if err := args.Get(&in); err == nil {
@@ -1027,7 +1035,8 @@ func sameCancellation(a, b workflows.Cancellation) bool {
 func expectedOutcome(s schedule, o *observed, decided, cancelled []int) (domain.Status, string) {
 	switch {
 	case o.pin == nil:
-		return domain.StatusFailed, "the PIN could not be checked"
+		// A PIN check that failed for good (change fail-on-permanent-error).
+		return domain.StatusFailed, "stopped at the pin gate: " + activities.ErrTypePermanent
 	case o.pin.Locked && !o.pin.JustLocked:
 		return domain.StatusLocked, ""
 	case !o.pin.Verified:

@@ -29,6 +29,12 @@ const (
 	// changeCancelStopsNotice (version 1): a cancel stops the notice being
 	// retried; the notice and the executor heartbeat.
 	changeCancelStopsNotice = "cancel-stops-notice"
+	// changeFailOnPermanentError (version 1): an Open, PIN or Record
+	// activity that fails for good ends the request failed, with its audit
+	// event, an alert and the approval message updated, instead of failing
+	// the workflow (or, for the PIN, ending failed unannounced). Asked only
+	// on that error path, so histories that never failed carry no marker.
+	changeFailOnPermanentError = "fail-on-permanent-error"
 )
 
 // request is one run's state. Everything the Updates and the Query touch lives
@@ -257,10 +263,20 @@ func (r *request) record(ctx workflow.Context, event, actor string, details map[
 		in.CancelledBy, in.CancelReason = c.By, c.Reason
 	}
 	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Record, in).Get(ctx, nil); err != nil {
-		return fmt.Errorf("record %s: %w", event, err)
+		return &recordError{event: event, err: err}
 	}
 	return nil
 }
+
+// recordError is a Record activity that failed; it names the event, which
+// the failure's own record then mentions.
+type recordError struct {
+	event string
+	err   error
+}
+
+func (e *recordError) Error() string { return "record " + e.event + ": " + e.err.Error() }
+func (e *recordError) Unwrap() error { return e.err }
 
 func (r *request) setStatus(ctx workflow.Context, s domain.Status) error {
 	r.st.Status = s
@@ -282,7 +298,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		ServerID: r.in.ServerID, Email: r.in.Email, Reason: r.in.Reason,
 	}
 	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Open, open).Get(ctx, nil); err != nil {
-		return r.st, fmt.Errorf("open request: %w", err)
+		return r.gateError(ctx, "open", fmt.Errorf("open request: %w", err))
 	}
 
 	// Gate 1: the PIN. A wrong PIN is an answer, not an error, so the
@@ -293,6 +309,9 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	}).Get(ctx, &pin)
 	r.in.PIN = ""
 	if err != nil {
+		if r.endsFailedOn(ctx, err) {
+			return r.endFailed(ctx, "pin", err)
+		}
 		return r.fail(ctx, "pin.error", "the PIN could not be checked")
 	}
 	r.st.PINFailures = pin.Failures
@@ -317,7 +336,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 			return r.st, err
 		}
 		if err := r.record(ctx, "gate.approval.waiting", "system", map[string]string{"deadline": r.st.ApprovalDeadline.UTC().Format(time.RFC3339)}); err != nil {
-			return r.st, err
+			return r.gateError(ctx, "approval", err)
 		}
 		r.postApproval(ctx)
 		decided, err := r.awaitDecision(ctx)
@@ -352,7 +371,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		return r.st, err
 	}
 	if err := r.record(ctx, "gate.approval.passed", "agent:"+r.st.Decision.ApproverID, approved); err != nil {
-		return r.st, err
+		return r.gateError(ctx, "approval", err)
 	}
 	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageApproved, ActorID: r.st.Decision.ApproverID, At: r.st.Decision.At})
 	// Version 1: a cancel accepted while the notice is retried stops the
@@ -422,7 +441,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		return r.st, err
 	}
 	if err := r.record(ctx, "gate.notice.sent", "system", map[string]string{"recipients": fmt.Sprint(notice.Recipients)}); err != nil {
-		return r.st, err
+		return r.gateError(ctx, "notice", err)
 	}
 	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageNotified, RunsAt: r.st.CoolingEndsAt})
 	if _, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.CoolingPeriod, func() bool {
@@ -439,7 +458,7 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		return r.st, err
 	}
 	if err := r.record(ctx, "gate.cooling.elapsed", "system", nil); err != nil {
-		return r.st, err
+		return r.gateError(ctx, "cooling", err)
 	}
 	execOpts := workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
@@ -508,18 +527,97 @@ func (r *request) finish(ctx workflow.Context, s domain.Status, event, actor str
 		return r.st, err
 	}
 	if err := r.record(ctx, event, actor, details); err != nil {
+		// The end state asked for cannot be recorded. A decision or a
+		// cancel already accepted still ends the request final: failed,
+		// which tells the reader nothing was done, rather than the end
+		// state that was never written.
+		return r.gateError(ctx, "end", err)
+	}
+	return r.wrapUp(ctx, s)
+}
+
+// gateError handles an activity of gate that failed. The gates' activities
+// are retried for as long as that can help, so an error here is for good:
+// the request ends failed. Histories from before the change failed the
+// workflow with err instead, and still do.
+func (r *request) gateError(ctx workflow.Context, gate string, err error) (Status, error) {
+	if !r.endsFailedOn(ctx, err) {
 		return r.st, err
 	}
-	if r.msg != nil {
-		u := activities.MessageUpdate{Event: string(s), At: r.st.EndedAt, Reason: r.st.Failure}
-		if d := r.st.Decision; d != nil && s == domain.StatusRejected {
-			u.ActorID, u.Reason = d.ApproverID, d.Reason
-		}
-		if c := r.st.Cancellation; c != nil {
-			u.ActorID, u.Party = c.ActorID, c.By
-		}
-		r.updateMessage(ctx, u)
+	return r.endFailed(ctx, gate, err)
+}
+
+// endsFailedOn reports whether this run ends the request failed on an
+// activity's error (change fail-on-permanent-error). It asks for the
+// version, so call it only on an error path. A cancelled workflow keeps the
+// old behaviour: there is nothing left to run activities with.
+func (r *request) endsFailedOn(ctx workflow.Context, err error) bool {
+	if temporal.IsCanceledError(err) {
+		return false
 	}
+	return workflow.GetVersion(ctx, changeFailOnPermanentError, workflow.DefaultVersion, 1) >= 1
+}
+
+// endFailed ends the request failed after an activity of gate failed for
+// good: security hears of it, the projection (if the request has a row) and
+// the audit trail say so, and the approval message shows it. The failure's
+// own record carries no free text of the request (no reason, no decision or
+// cancel text): that may be exactly what the database refused. If even that
+// record fails, the workflow fails with the error, visibly, rather than
+// hanging.
+func (r *request) endFailed(ctx workflow.Context, gate string, cause error) (Status, error) {
+	class := causeClass(cause)
+	var step string
+	if re := (*recordError)(nil); errors.As(cause, &re) {
+		step = re.event
+	}
+	r.st.Failure = fmt.Sprintf("stopped at the %s gate: %s", gate, class)
+	r.st.EndedAt = workflow.Now(ctx)
+	if err := r.setStatus(ctx, domain.StatusFailed); err != nil {
+		return r.st, err
+	}
+	r.alert(ctx, fmt.Sprintf("Request %s (%s for %s, opened by %s) failed at the %s gate: %s, which retrying cannot fix. It was stopped; the worker's log has the error.",
+		r.in.RequestID, r.in.Action, r.in.CustomerID, r.in.RequesterID, gate, class))
+	err := workflow.ExecuteActivity(shortOptions(ctx), acts.RecordFailure, activities.FailureInput{
+		RequestID: r.in.RequestID, Gate: gate, Step: step, Cause: class, OutcomeDetail: r.st.Failure,
+	}).Get(ctx, nil)
+	if err != nil {
+		r.updateMessage(ctx, r.endMessage(domain.StatusFailed))
+		r.drain(ctx)
+		return r.st, fmt.Errorf("record the failure at the %s gate: %w", gate, err)
+	}
+	return r.wrapUp(ctx, domain.StatusFailed)
+}
+
+// causeClass names the class of an activity's error for the audit trail
+// and the alert: only our own error types, never the error's text.
+func causeClass(err error) string {
+	var app *temporal.ApplicationError
+	if errors.As(err, &app) {
+		switch t := app.Type(); t {
+		case activities.ErrTypeDataError, activities.ErrTypeUndecodable, activities.ErrTypePermanent:
+			return t
+		}
+	}
+	return "Unclassified"
+}
+
+// endMessage is the approval message's last update for end state s.
+func (r *request) endMessage(s domain.Status) activities.MessageUpdate {
+	u := activities.MessageUpdate{Event: string(s), At: r.st.EndedAt, Reason: r.st.Failure}
+	if d := r.st.Decision; d != nil && s == domain.StatusRejected {
+		u.ActorID, u.Reason = d.ApproverID, d.Reason
+	}
+	if c := r.st.Cancellation; c != nil {
+		u.ActorID, u.Party = c.ActorID, c.By
+	}
+	return u
+}
+
+// wrapUp tells Slack and the customer (where they had been told about the
+// request) how it ended, once its end state s is recorded.
+func (r *request) wrapUp(ctx workflow.Context, s domain.Status) (Status, error) {
+	r.updateMessage(ctx, r.endMessage(s))
 	if !r.st.NotifiedAt.IsZero() || r.cancelledDuringNotice {
 		in := activities.OutcomeInput{
 			RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
