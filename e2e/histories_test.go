@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,8 +28,11 @@ import (
 	"go.temporal.io/sdk/workflow"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/lib/pq"
+
 	"github.com/vigil-oss/vigil/internal/codec"
 	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/workflows"
 )
 
@@ -48,6 +53,13 @@ const recordHistoriesEnv = "VIGIL_RECORD_HISTORIES"
 // <end_state>.<suffix>.json, next to the old ones.
 const recordSuffixEnv = "VIGIL_RECORD_HISTORIES_SUFFIX"
 
+// recordOnlyEnv, a comma-separated list of case fixture names (without
+// suffix), records only those cases; the others are still driven and
+// checked. A new case gets its fixture without asking every old case for a
+// new one (which the recorder would refuse anyway: it never writes over a
+// file).
+const recordOnlyEnv = "VIGIL_RECORD_HISTORIES_ONLY"
+
 var suffixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,40}$`)
 
 // fixtureDir is where the fixtures go, relative to this package.
@@ -61,9 +73,64 @@ const (
 	wrongPIN          = "118833"
 )
 
+// The customer whose request the database refuses in "failed on a data
+// error".
+const (
+	refusedCustomerID = "C-2202"
+	refusedPIN        = "731946"
+)
+
 // allPINs are every PIN typed in the test, right or wrong: none may appear in
 // a history in clear.
-var allPINs = []string{customerPIN, lockoutPIN, lockoutWrongPIN, wrongPIN}
+var allPINs = []string{customerPIN, lockoutPIN, lockoutWrongPIN, wrongPIN, noticePIN, refusedPIN}
+
+// recorder says which histories are written as fixtures, and keeps track.
+type recorder struct {
+	on     bool
+	suffix string
+	only   map[string]bool // nil: every case
+	mu     sync.Mutex
+	wrote  map[string]bool
+}
+
+func newRecorder(t *testing.T) *recorder {
+	t.Helper()
+	r := &recorder{on: os.Getenv(recordHistoriesEnv) == "1", suffix: os.Getenv(recordSuffixEnv), wrote: map[string]bool{}}
+	if r.suffix != "" && !suffixPattern.MatchString(r.suffix) {
+		t.Fatalf("%s=%q: use lower-case letters, digits and dashes", recordSuffixEnv, r.suffix)
+	}
+	if only := os.Getenv(recordOnlyEnv); only != "" {
+		r.only = map[string]bool{}
+		for _, name := range strings.Split(only, ",") {
+			r.only[strings.TrimSpace(name)] = true
+		}
+	}
+	return r
+}
+
+// wants reports whether the case's history is to be written.
+func (r *recorder) wants(fixture string) bool {
+	return r.on && (r.only == nil || r.only[fixture])
+}
+
+func (r *recorder) done(fixture string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.wrote[fixture] = true
+}
+
+// check fails the test for a name in VIGIL_RECORD_HISTORIES_ONLY that no
+// case recorded (a typo would otherwise record nothing, silently).
+func (r *recorder) check(t *testing.T) {
+	t.Helper()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name := range r.only {
+		if r.on && !r.wrote[name] {
+			t.Errorf("%s names %q, but no case of that fixture name was recorded", recordOnlyEnv, name)
+		}
+	}
+}
 
 // endCase is one request driven into an end state, and what its history
 // must show.
@@ -77,6 +144,12 @@ type endCase struct {
 	wantActs, noActs []string
 	// secrets must not be in the history either (e.g. a mailed password).
 	secrets []string
+	// versions are change ids the history must have taken, with the
+	// version each must carry.
+	versions map[string]workflow.Version
+	// failedOnce are activities that must have failed, on their first
+	// attempt: classified as permanent, not retried.
+	failedOnce []string
 }
 
 // TestEveryEndStateOnRealProcesses drives one request into each end state on
@@ -104,7 +177,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 
 	gates := []string{"Open", "VerifyPIN", "Record"}
 	approved := append(slices.Clone(gates), "PostApproval", "UpdateApprovalMessage", "NotifyCustomer", "NotifyOutcome")
-	record := os.Getenv(recordHistoriesEnv) == "1"
+	record := newRecorder(t)
 
 	t.Run("drive", func(t *testing.T) {
 		// First, so that its wait for the approval timeout overlaps the rest
@@ -289,6 +362,33 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			})
 		})
 
+		t.Run("failed on a data error", func(t *testing.T) {
+			t.Parallel()
+			// Its own customer and agent: the database refuses only this
+			// request's approval, and nobody else's opens count against it.
+			importCustomer(t, s, refusedCustomerID, "Ines Duarte", "ines@duarte.example", refusedPIN, []string{"it@duarte.example"}, nil)
+			r := s.open(t, carol, map[string]any{
+				"action": "disable_2fa", "customer_id": refusedCustomerID,
+				"reason": "customer lost their phone", "pin": refusedPIN,
+			})
+			s.approvalMessage(t, r.ID)
+			refuseApproval(t, s, r.ID)
+			clicked := time.Now()
+			s.click(t, r.ID, "approve", "U0BOB")
+			s.waitStatus(t, carol, r.ID, "failed", time.Minute)
+			if took := time.Since(clicked); took > time.Minute {
+				t.Fatalf("failed %v after the approval, want within a minute", took)
+			}
+			checkRefusedRequest(t, s, r.ID)
+			checkHistory(t, s, record, endCase{
+				fixture: "failed_data_error", requestID: r.ID, status: "failed", pin: refusedPIN,
+				wantActs:   append(slices.Clone(gates), "PostApproval", "UpdateApprovalMessage", "AlertSecurity", "RecordFailure"),
+				noActs:     []string{"NotifyCustomer", "Execute", "NotifyOutcome"},
+				versions:   map[string]workflow.Version{"fail-on-permanent-error": 1},
+				failedOnce: []string{"Record"},
+			})
+		})
+
 		t.Run("withdrawn", func(t *testing.T) {
 			t.Parallel()
 			r := s.open(t, alice, map[string]any{
@@ -307,7 +407,70 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			})
 		})
 	})
-	t.Logf("every end state reached and checked after %s (recorded: %v)", time.Since(began).Round(time.Millisecond), record)
+	record.check(t)
+	t.Logf("every end state reached and checked after %s (recording: %v)", time.Since(began).Round(time.Millisecond), record.on)
+}
+
+// refuseApproval makes Postgres refuse, as it refuses bad data (SQLSTATE
+// 22023, a data exception), the update that moves one request past the
+// approval gate, on every attempt.
+func refuseApproval(t *testing.T, s *stack, requestID string) {
+	t.Helper()
+	db, err := sql.Open("postgres", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec(`
+		CREATE FUNCTION e2e_refuse_approval() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			RAISE EXCEPTION 'e2e refuses %', row_to_json(NEW)::text USING ERRCODE = 'invalid_parameter_value';
+		END $$;
+		CREATE TRIGGER e2e_refuse_approval BEFORE UPDATE ON requests FOR EACH ROW
+			WHEN (NEW.id = ` + pq.QuoteLiteral(requestID) + ` AND NEW.status = 'notifying')
+			EXECUTE FUNCTION e2e_refuse_approval();`); err != nil {
+		t.Fatalf("install the refusing trigger: %v", err)
+	}
+}
+
+// checkRefusedRequest checks from the outside what a request refused by the
+// database left: request.failed in the audit trail naming the gate and the
+// class of the cause, a security alert, and the approval message showing the
+// failure without its buttons.
+func checkRefusedRequest(t *testing.T, s *stack, requestID string) {
+	t.Helper()
+	db, err := sql.Open("postgres", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	trail, err := store.New(db).AuditTrail(context.Background(), requestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var events []string
+	for _, e := range trail {
+		events = append(events, e.Event)
+	}
+	last := trail[len(trail)-1]
+	if last.Event != "request.failed" || last.Details["gate"] != "approval" || last.Details["cause"] != "DataError" ||
+		last.Details["step"] != "gate.approval.passed" || slices.Contains(events, "gate.approval.passed") {
+		t.Fatalf("audit trail %q ends with %s %v, want request.failed at the approval gate, cause DataError", events, last.Event, last.Details)
+	}
+	eventually(t, 30*time.Second, "the security alert and the message update for "+requestID, func() (bool, string) {
+		msgs, _ := s.slackMessages(t)
+		alerted, shown := false, ""
+		for _, m := range msgs {
+			if m.Channel == "C0VIGILSECURITY" && strings.Contains(m.Text, requestID) && strings.Contains(m.Text, "DataError") {
+				alerted = true
+			}
+			if m.Channel == approvalsChannel && m.ThreadTS == "" && bytes.Contains(m.Blocks, []byte(requestID)) {
+				shown = string(m.Blocks)
+			}
+		}
+		updated := strings.Contains(shown, "Failed: stopped at the approval gate: DataError") && !strings.Contains(shown, `"button"`)
+		return alerted && updated, fmt.Sprintf("alerted %v, message %s", alerted, shown)
+	})
 }
 
 // importLockoutCustomer adds the customer whose PIN gets guessed at.
@@ -465,7 +628,7 @@ type endResult struct {
 // anywhere in the raw history, the expected activities ran, the history
 // survives the JSON round trip and replays against the code that made it.
 // With record set it writes the history as a fixture.
-func checkHistory(t *testing.T, s *stack, record bool, c endCase) {
+func checkHistory(t *testing.T, s *stack, record *recorder, c endCase) {
 	t.Helper()
 	keys, err := codec.ParseKeys(replayCodecKeyID + ":" + replayCodecKey)
 	if err != nil {
@@ -558,6 +721,14 @@ func checkHistory(t *testing.T, s *stack, record bool, c endCase) {
 			t.Errorf("%s: activity %s was scheduled but must not be for this end state", c.fixture, a)
 		}
 	}
+	checkFailedOnce(t, c, evs)
+
+	// The change ids the history must have taken.
+	for id, want := range c.versions {
+		if got := historyVersion(t, cdc, evs, id); got != want {
+			t.Errorf("%s: recorded version %d of %s, want %d", c.fixture, got, id, want)
+		}
+	}
 
 	// No PIN (nor the mailed password) in the raw, undecoded history.
 	raw, err := proto.Marshal(hist)
@@ -600,15 +771,12 @@ func checkHistory(t *testing.T, s *stack, record bool, c endCase) {
 	}
 
 	t.Logf("%s: request %s, %d events, %d bytes as JSON", c.fixture, c.requestID, len(evs), len(js))
-	if !record {
+	if !record.wants(c.fixture) {
 		return
 	}
 	name := c.fixture
-	if sfx := os.Getenv(recordSuffixEnv); sfx != "" {
-		if !suffixPattern.MatchString(sfx) {
-			t.Fatalf("%s=%q: use lower-case letters, digits and dashes", recordSuffixEnv, sfx)
-		}
-		name += "." + sfx
+	if record.suffix != "" {
+		name += "." + record.suffix
 	}
 	if err := os.MkdirAll(fixtureDir, 0o755); err != nil {
 		t.Fatal(err)
@@ -627,7 +795,68 @@ func checkHistory(t *testing.T, s *stack, record bool, c endCase) {
 	if err := f.Close(); err != nil {
 		t.Fatalf("write fixture: %v", err)
 	}
+	record.done(c.fixture)
 	t.Logf("%s: recorded %s", c.fixture, path)
+}
+
+// checkFailedOnce checks that each of c.failedOnce failed on its first
+// attempt: the error was classified as permanent and not retried.
+func checkFailedOnce(t *testing.T, c endCase, evs []*historypb.HistoryEvent) {
+	t.Helper()
+	scheduled := map[int64]string{}
+	attempt := map[int64]int32{} // scheduled event id -> attempt that started
+	for _, ev := range evs {
+		if a := ev.GetActivityTaskScheduledEventAttributes(); a != nil {
+			scheduled[ev.GetEventId()] = a.GetActivityType().GetName()
+		}
+		if a := ev.GetActivityTaskStartedEventAttributes(); a != nil {
+			attempt[a.GetScheduledEventId()] = a.GetAttempt()
+		}
+	}
+	for _, name := range c.failedOnce {
+		found := false
+		for _, ev := range evs {
+			f := ev.GetActivityTaskFailedEventAttributes()
+			if f == nil || scheduled[f.GetScheduledEventId()] != name {
+				continue
+			}
+			found = true
+			if n := attempt[f.GetScheduledEventId()]; n != 1 {
+				t.Errorf("%s: %s failed on attempt %d, want its first (not retried)", c.fixture, name, n)
+			}
+			if !f.GetFailure().GetApplicationFailureInfo().GetNonRetryable() {
+				t.Errorf("%s: %s failed with a retryable failure", c.fixture, name)
+			}
+		}
+		if !found {
+			t.Errorf("%s: %s never failed", c.fixture, name)
+		}
+	}
+}
+
+// historyVersion is the version a history recorded for a change id, or
+// workflow.DefaultVersion without a marker for it.
+func historyVersion(t *testing.T, cdc *codec.Codec, evs []*historypb.HistoryEvent, changeID string) workflow.Version {
+	t.Helper()
+	for _, e := range evs {
+		m := e.GetMarkerRecordedEventAttributes()
+		if m.GetMarkerName() != "Version" {
+			continue
+		}
+		var id string
+		var v workflow.Version
+		if err := cdc.DataConverter().FromPayloads(m.GetDetails()["change-id"], &id); err != nil {
+			t.Fatalf("version marker without a readable change id: %v", err)
+		}
+		if id != changeID {
+			continue
+		}
+		if err := cdc.DataConverter().FromPayloads(m.GetDetails()["version"], &v); err != nil {
+			t.Fatalf("version marker of %s without a readable version: %v", id, err)
+		}
+		return v
+	}
+	return workflow.DefaultVersion
 }
 
 func histSortedKeys(m map[string]bool) []string {

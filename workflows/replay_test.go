@@ -58,7 +58,18 @@ var replayFixtures = []struct {
 	{"cancelled_by_customer.cancel-stops-notice.json", domain.StatusCancelled, domain.CancelByCustomer},
 	{"vetoed.cancel-stops-notice.json", domain.StatusCancelled, domain.CancelBySenior},
 	{"cancelled_during_notice.cancel-stops-notice.json", domain.StatusCancelled, domain.CancelByCustomer},
+	// Recorded after change "fail-on-permanent-error" (workflow.GetVersion
+	// 1), whose marker only a history whose gate activity failed for good
+	// carries: the database refuses the approval (a data error), and the
+	// request ends failed instead of retrying. It stops before the notice,
+	// so it has no cancel-stops-notice marker.
+	{"failed_data_error.fail-on-permanent-error.json", domain.StatusFailed, ""},
 }
+
+// changeIDs are the workflow's change ids. A fixture took version 1 of
+// each one its file name carries (<end_state>.<change-id>.json) and no
+// marker of the others.
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error"}
 
 // versionOf is the version a history recorded for a change id, or
 // workflow.DefaultVersion if it has no marker for it.
@@ -167,12 +178,14 @@ func TestReplayRecordedHistories(t *testing.T) {
 
 			// Each fixture covers the branch its name says: the old ones
 			// predate the change, the new ones took version 1.
-			wantVersion := workflow.DefaultVersion
-			if strings.Contains(fx.file, ".cancel-stops-notice.") {
-				wantVersion = 1
-			}
-			if got := versionOf(t, c.DataConverter(), evs, "cancel-stops-notice"); got != wantVersion {
-				t.Fatalf("%s recorded version %d of cancel-stops-notice, want %d", path, got, wantVersion)
+			for _, id := range changeIDs {
+				wantVersion := workflow.DefaultVersion
+				if strings.Contains(fx.file, "."+id+".") {
+					wantVersion = 1
+				}
+				if got := versionOf(t, c.DataConverter(), evs, id); got != wantVersion {
+					t.Fatalf("%s recorded version %d of %s, want %d", path, got, id, wantVersion)
+				}
 			}
 
 			logger, logs := replayLogger()
@@ -259,6 +272,7 @@ func TestReplayCatchesIncompatibleChanges(t *testing.T) {
 		{"extra activity before the notice, path not taken", "pin_rejected.json", workflows.SensitiveRequest, &changeActivities{before: "NotifyCustomer"}, false},
 		{"execute skipped", "failed.json", workflows.SensitiveRequest, &changeActivities{skip: "Execute"}, true},
 		{"execute skipped, path not taken", "expired.json", workflows.SensitiveRequest, &changeActivities{skip: "Execute"}, false},
+		{"the failure's own record skipped", "failed_data_error.fail-on-permanent-error.json", workflows.SensitiveRequest, &changeActivities{skip: "RecordFailure"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
