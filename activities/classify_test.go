@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/lib/pq"
+	"github.com/lib/pq/pqerror"
 	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/sdk/converter"
 	"go.temporal.io/sdk/temporal"
@@ -39,7 +40,7 @@ func TestClassify(t *testing.T) {
 	already := temporal.NewNonRetryableApplicationError("customer does not exist", activities.ErrTypePermanent, nil)
 	retryableApp := temporal.NewApplicationError("slow down", "RateLimited")
 	pqErr := func(code, constraint string) error {
-		return &pq.Error{Code: pq.ErrorCode(code), Message: "refused: " + leak, Detail: "Key (reason)=(" + leak + ")", Constraint: constraint}
+		return &pq.Error{Code: pqerror.Code(code), Message: "refused: " + leak, Detail: "Key (reason)=(" + leak + ")", Constraint: constraint}
 	}
 	tests := []struct {
 		name     string
