@@ -258,3 +258,30 @@ func TestFailureRecordRefusedFailsVisibly(t *testing.T) {
 		t.Fatal("request.failed recorded although the trigger refuses it")
 	}
 }
+
+// TestExecuteDataErrorNotRetried: a data error inside the executor (here
+// its bookkeeping row refused) fails the request at the execute gate at
+// once, saying why, instead of after every retry.
+func TestExecuteDataErrorNotRetried(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	if _, err := h.db.DB().ExecContext(h.ctx, refuseSQL("executions", "BEFORE INSERT", "true")); err != nil {
+		t.Fatalf("install the refusing trigger: %v", err)
+	}
+	reqID := "req-refused-execute"
+	env := h.env(reqID)
+	h.decide(env, time.Hour, approve())
+	st := h.run(env, input(reqID, domain.ActionDisable2FA))
+	if want := "the action failed: " + activities.ErrTypeDataError; st.Status != domain.StatusFailed || st.Failure != want {
+		t.Fatalf("result %s (%q), want failed (%q)", st.Status, st.Failure, want)
+	}
+	if n := len(h.started("Execute")); n != 1 {
+		t.Fatalf("Execute started %d times, want once (policy allows %d)", n, testPolicy.ExecuteMaxAttempts)
+	}
+	if calls := h.panelCalls(); len(calls) != 0 {
+		t.Fatalf("the panel was called %d times", len(calls))
+	}
+	if trail := h.events(reqID); trail[len(trail)-1] != "request.failed" {
+		t.Fatalf("audit %q", trail)
+	}
+}

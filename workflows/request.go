@@ -490,11 +490,8 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 // failureText keeps the executor's classified message and drops the rest:
 // error chains may carry URLs or other details nobody needs in history.
 func failureText(err error) string {
-	var app *temporal.ApplicationError
-	// Only our own classification: the SDK fills Type with the Go type name
-	// (e.g. "wrapError") for plain errors.
-	if errors.As(err, &app) && app.Type() == activities.ErrTypePermanent {
-		return "the action failed: " + app.Type()
+	if class := causeClass(err); class != unclassified {
+		return "the action failed: " + class
 	}
 	return "the action failed after retries"
 }
@@ -589,8 +586,12 @@ func (r *request) endFailed(ctx workflow.Context, gate string, cause error) (Sta
 	return r.wrapUp(ctx, domain.StatusFailed)
 }
 
+// unclassified is the class of an error that is none of our own types.
+const unclassified = "Unclassified"
+
 // causeClass names the class of an activity's error for the audit trail
-// and the alert: only our own error types, never the error's text.
+// and the alert: only our own error types, never the error's text. (The
+// SDK fills Type with the Go type name, e.g. "wrapError", for plain errors.)
 func causeClass(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
@@ -599,7 +600,7 @@ func causeClass(err error) string {
 			return t
 		}
 	}
-	return "Unclassified"
+	return unclassified
 }
 
 // endMessage is the approval message's last update for end state s.
