@@ -91,11 +91,138 @@ func scanRequest(row interface{ Scan(...any) error }) (Request, error) {
 	return r, nil
 }
 
-// CreateRequest records a new request. Creating the same id again changes
-// nothing (activities retry). An empty Status means pin_check; a zero
-// CreatedAt means now. A missing customer or requester is ErrNotFound; a
-// workflow id already used by another request is ErrConflict.
+// ErrDuplicateOpen means another request for the same customer, action and
+// target (server, or address in any letter case) is still open. It is a kind
+// of ErrConflict: retrying cannot help until that request ends. The error
+// carries the open request as a *DuplicateOpenError.
+var ErrDuplicateOpen = fmt.Errorf("%w: a request for this customer, action and target is already open", ErrConflict)
+
+// DuplicateOpenError names the open request that holds the slot. ID is empty
+// in the rare case that request ended between the refusal and the look-up.
+type DuplicateOpenError struct {
+	ID     string
+	Status domain.Status
+}
+
+func (e *DuplicateOpenError) Error() string {
+	if e.ID == "" {
+		return ErrDuplicateOpen.Error()
+	}
+	return fmt.Sprintf("request %s (%s) is already open for this customer, action and target", e.ID, e.Status)
+}
+
+// Unwrap makes errors.Is match ErrDuplicateOpen and ErrConflict.
+func (e *DuplicateOpenError) Unwrap() error { return ErrDuplicateOpen }
+
+// openSlotIndex is the unique index of migration 0004 that allows one open
+// request per customer, action and target.
+const openSlotIndex = "requests_one_open"
+
+// queryer is what inserting a request needs: the pool or a transaction.
+type queryer interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// errSlotTaken is insertRequest's "the open slot is taken"; callers turn it
+// into a *DuplicateOpenError once they can read outside the failed
+// transaction.
+var errSlotTaken = errors.New("open slot taken")
+
+// CreateRequest records a request. Creating the same request again (same
+// id, workflow id, action, customer, requester, server, address and reason)
+// changes nothing: the workflow's Open activity retries, and repeats the row
+// the API already wrote. The same id with other contents is ErrConflict. An
+// empty Status means pin_check; a zero CreatedAt means now. A missing
+// customer or requester is ErrNotFound; a workflow id already used by
+// another request is ErrConflict; an open request for the same customer,
+// action and target is a *DuplicateOpenError (errors.Is ErrDuplicateOpen).
 func (s *Store) CreateRequest(ctx context.Context, r Request) error {
+	if err := checkNewRequest(&r); err != nil {
+		return err
+	}
+	return s.retryTakenSlot(ctx, "create request", r, func() error { return insertRequest(ctx, s.db, r) })
+}
+
+// retryTakenSlot runs insert and, when the open slot is taken, returns the
+// request holding it. If that request ended between the INSERT and the
+// look-up the slot is free, and insert runs once more.
+func (s *Store) retryTakenSlot(ctx context.Context, what string, r Request, insert func() error) error {
+	for range 2 {
+		err := insert()
+		if !errors.Is(err, errSlotTaken) {
+			return err
+		}
+		dup, err := s.slotHolder(ctx, r)
+		if err != nil {
+			return fmt.Errorf("store: %s %s: %w", what, r.ID, err)
+		}
+		if dup != nil {
+			return fmt.Errorf("store: %s %s: %w", what, r.ID, dup)
+		}
+	}
+	return fmt.Errorf("store: %s %s: %w", what, r.ID, &DuplicateOpenError{})
+}
+
+// OpenRequest records a new request and, in the same transaction, calls
+// start (which starts its workflow): the row is committed only if start
+// returned nil, so a request is never listed without a workflow that was
+// asked to start, and a start that failed leaves no row. start runs with
+// ctx; its error is returned as is (not wrapped), for the caller to judge.
+//
+// What happens at each point it can stop:
+//   - the INSERT fails (the slot is taken: *DuplicateOpenError; the
+//     database is away; ...): start is not called, nothing changed.
+//   - start fails: the transaction rolls back, nothing changed here. If the
+//     start failed ambiguously (a timeout) and the workflow did start after
+//     all, its Open activity writes this same row.
+//   - start succeeded but COMMIT failed, or the process died before it: the
+//     row is gone with the transaction, and the workflow's Open activity,
+//     which makes the same INSERT idempotently, writes it when it runs.
+//     OpenRequest returns the commit error; only the caller knows start
+//     succeeded.
+//
+// A concurrent OpenRequest for the same slot waits in its INSERT until this
+// transaction ends, then fails (this one committed) or goes ahead (this one
+// rolled back). So does the workflow's own Open activity for this id, which
+// then finds the committed row and does nothing.
+func (s *Store) OpenRequest(ctx context.Context, r Request, start func(context.Context) error) error {
+	if err := checkNewRequest(&r); err != nil {
+		return err
+	}
+	// The transaction must outlive a caller that hangs up once start has
+	// succeeded: database/sql rolls a transaction back when its context
+	// ends, which would drop the row of a request that exists. Statements
+	// still run on ctx, so a caller that gives up while the INSERT waits
+	// stops it.
+	txCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTxTimeout)
+	defer cancel()
+	return s.retryTakenSlot(ctx, "open request", r, func() error { return s.openOnce(ctx, txCtx, r, start) })
+}
+
+// openTxTimeout bounds OpenRequest's transaction: its INSERT may wait for a
+// competing open's start, and start itself is bounded by the caller.
+const openTxTimeout = time.Minute
+
+func (s *Store) openOnce(ctx, txCtx context.Context, r Request, start func(context.Context) error) error {
+	tx, err := s.db.BeginTx(txCtx, nil)
+	if err != nil {
+		return fmt.Errorf("store: open request %s: begin: %w", r.ID, err)
+	}
+	defer func() { _ = tx.Rollback() }() // no-op after Commit
+	if err := insertRequest(ctx, tx, r); err != nil {
+		return err
+	}
+	if err := start(ctx); err != nil {
+		return err // start's own error, for the caller to judge
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("store: open request %s: commit: %w", r.ID, err)
+	}
+	return nil
+}
+
+// checkNewRequest validates r and fills in its defaults.
+func checkNewRequest(r *Request) error {
 	if r.ID == "" || r.WorkflowID == "" {
 		return errors.New("store: create request: empty id or workflow id")
 	}
@@ -108,11 +235,22 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) error {
 	if !knownStatuses[r.Status] {
 		return fmt.Errorf("store: create request %s: unknown status %q", r.ID, r.Status)
 	}
+	return nil
+}
+
+// insertRequest inserts r through q. A row with r's id already there is fine
+// if it is the same request and ErrConflict otherwise; a taken open slot is
+// errSlotTaken.
+func insertRequest(ctx context.Context, q queryer, r Request) error {
 	var endedAt time.Time // used only for a final status; zero falls back to created_at
 	if r.EndedAt != nil {
 		endedAt = *r.EndedAt
 	}
-	_, err := s.db.ExecContext(ctx, `
+	// ON CONFLICT (id) covers only the primary key: a clash on the open slot
+	// or the workflow id is still an error. An INSERT that meets an
+	// uncommitted row with the same id or slot waits for its transaction.
+	var inserted bool
+	err := q.QueryRowContext(ctx, `
 		INSERT INTO requests (id, workflow_id, action, customer_id, requester_id, server_id, email, reason,
 			status, approver_id, decision, decision_reason, decided_at, slack_channel, slack_ts,
 			notified_at, cooling_ends_at, cancelled_by, cancel_reason, outcome_detail,
@@ -120,13 +258,17 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) error {
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20,
 			COALESCE($21, now()), COALESCE($21, now()),
 			CASE WHEN $22 THEN COALESCE($23, $21, now()) END)
-		ON CONFLICT (id) DO NOTHING`,
+		ON CONFLICT (id) DO NOTHING
+		RETURNING true`,
 		r.ID, r.WorkflowID, string(r.Action), r.CustomerID, r.RequesterID, r.ServerID, r.Email, r.Reason,
 		string(r.Status), nullString(r.ApproverID), nullString(r.Decision), nullString(r.DecisionReason),
 		ptrTime(r.DecidedAt), nullString(r.SlackChannel), nullString(r.SlackTS),
 		ptrTime(r.NotifiedAt), ptrTime(r.CoolingEndsAt), nullString(r.CancelledBy),
 		nullString(r.CancelReason), nullString(r.OutcomeDetail),
-		nullTime(r.CreatedAt), r.Status.Final(), nullTime(endedAt))
+		nullTime(r.CreatedAt), r.Status.Final(), nullTime(endedAt)).Scan(&inserted)
+	if errors.Is(err, sql.ErrNoRows) {
+		return sameRequest(ctx, q, r)
+	}
 	switch code, constraint := pgCode(err); {
 	case code == codeForeignKeyViolation:
 		what := "customer " + r.CustomerID
@@ -134,12 +276,61 @@ func (s *Store) CreateRequest(ctx context.Context, r Request) error {
 			what = "requester " + r.RequesterID
 		}
 		return fmt.Errorf("store: create request %s: %s: %w", r.ID, what, ErrNotFound)
+	case code == codeUniqueViolation && constraint == openSlotIndex:
+		return errSlotTaken
 	case code == codeUniqueViolation:
 		return fmt.Errorf("store: create request %s: %w (%s)", r.ID, ErrConflict, constraint)
 	case err != nil:
 		return fmt.Errorf("store: create request %s: %w", r.ID, err)
 	}
 	return nil
+}
+
+// sameRequest checks that the row already stored under r.ID is r: the
+// fields fixed at opening must match. Status and the later fields may have
+// moved on and are not compared.
+func sameRequest(ctx context.Context, q queryer, r Request) error {
+	var got Request
+	var action string
+	err := q.QueryRowContext(ctx, `SELECT workflow_id, action, customer_id, requester_id, server_id, email, reason
+		FROM requests WHERE id = $1`, r.ID).Scan(&got.WorkflowID, &action, &got.CustomerID, &got.RequesterID,
+		&got.ServerID, &got.Email, &got.Reason)
+	if err != nil {
+		return fmt.Errorf("store: create request %s: read the existing row: %w", r.ID, err)
+	}
+	got.Action = domain.Action(action)
+	var differ []string
+	for _, f := range []struct{ name, have, want string }{
+		{"workflow id", got.WorkflowID, r.WorkflowID}, {"action", string(got.Action), string(r.Action)},
+		{"customer", got.CustomerID, r.CustomerID}, {"requester", got.RequesterID, r.RequesterID},
+		{"server", got.ServerID, r.ServerID}, {"email", got.Email, r.Email}, {"reason", got.Reason, r.Reason},
+	} {
+		if f.have != f.want {
+			differ = append(differ, f.name)
+		}
+	}
+	if len(differ) > 0 {
+		return fmt.Errorf("store: create request %s: the id is taken by a request with another %s: %w",
+			r.ID, strings.Join(differ, ", "), ErrConflict)
+	}
+	return nil
+}
+
+// slotHolder returns the open request holding r's slot, or nil if there is
+// none any more.
+func (s *Store) slotHolder(ctx context.Context, r Request) (*DuplicateOpenError, error) {
+	var id, status string
+	err := s.db.QueryRowContext(ctx, `SELECT id, status FROM requests
+		WHERE customer_id = $1 AND action = $2 AND server_id = $3 AND lower(email) = lower($4)
+		  AND ended_at IS NULL AND NOT legacy_duplicate`,
+		r.CustomerID, string(r.Action), r.ServerID, r.Email).Scan(&id, &status)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find the open request: %w", err)
+	}
+	return &DuplicateOpenError{ID: id, Status: domain.Status(status)}, nil
 }
 
 // Request returns the request with id.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -17,11 +18,35 @@ func TestCreateRequestIdempotent(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	f := seed(t, s)
-	// seed created req_1; creating it again, even with other fields, is a no-op.
-	again := Request{ID: f.request, WorkflowID: "wf-" + f.request, Action: domain.ActionDisable2FA,
-		CustomerID: f.customer, RequesterID: f.requester, Reason: "different", CreatedAt: t0.Add(time.Hour)}
+	// seed created req_1; creating the same request again (the workflow's
+	// Open activity after the API wrote the row, or its retry) is a no-op,
+	// whatever the time and status it brings.
+	again := Request{ID: f.request, WorkflowID: "wf-" + f.request, Action: domain.ActionReinstallVPS,
+		CustomerID: f.customer, RequesterID: f.requester, ServerID: "srv_1", Reason: "customer asked",
+		CreatedAt: t0.Add(time.Hour)}
 	if err := s.CreateRequest(ctx, again); err != nil {
 		t.Fatalf("second CreateRequest: %v", err)
+	}
+	// The same id with other contents is another request: refused, and the
+	// stored one stays as it was.
+	other := []struct {
+		name   string
+		change func(*Request)
+	}{
+		{"workflow id", func(r *Request) { r.WorkflowID = "wf-other" }},
+		{"action", func(r *Request) { r.Action = domain.ActionResendCredentials }},
+		{"customer", func(r *Request) { r.CustomerID = "cus_other" }},
+		{"requester", func(r *Request) { r.RequesterID = f.senior }},
+		{"server", func(r *Request) { r.ServerID = "srv_2" }},
+		{"email", func(r *Request) { r.Email = "x@acme.test" }},
+		{"reason", func(r *Request) { r.Reason = "different" }},
+	}
+	for _, tt := range other {
+		r := again
+		tt.change(&r)
+		if err := s.CreateRequest(ctx, r); !errors.Is(err, ErrConflict) || !strings.Contains(err.Error(), tt.name) {
+			t.Errorf("CreateRequest with another %s = %v, want ErrConflict naming it", tt.name, err)
+		}
 	}
 	r, err := s.Request(ctx, f.request)
 	if err != nil {
@@ -152,10 +177,11 @@ func TestListRequests(t *testing.T) {
 	if err := s.UpsertCustomer(ctx, CustomerImport{ID: "cus_2", PrimaryEmail: "b@b.test", PINHash: hash}); err != nil {
 		t.Fatal(err)
 	}
+	// Each on its own server: one open request per customer, action and target.
 	mk := func(id, requester, customer string, at time.Duration, status domain.Status) {
 		t.Helper()
-		if err := s.CreateRequest(ctx, Request{ID: id, WorkflowID: "wf-" + id, Action: domain.ActionDisable2FA,
-			CustomerID: customer, RequesterID: requester, Reason: "r", CreatedAt: t0.Add(at)}); err != nil {
+		if err := s.CreateRequest(ctx, Request{ID: id, WorkflowID: "wf-" + id, Action: domain.ActionReinstallVPS,
+			CustomerID: customer, RequesterID: requester, ServerID: "srv_" + id, Reason: "r", CreatedAt: t0.Add(at)}); err != nil {
 			t.Fatal(err)
 		}
 		if status != "" {
@@ -204,9 +230,10 @@ func TestListRequestsLimits(t *testing.T) {
 	s := newStore(t)
 	ctx := context.Background()
 	f := seed(t, s)
-	// 600 rows in one statement, to check the default and the maximum.
-	if _, err := s.DB().Exec(`INSERT INTO requests (id, workflow_id, action, customer_id, requester_id, reason, status, created_at)
-		SELECT 'bulk_' || g, 'wf-bulk_' || g, 'disable_2fa', $1, $2, 'r', 'pin_check', $3::timestamptz + g * interval '1 second'
+	// 600 rows in one statement, to check the default and the maximum; each
+	// on its own server, as only one may be open per target.
+	if _, err := s.DB().Exec(`INSERT INTO requests (id, workflow_id, action, customer_id, requester_id, server_id, reason, status, created_at)
+		SELECT 'bulk_' || g, 'wf-bulk_' || g, 'reinstall_vps', $1, $2, 'srv_bulk_' || g, 'r', 'pin_check', $3::timestamptz + g * interval '1 second'
 		FROM generate_series(1, 600) g`, f.customer, f.requester, t0); err != nil {
 		t.Fatal(err)
 	}

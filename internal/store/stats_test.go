@@ -17,10 +17,11 @@ func TestRequestsByStatus(t *testing.T) {
 		t.Fatalf("empty store: %+v, %v", got, err)
 	}
 	f := seed(t, s) // req_1, pin_check, created at t0
+	// Distinct servers: one open request per customer, action and target.
 	mk := func(id string, at time.Duration, status domain.Status) {
 		t.Helper()
-		if err := s.CreateRequest(ctx, Request{ID: id, WorkflowID: "wf-" + id, Action: domain.ActionDisable2FA,
-			CustomerID: f.customer, RequesterID: f.requester, Reason: "r", CreatedAt: t0.Add(at)}); err != nil {
+		if err := s.CreateRequest(ctx, Request{ID: id, WorkflowID: "wf-" + id, Action: domain.ActionReinstallVPS,
+			CustomerID: f.customer, RequesterID: f.requester, ServerID: "srv_" + id, Reason: "r", CreatedAt: t0.Add(at)}); err != nil {
 			t.Fatal(err)
 		}
 		if err := s.UpdateRequest(ctx, id, RequestUpdate{Status: status}, t0.Add(at)); err != nil {
