@@ -518,8 +518,9 @@ func TestPostPassesCSRFThenStops(t *testing.T) {
 	for i, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			reqID := "req_race" + strconv.Itoa(i)
-			if err := e.st.CreateRequest(ctx, store.Request{ID: reqID, WorkflowID: "wf-" + reqID, Action: domain.ActionDisable2FA,
-				CustomerID: "C-1", RequesterID: "ag_req", Reason: "r", Status: domain.StatusCooling, CoolingEndsAt: &coolingEnds}); err != nil {
+			// A reinstall of a server of its own: one request per target may be open.
+			if err := e.st.CreateRequest(ctx, store.Request{ID: reqID, WorkflowID: "wf-" + reqID, Action: domain.ActionReinstallVPS,
+				ServerID: "srv-" + reqID, CustomerID: "C-1", RequesterID: "ag_req", Reason: "r", Status: domain.StatusCooling, CoolingEndsAt: &coolingEnds}); err != nil {
 				t.Fatal(err)
 			}
 			tok, id := e.link(reqID, future, true)

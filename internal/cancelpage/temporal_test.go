@@ -49,6 +49,7 @@ type liveEnv struct {
 	*env
 	temporal client.Client
 	catcher  *mailcatcher.Catcher
+	servers  int // servers cooling has added to the seeded customer
 }
 
 const seniorID = "ag_senior"
@@ -147,7 +148,14 @@ func (le *liveEnv) cooling(t *testing.T) (requestID, token string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st, err := le.svc.Open(ctx, requester, requests.OpenParams{Action: domain.ActionReinstallVPS, CustomerID: "C-1", ServerID: "srv-1",
+	// Each on a server of its own: only one reinstall per server may be
+	// open, and the seeded rows and earlier cases keep theirs open.
+	le.servers++
+	server := fmt.Sprintf("srv-live-%d", le.servers)
+	if _, err := le.st.DB().ExecContext(ctx, `INSERT INTO customer_servers (server_id, customer_id) VALUES ($1, 'C-1')`, server); err != nil {
+		t.Fatal(err)
+	}
+	st, err := le.svc.Open(ctx, requester, requests.OpenParams{Action: domain.ActionReinstallVPS, CustomerID: "C-1", ServerID: server,
 		Reason: "customer says the server is compromised", PIN: "1234"})
 	if err != nil {
 		t.Fatalf("open: %v", err)
@@ -241,7 +249,7 @@ func TestCancelThroughTemporal(t *testing.T) {
 		// tell this link did it).
 		usedMayWait bool
 	}{
-		{name: "one press", presses: 1, want: 200, text: "We stopped the request to erase and reinstall VPS srv-1", endedBy: "customer:C-1"},
+		{name: "one press", presses: 1, want: 200, text: "We stopped the request to erase and reinstall VPS srv-live-1", endedBy: "customer:C-1"},
 		{name: "pressed again after it went through", presses: 3, want: 200, text: confirmed, endedBy: "customer:C-1"},
 		{name: "double click", presses: 2, concurrent: true, want: 200, text: confirmed, endedBy: "customer:C-1"},
 		{name: "pressed again after the first press's answer was lost",

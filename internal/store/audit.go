@@ -42,6 +42,11 @@ func (s *Store) Audit(ctx context.Context, e AuditEvent) error {
 // dedupeKey exists, so a retried activity records its event once. The key is
 // kept in details under "dedupe".
 func (s *Store) AuditOnce(ctx context.Context, e AuditEvent, dedupeKey string) error {
+	return auditOnce(ctx, s.db, e, dedupeKey)
+}
+
+// auditOnce is AuditOnce through q: the pool or a transaction.
+func auditOnce(ctx context.Context, q queryer, e AuditEvent, dedupeKey string) error {
 	if dedupeKey == "" {
 		return fmt.Errorf("store: audit %s: empty dedupe key", e.Event)
 	}
@@ -53,7 +58,7 @@ func (s *Store) AuditOnce(ctx context.Context, e AuditEvent, dedupeKey string) e
 	if err != nil {
 		return fmt.Errorf("store: audit %s: %w", e.Event, err)
 	}
-	if _, err := s.db.ExecContext(ctx, `
+	if _, err := q.ExecContext(ctx, `
 		INSERT INTO audit_events (request_id, actor, event, details, at)
 		VALUES ($1, $2, $3, $4, COALESCE($5, now()))
 		ON CONFLICT (request_id, event, (details->>'dedupe')) WHERE details ? 'dedupe' DO NOTHING`,

@@ -138,7 +138,8 @@ func TestOpenRequest(t *testing.T) {
 	if err != refused {
 		t.Fatalf("OpenRequest with a failing start = %v, want the start's error unwrapped", err)
 	}
-	if n := countRows(t, s, "SELECT count(*) FROM requests WHERE id = 'req_fail'"); n != 0 {
+	if n := countRows(t, s, "SELECT count(*) FROM requests WHERE id = 'req_fail'") +
+		countRows(t, s, "SELECT count(*) FROM audit_events WHERE request_id = 'req_fail'"); n != 0 {
 		t.Fatalf("a failed start left %d rows", n)
 	}
 
@@ -158,9 +159,20 @@ func TestOpenRequest(t *testing.T) {
 	if err != nil || r.Status != domain.StatusPINCheck || r.ServerID != "srv_2" {
 		t.Fatalf("row after OpenRequest = %+v, %v", r, err)
 	}
-	// The workflow's Open activity repeats the row: a no-op.
+	// The workflow's Open activity repeats the row and the event: no-ops.
 	if err := s.CreateRequest(ctx, row("req_ok", "srv_2")); err != nil {
 		t.Fatalf("the activity's CreateRequest after OpenRequest = %v, want a no-op", err)
+	}
+	if err := s.AuditOnce(ctx, OpenedEvent(row("req_ok", "srv_2")), OpenedDedupe); err != nil {
+		t.Fatal(err)
+	}
+	trail, err := s.AuditTrail(ctx, "req_ok")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(trail) != 1 || trail[0].Event != "request.opened" || trail[0].Actor != "agent:"+f.requester ||
+		trail[0].Details["server"] != "srv_2" || trail[0].Details["reason"] != "r" {
+		t.Fatalf("audit trail after OpenRequest and the activity: %+v, want one request.opened", trail)
 	}
 
 	// The slot is taken: start is never called.

@@ -121,6 +121,24 @@ const openSlotIndex = "requests_one_open"
 // queryer is what inserting a request needs: the pool or a transaction.
 type queryer interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// OpenedDedupe is the AuditOnce key of a request's request.opened event.
+const OpenedDedupe = "opened"
+
+// OpenedEvent is the request.opened audit event of r, as the workflow's Open
+// activity records it (with OpenedDedupe), so that whichever of the API and
+// the activity writes it first, the trail has it once.
+func OpenedEvent(r Request) AuditEvent {
+	details := map[string]any{"action": string(r.Action), "customer": r.CustomerID, "reason": r.Reason}
+	if r.ServerID != "" {
+		details["server"] = r.ServerID
+	}
+	if r.Email != "" {
+		details["email"] = r.Email
+	}
+	return AuditEvent{RequestID: r.ID, Actor: "agent:" + r.RequesterID, Event: "request.opened", Details: details}
 }
 
 // errSlotTaken is insertRequest's "the open slot is taken"; callers turn it
@@ -163,8 +181,9 @@ func (s *Store) retryTakenSlot(ctx context.Context, what string, r Request, inse
 	return fmt.Errorf("store: %s %s: %w", what, r.ID, &DuplicateOpenError{})
 }
 
-// OpenRequest records a new request and, in the same transaction, calls
-// start (which starts its workflow): the row is committed only if start
+// OpenRequest records a new request and its request.opened audit event (see
+// OpenedEvent) and, in the same transaction, calls start (which starts its
+// workflow): the row and the event are committed only if start
 // returned nil, so a request is never listed without a workflow that was
 // asked to start, and a start that failed leaves no row. start runs with
 // ctx; its error is returned as is (not wrapped), for the caller to judge.
@@ -211,6 +230,9 @@ func (s *Store) openOnce(ctx, txCtx context.Context, r Request, start func(conte
 	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	if err := insertRequest(ctx, tx, r); err != nil {
 		return err
+	}
+	if err := auditOnce(ctx, tx, OpenedEvent(r), OpenedDedupe); err != nil {
+		return fmt.Errorf("store: open request %s: %w", r.ID, err)
 	}
 	if err := start(ctx); err != nil {
 		return err // start's own error, for the caller to judge
