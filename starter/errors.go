@@ -138,6 +138,15 @@ func advice(p *cliclient.Problem) string {
 		return "the request has already ended; see `starter status ID`"
 	case "already_executing":
 		return "too late to cancel: the action is running now"
+	case "duplicate_request":
+		if p.RequestID != "" {
+			return fmt.Sprintf("follow the open request with `starter status %s`; withdraw it first if this one should replace it", p.RequestID)
+		}
+		return "see `starter list --open --customer ID`; withdraw the open request first if this one should replace it"
+	case "already_on_account":
+		return "nothing to do: the customer already receives mail there"
+	case "email_unchanged":
+		return "nothing to do: that is already the account's address"
 	case "conflict":
 		return "it changed meanwhile; check `starter status ID` and try again"
 	case "rate_limited":

@@ -60,6 +60,13 @@ var problemKinds = map[string]struct {
 	codeInternal:                        {http.StatusInternalServerError, "Internal error"},
 	codeNotFound:                        {http.StatusNotFound, "Not found"},
 	codeMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},
+
+	// The account's state makes these opens doubled or pointless; the same
+	// body may succeed later (once the open request ends, or the account
+	// changes), so they are conflicts with that state, not bad input.
+	string(requests.CodeDuplicate):        {http.StatusConflict, "Request already open"},
+	string(requests.CodeAlreadyOnAccount): {http.StatusConflict, "Address already on the account"},
+	string(requests.CodeEmailUnchanged):   {http.StatusConflict, "Address already the primary"},
 }
 
 // Problem is an RFC 9457 problem details body.
@@ -97,6 +104,10 @@ func problemFromRefusal(r *requests.Refusal, requestID string) Problem {
 	p := newProblem(string(r.Code), r.Message)
 	if p.Code == string(r.Code) {
 		p.RequestID = requestID
+		if p.RequestID == "" {
+			// An open refused as a duplicate points to the open request.
+			p.RequestID = r.RequestID
+		}
 	}
 	return p
 }

@@ -46,6 +46,14 @@ const (
 	CodeEnded          Code = "request_ended"
 	CodeExecuting      Code = "already_executing"
 	CodeUnavailable    Code = "temporal_unavailable"
+	// CodeDuplicate: a request for the same customer, action and target is
+	// still open; the refusal names it.
+	CodeDuplicate Code = "duplicate_request"
+	// CodeAlreadyOnAccount: add_contact_email for an address the account
+	// already has, as its primary or as a contact.
+	CodeAlreadyOnAccount Code = "already_on_account"
+	// CodeEmailUnchanged: change_account_email to the current primary.
+	CodeEmailUnchanged Code = "email_unchanged"
 )
 
 // Refusal is an expected "no": nothing changed and the message says why in
@@ -53,6 +61,9 @@ const (
 type Refusal struct {
 	Code    Code
 	Message string
+	// RequestID names the request the refusal is about when it is not the
+	// one asked about: the open request a duplicate_request points to.
+	RequestID string
 }
 
 func (r *Refusal) Error() string { return r.Message }
@@ -222,6 +233,9 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 			return workflows.Status{}, refusal(CodeUnknownServer, "server %s does not belong to customer %s", p.ServerID, cust.ID)
 		}
 	}
+	if err := refuseNoOpEmail(cust, p); err != nil {
+		return workflows.Status{}, err
+	}
 	id, err := NewID()
 	if err != nil {
 		return workflows.Status{}, err
@@ -234,20 +248,50 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 		RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
 		ServerID: p.ServerID, Email: p.Email, Reason: p.Reason, PIN: p.PIN, Policy: pol,
 	}
-	_, err = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-		ID:                       workflows.WorkflowID(id),
-		TaskQueue:                workflows.TaskQueue,
-		WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
-		WorkflowExecutionTimeout: 0,
-		TypedSearchAttributes: temporal.NewSearchAttributes(
-			workflows.SAAction.ValueSet(string(p.Action)),
-			workflows.SACustomer.ValueSet(cust.ID),
-			workflows.SARequester.ValueSet(requester.ID),
-			workflows.SAStatus.ValueSet(string(domain.StatusPINCheck)),
-		),
-	}, workflows.WorkflowName, in)
-	if err != nil {
-		return workflows.Status{}, s.temporalErr("start request", err)
+	// The row goes in before the workflow starts, in one transaction with
+	// the start (see store.OpenRequest for every point this can stop at),
+	// so the request is listed from its first second and a start Temporal
+	// refused leaves nothing behind. It is exactly the row the workflow's
+	// Open activity writes: that activity stays (recorded histories call
+	// it) and finds the row there, or writes it if the commit was lost.
+	row := store.Request{
+		ID: id, WorkflowID: workflows.WorkflowID(id), Action: p.Action, CustomerID: cust.ID,
+		RequesterID: requester.ID, ServerID: p.ServerID, Email: p.Email, Reason: p.Reason,
+		Status: domain.StatusPINCheck,
+	}
+	var started bool
+	var startErr error
+	err = s.store.OpenRequest(ctx, row, func(ctx context.Context) error {
+		_, startErr = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
+			ID:                       workflows.WorkflowID(id),
+			TaskQueue:                workflows.TaskQueue,
+			WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
+			WorkflowExecutionTimeout: 0,
+			TypedSearchAttributes: temporal.NewSearchAttributes(
+				workflows.SAAction.ValueSet(string(p.Action)),
+				workflows.SACustomer.ValueSet(cust.ID),
+				workflows.SARequester.ValueSet(requester.ID),
+				workflows.SAStatus.ValueSet(string(domain.StatusPINCheck)),
+			),
+		}, workflows.WorkflowName, in)
+		started = startErr == nil
+		return startErr
+	})
+	var dup *store.DuplicateOpenError
+	switch {
+	case started && err != nil:
+		// The workflow runs, so the request exists: say so. Its Open
+		// activity writes the row the lost commit did not.
+		s.logger.Error("request started but its row was not committed; the workflow will write it",
+			"request", id, "error", err)
+	case startErr != nil:
+		// Rolled back: no row. An ambiguous start (a timeout) that did
+		// start after all gets its row from the Open activity.
+		return workflows.Status{}, s.temporalErr("start request", startErr)
+	case errors.As(err, &dup):
+		return workflows.Status{}, duplicateRefusal(p, cust.ID, dup)
+	case err != nil:
+		return workflows.Status{}, fmt.Errorf("record request: %w", err)
 	}
 	s.logger.Info("request opened", "request", id, "action", p.Action, "customer", cust.ID, "requester", requester.ID)
 	st := workflows.Status{RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
@@ -256,6 +300,52 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 		return st, nil
 	}
 	return s.waitPastPIN(ctx, id, st)
+}
+
+// refuseNoOpEmail refuses an email action that would change nothing: adding
+// an address the account already has, or making the primary the primary.
+// Such a request would still page a senior and notify the customer for
+// nothing. Addresses are compared whole and without regard to letter case,
+// as the contacts table's unique index compares them.
+func refuseNoOpEmail(cust store.Customer, p OpenParams) error {
+	switch p.Action {
+	case domain.ActionAddContactEmail:
+		if strings.EqualFold(p.Email, cust.PrimaryEmail) {
+			return &Refusal{Code: CodeAlreadyOnAccount, Message: fmt.Sprintf(
+				"%s is already the primary address of customer %s; nothing to add", p.Email, cust.ID)}
+		}
+		for _, c := range cust.Contacts {
+			if strings.EqualFold(p.Email, c.Email) {
+				return &Refusal{Code: CodeAlreadyOnAccount, Message: fmt.Sprintf(
+					"%s is already a contact address of customer %s; nothing to add", p.Email, cust.ID)}
+			}
+		}
+	case domain.ActionChangeAccountEmail:
+		if strings.EqualFold(p.Email, cust.PrimaryEmail) {
+			return &Refusal{Code: CodeEmailUnchanged, Message: fmt.Sprintf(
+				"%s is already the primary address of customer %s; nothing to change", p.Email, cust.ID)}
+		}
+	}
+	return nil
+}
+
+// duplicateRefusal names the open request that holds the slot p wanted.
+func duplicateRefusal(p OpenParams, customerID string, dup *store.DuplicateOpenError) *Refusal {
+	target := ""
+	switch {
+	case p.ServerID != "":
+		target = " on server " + p.ServerID
+	case p.Email != "":
+		target = " for " + p.Email
+	}
+	if dup.ID == "" {
+		return &Refusal{Code: CodeDuplicate, Message: fmt.Sprintf(
+			"another %s request%s for customer %s was open a moment ago; check `starter list --open` and try again",
+			p.Action, target, customerID)}
+	}
+	return &Refusal{Code: CodeDuplicate, RequestID: dup.ID, Message: fmt.Sprintf(
+		"request %s (%s) is already open: %s%s for customer %s; follow it with `starter status %s`, or withdraw it before opening another",
+		dup.ID, dup.Status, p.Action, target, customerID, dup.ID)}
 }
 
 // waitPastPIN polls the status Query until the PIN gate has answered.
