@@ -283,7 +283,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 
 		t.Run("rejected", func(t *testing.T) {
 			t.Parallel()
-			r := s.open(t, alice, map[string]any{
+			r := s.openWhenFree(t, alice, map[string]any{
 				"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-1",
 				"reason": "customer wants a clean system", "pin": customerPIN,
 			})
@@ -346,7 +346,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 
 		t.Run("vetoed", func(t *testing.T) {
 			t.Parallel()
-			r := s.open(t, alice, map[string]any{
+			r := s.openWhenFree(t, alice, map[string]any{
 				"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-1",
 				"reason": "customer reports a broken kernel", "pin": customerPIN,
 			})
@@ -628,6 +628,26 @@ type endResult struct {
 // anywhere in the raw history, the expected activities ran, the history
 // survives the JSON round trip and replays against the code that made it.
 // With record set it writes the history as a fixture.
+// openWhenFree opens like open, waiting while another request for the same
+// customer, action and target is open (duplicate_request): "rejected" and
+// "vetoed" both reinstall srv-1 and run in parallel, and only one of them
+// may be open at a time.
+func (s *stack) openWhenFree(t *testing.T, token string, body map[string]any) request {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		var r request
+		code, raw := s.call("POST", "/api/v1/requests", token, body, &r)
+		if code == 201 {
+			return r
+		}
+		if code != 409 || !bytes.Contains(raw, []byte(`"duplicate_request"`)) || time.Now().After(deadline) {
+			t.Fatalf("open request: %d %s", code, raw)
+		}
+		time.Sleep(2 * time.Second) // within the open rate limit
+	}
+}
+
 func checkHistory(t *testing.T, s *stack, record *recorder, c endCase) {
 	t.Helper()
 	keys, err := codec.ParseKeys(replayCodecKeyID + ":" + replayCodecKey)

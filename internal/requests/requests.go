@@ -205,7 +205,11 @@ func NewID() (string, error) {
 	return "req_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
 }
 
-// Open starts a request for the authenticated requester.
+// Open starts a request for the authenticated requester. Refusals
+// (invalid input, unknown customer or server, already_on_account,
+// email_unchanged, duplicate_request, temporal_unavailable for a start that
+// failed) come before anything is written, or undo it; an accepted request
+// has its row and request.opened event when Open returns.
 func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams) (workflows.Status, error) {
 	p, err := p.Normalized()
 	if err != nil {
