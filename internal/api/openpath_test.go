@@ -40,7 +40,7 @@ func TestOpenRefusedByAccountState(t *testing.T) {
 		wantDetail []string
 		wantReqID  string
 	}{
-		{"add the primary, other case", open("add_contact_email", "OWNER@acme.TEST"), 409, "already_on_account", []string{"OWNER@acme.TEST", "primary"}, ""},
+		{"add the primary, other case", open("add_contact_email", "OWNER@acme.TEST"), 409, "already_on_account", []string{"OWNER@acme.test", "primary"}, ""},
 		{"add a contact, other case", open("add_contact_email", "cto@ACME.test"), 409, "already_on_account", []string{"contact"}, ""},
 		{"add a contact, same case", open("add_contact_email", "Cto@Acme.test"), 409, "already_on_account", []string{"contact"}, ""},
 		{"change to the primary, other case", open("change_account_email", "Owner@Acme.Test"), 409, "email_unchanged", []string{"primary"}, ""},
