@@ -622,12 +622,6 @@ type endResult struct {
 	Cancellation *struct{ By string }
 }
 
-// checkHistory waits until the request's workflow has completed, then checks
-// its history from the inside: the result is the end state, the input carries
-// the PIN (so the absence checks mean something) yet no PIN or other secret is
-// anywhere in the raw history, the expected activities ran, the history
-// survives the JSON round trip and replays against the code that made it.
-// With record set it writes the history as a fixture.
 // openWhenFree opens like open, waiting while another request for the same
 // customer, action and target is open (duplicate_request): "rejected" and
 // "vetoed" both reinstall srv-1 and run in parallel, and only one of them
@@ -648,6 +642,12 @@ func (s *stack) openWhenFree(t *testing.T, token string, body map[string]any) re
 	}
 }
 
+// checkHistory waits until the request's workflow has completed, then checks
+// its history from the inside: the result is the end state, the input carries
+// the PIN (so the absence checks mean something) yet no PIN or other secret is
+// anywhere in the raw history, the expected activities ran, the history
+// survives the JSON round trip and replays against the code that made it.
+// With record set it writes the history as a fixture.
 func checkHistory(t *testing.T, s *stack, record *recorder, c endCase) {
 	t.Helper()
 	keys, err := codec.ParseKeys(replayCodecKeyID + ":" + replayCodecKey)
