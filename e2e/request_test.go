@@ -25,6 +25,7 @@ import (
 	commonpb "go.temporal.io/api/common/v1"
 
 	"github.com/vigil-oss/vigil/internal/codec"
+	"github.com/vigil-oss/vigil/internal/metrics/metricstest"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 )
 
@@ -253,46 +254,43 @@ func TestRequestExecutedAndCancelledThroughEmailedLink(t *testing.T) {
 
 	// What operators scrape: the worker's Temporal SDK metrics, and the web
 	// front's HTTP counts and request states. No secret there either.
-	worker, web := scrapeMetrics(t, s.workerMetrics), scrapeMetrics(t, s.webMetrics)
-	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^temporal_activity_execution_latency_seconds_count\{[^}]*activity_type="Execute"[^}]*\} [1-9]`),
-		regexp.MustCompile(`(?m)^temporal_workflow_task_execution_latency_seconds_count\{[^}]*workflow_type="SensitiveRequest"[^}]*\} [1-9]`),
+	worker, web := metricstest.Get(t, s.workerMetrics), metricstest.Get(t, s.webMetrics)
+	for _, want := range []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"temporal_activity_execution_latency_seconds", map[string]string{"activity_type": "Execute"}},
+		{"temporal_workflow_task_execution_latency_seconds", map[string]string{"workflow_type": "SensitiveRequest"}},
+		{"temporal_workflow_completed_total", map[string]string{"workflow_type": "SensitiveRequest"}},
+		{"go_goroutines", nil},
+		{"process_cpu_seconds_total", nil},
 	} {
-		if !want.MatchString(worker) {
-			t.Errorf("worker metrics lack %s:\n%.3000s", want, worker)
+		if v, ok := worker.Sum(want.name, want.labels); !ok || (v < 1 && want.name != "process_cpu_seconds_total") {
+			t.Errorf("worker metrics: %s%v = %v (present %v), want at least 1; families: %v", want.name, want.labels, v, ok, worker.Names())
 		}
 	}
-	for _, want := range []*regexp.Regexp{
-		regexp.MustCompile(`(?m)^vigil_requests\{status="executed"\} 1$`),
-		regexp.MustCompile(`(?m)^vigil_requests\{status="cancelled"\} 1$`),
-		regexp.MustCompile(`(?m)^vigil_requests\{status="awaiting_approval"\} 0$`),
-		regexp.MustCompile(`(?m)^vigil_http_requests_total\{code="201",method="POST",route="/api/"\} 2$`),
-		regexp.MustCompile(`(?m)^vigil_http_requests_total\{code="200",method="POST",route="/c/"\} [1-9]`),
+	for _, want := range []struct {
+		name   string
+		labels map[string]string
+		value  float64
+	}{
+		{"vigil_requests", map[string]string{"status": "executed"}, 1},
+		{"vigil_requests", map[string]string{"status": "cancelled"}, 1},
+		{"vigil_requests", map[string]string{"status": "awaiting_approval"}, 0},
+		{"vigil_http_requests_total", map[string]string{"route": "POST /api/v1/requests", "method": "post", "code": "201"}, 2},
 	} {
-		if !want.MatchString(web) {
-			t.Errorf("web metrics lack %s:\n%s", want, web)
+		if v, ok := web.Sum(want.name, want.labels); !ok || v != want.value {
+			t.Errorf("web metrics: %s%v = %v (present %v), want %v", want.name, want.labels, v, ok, want.value)
 		}
+	}
+	if v, _ := web.Sum("vigil_http_requests_total", map[string]string{"route": "POST /c/{token}", "code": "200"}); v < 1 {
+		t.Errorf("web metrics: no cancel pressed on POST /c/{token}; series: %v", web.Series("vigil_http_requests_total"))
 	}
 	for _, secret := range []string{customerPIN, password} {
-		if strings.Contains(worker+web, secret) {
+		if strings.Contains(worker.Raw+web.Raw, secret) {
 			t.Error("the metrics contain a secret")
 		}
 	}
-}
-
-// scrapeMetrics reads a Prometheus endpoint.
-func scrapeMetrics(t *testing.T, url string) string {
-	t.Helper()
-	resp, err := http.Get(url)
-	if err != nil {
-		t.Fatalf("scrape %s: %v", url, err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/plain; version=0.0.4") {
-		t.Fatalf("scrape %s: %d %s", url, resp.StatusCode, resp.Header.Get("Content-Type"))
-	}
-	return string(body)
 }
 
 // cancelFromBrowser does what a phone browser does with the link: GET shows

@@ -22,13 +22,13 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.temporal.io/sdk/client"
 
 	"github.com/vigil-oss/vigil/internal/api"
 	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/cancelpage"
 	"github.com/vigil-oss/vigil/internal/config"
-	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/requests"
@@ -86,7 +86,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer st.Close()
-	tc, err := temporalclient.Dial(ctx, cfg, logger)
+	// The metrics registry comes first: the Temporal client reports to it.
+	var (
+		reg *prometheus.Registry
+		mh  client.MetricsHandler
+	)
+	if cfg.WebMetricsAddr != "" {
+		reg = metrics.NewRegistry()
+		if mh, err = metrics.TemporalHandler(reg, logger); err != nil {
+			return err
+		}
+	}
+	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh)
 	if err != nil {
 		return err
 	}
@@ -135,10 +146,10 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		logger.Warn("VIGIL_ADMIN_TOKEN is short and may be guessable; generate one with `openssl rand -base64 32`", "length", n)
 	}
 
-	var reg *metrics.Registry
-	if cfg.WebMetricsAddr != "" {
-		reg = metrics.NewRegistry(logger)
-		watchRequests(reg, st)
+	var httpMetrics *metrics.HTTP
+	if reg != nil {
+		httpMetrics = metrics.NewHTTP(reg)
+		reg.MustRegister(metrics.NewRequests(st.RequestsByStatus, 5*time.Second, logger))
 		stopMetrics, err := metrics.Listen(cfg.WebMetricsAddr, reg, logger)
 		if err != nil {
 			return err
@@ -150,39 +161,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger, reg), logger), ln, os.Stdout, logger)
-}
-
-// watchRequests has each scrape count the requests in every status, and
-// say how long the oldest open request in each status has not moved: a
-// number that only grows points at a gate that is stuck (mail refused, the
-// panel down, nobody approving).
-func watchRequests(reg *metrics.Registry, st *store.Store) {
-	count := reg.Gauge("vigil_requests", "Requests in each status (from Postgres, at scrape time).")
-	oldest := reg.Gauge("vigil_request_oldest_in_status_seconds", "Seconds since the longest-waiting request in each open status last moved.")
-	reg.OnScrape(func(ctx context.Context) error {
-		counts, err := st.RequestsByStatus(ctx)
-		if err != nil {
-			return err
-		}
-		by := map[domain.Status]store.StatusCount{}
-		for _, c := range counts {
-			by[c.Status] = c
-		}
-		now := time.Now()
-		for _, s := range domain.Statuses() {
-			c := by[s]
-			count.Set(metrics.Labels{"status": string(s)}, float64(c.Count))
-			if !s.Final() {
-				age := 0.0
-				if c.Count > 0 {
-					age = now.Sub(c.OldestSince).Seconds()
-				}
-				oldest.Set(metrics.Labels{"status": string(s)}, age)
-			}
-		}
-		return nil
-	})
+	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger, httpMetrics), logger), ln, os.Stdout, logger)
 }
 
 // csrfKey derives the cancel pages' CSRF key from the token key, so that
@@ -234,8 +213,8 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer
 }
 
 // routes mounts the API, the cancel pages and the health checks.
-// With reg, requests are also counted and timed by route.
-func routes(apiHandler, pages, interactions http.Handler, ready func(context.Context) error, logger *slog.Logger, reg *metrics.Registry) http.Handler {
+// With hm, requests are also counted and timed by route pattern.
+func routes(apiHandler, pages, interactions http.Handler, ready func(context.Context) error, logger *slog.Logger, hm *metrics.HTTP) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/slack/interactions", interactions)
 	mux.Handle("/api/", apiHandler)
@@ -255,13 +234,15 @@ func routes(apiHandler, pages, interactions http.Handler, ready func(context.Con
 		plain(w, http.StatusOK, "ready")
 	})
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		// Everything else shares the "unmatched" label, not "/".
+		metrics.NoteRoute(r.Context(), "")
 		plain(w, http.StatusNotFound, "not found")
 	})
-	if reg == nil {
+	if hm == nil {
 		return logRequests(logger, mux)
 	}
 	// Instrument wraps the mux itself: it reads the pattern the mux matched.
-	return logRequests(logger, reg.Instrument(mux))
+	return logRequests(logger, hm.Instrument(mux))
 }
 
 func plain(w http.ResponseWriter, status int, body string) {

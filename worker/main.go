@@ -70,13 +70,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	var mh client.MetricsHandler
 	if cfg.WorkerMetricsAddr != "" {
-		reg := metrics.NewRegistry(logger)
+		reg := metrics.NewRegistry()
+		if mh, err = metrics.TemporalHandler(reg, logger); err != nil {
+			return err
+		}
 		stopMetrics, err := metrics.Listen(cfg.WorkerMetricsAddr, reg, logger)
 		if err != nil {
 			return err
 		}
 		defer stopMetrics()
-		mh = metrics.TemporalHandler(reg)
 	}
 
 	// Activity errors that retrying cannot fix become non-retryable on

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/agentauth"
+	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/ratelimit"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
@@ -149,6 +150,8 @@ func under(path, prefix string) bool {
 func routed(mux *http.ServeMux) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h, pattern := mux.Handler(r)
+		// The web front's metrics label the request with this pattern.
+		metrics.NoteRoute(r.Context(), pattern)
 		if pattern != "" {
 			mux.ServeHTTP(w, r)
 			return

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/ratelimit"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
@@ -158,7 +159,8 @@ func (p *Pages) Handler() http.Handler {
 	mux.HandleFunc("GET /c/{token}", p.show)
 	mux.HandleFunc("POST /c/{token}", p.cancel)
 	mux.HandleFunc("/c/", p.other)
-	return p.secured(mux)
+	// Routed tells the web front's metrics which of the patterns matched.
+	return p.secured(metrics.Routed(mux))
 }
 
 // outcome travels from the handlers to the access log line.

@@ -1,59 +1,50 @@
 package metrics
 
 import (
-	"maps"
-	"time"
+	"fmt"
+	"log/slog"
 
+	"github.com/prometheus/client_golang/prometheus"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/contrib/opentelemetry"
 )
 
 // TemporalHandler returns a client.MetricsHandler that records the Temporal
-// SDK's metrics (workflow and activity task latencies, failures, polls) in
-// r: counters and gauges under the SDK's names, timers as histograms in
-// seconds under the name plus "_seconds".
-func TemporalHandler(r *Registry) client.MetricsHandler {
-	return temporalHandler{r: r}
-}
-
-type temporalHandler struct {
-	r    *Registry
-	tags Labels
-}
-
-const temporalHelp = "Temporal SDK metric; see the Temporal SDK metrics reference."
-
-func (h temporalHandler) WithTags(tags map[string]string) client.MetricsHandler {
-	merged := maps.Clone(h.tags)
-	if merged == nil {
-		merged = Labels{}
+// SDK's metrics (requests to the server, workflow and activity task
+// latencies, failures, polls) in reg, through the SDK's OpenTelemetry
+// contrib and OpenTelemetry's Prometheus exporter: counters get "_total",
+// timers become histograms in seconds named with "_seconds". Errors of the
+// meter are logged, never a panic.
+func TemporalHandler(reg prometheus.Registerer, logger *slog.Logger) (client.MetricsHandler, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
-	maps.Copy(merged, tags)
-	return temporalHandler{r: h.r, tags: merged}
+	exp, err := otelprom.New(
+		otelprom.WithRegisterer(reg),
+		// Neither the otel_scope_* labels nor target_info say anything the
+		// scrape target does not.
+		otelprom.WithoutScopeInfo(),
+		otelprom.WithoutTargetInfo(),
+		// OpenTelemetry's default buckets are for milliseconds; the SDK's
+		// timers are in seconds.
+		otelprom.WithAggregationSelector(func(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+			if k == sdkmetric.InstrumentKindHistogram {
+				return sdkmetric.AggregationExplicitBucketHistogram{Boundaries: LatencyBuckets}
+			}
+			return sdkmetric.DefaultAggregationSelector(k)
+		}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: Temporal SDK exporter: %w", err)
+	}
+	provider := sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
+	return opentelemetry.NewMetricsHandler(opentelemetry.MetricsHandlerOptions{
+		Meter:                provider.Meter("temporal-sdk-go"),
+		UseMonotonicCounters: true,
+		OnError: func(err error) {
+			logger.Warn("metrics: Temporal SDK metric", "error", err)
+		},
+	}), nil
 }
-
-func (h temporalHandler) Counter(name string) client.MetricsCounter {
-	f := h.r.Counter(name, temporalHelp)
-	return counterFunc(func(d int64) { f.Add(h.tags, float64(d)) })
-}
-
-func (h temporalHandler) Gauge(name string) client.MetricsGauge {
-	f := h.r.Gauge(name, temporalHelp)
-	return gaugeFunc(func(v float64) { f.Set(h.tags, v) })
-}
-
-func (h temporalHandler) Timer(name string) client.MetricsTimer {
-	f := h.r.Histogram(name+"_seconds", temporalHelp, nil)
-	return timerFunc(func(d time.Duration) { f.Observe(h.tags, d.Seconds()) })
-}
-
-type counterFunc func(int64)
-
-func (c counterFunc) Inc(d int64) { c(d) }
-
-type gaugeFunc func(float64)
-
-func (g gaugeFunc) Update(v float64) { g(v) }
-
-type timerFunc func(time.Duration)
-
-func (t timerFunc) Record(d time.Duration) { t(d) }
