@@ -86,16 +86,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("open database: %w", err)
 	}
 	defer st.Close()
-	// The metrics registry comes first: the Temporal client reports to it.
+	// The metrics come first: the Temporal client reports to them.
 	var (
-		reg *prometheus.Registry
-		mh  client.MetricsHandler
+		wm *webMetrics
+		mh client.MetricsHandler
 	)
 	if cfg.WebMetricsAddr != "" {
-		reg = metrics.NewRegistry()
-		if mh, err = metrics.TemporalHandler(reg, logger); err != nil {
+		if wm, err = newWebMetrics(st, logger); err != nil {
 			return err
 		}
+		mh = wm.temporal
 	}
 	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh)
 	if err != nil {
@@ -147,10 +147,9 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 
 	var httpMetrics *metrics.HTTP
-	if reg != nil {
-		httpMetrics = metrics.NewHTTP(reg)
-		reg.MustRegister(metrics.NewRequests(st.RequestsByStatus, 5*time.Second, logger))
-		stopMetrics, err := metrics.Listen(cfg.WebMetricsAddr, reg, logger)
+	if wm != nil {
+		httpMetrics = wm.http
+		stopMetrics, err := metrics.Listen(cfg.WebMetricsAddr, wm.reg, logger)
 		if err != nil {
 			return err
 		}
@@ -162,6 +161,25 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
 	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger, httpMetrics), logger), ln, os.Stdout, logger)
+}
+
+// webMetrics is what the web front exports: the Go runtime and process,
+// HTTP counts and latencies by route pattern, the requests per status read
+// from Postgres at each scrape, and the SDK's metrics of its Temporal client.
+type webMetrics struct {
+	reg      *prometheus.Registry
+	http     *metrics.HTTP
+	temporal client.MetricsHandler
+}
+
+func newWebMetrics(st *store.Store, logger *slog.Logger) (*webMetrics, error) {
+	reg := metrics.NewRegistry()
+	mh, err := metrics.TemporalHandler(reg, logger)
+	if err != nil {
+		return nil, err
+	}
+	reg.MustRegister(metrics.NewRequests(st.RequestsByStatus, 5*time.Second, logger))
+	return &webMetrics{reg: reg, http: metrics.NewHTTP(reg), temporal: mh}, nil
 }
 
 // csrfKey derives the cancel pages' CSRF key from the token key, so that
