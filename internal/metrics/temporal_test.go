@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-oss/vigil/internal/metrics/metricstest"
+	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/temporaltest"
 )
 
@@ -45,7 +49,8 @@ func broken(workflow.Context) error { panic("a workflow bug") }
 
 // TestTemporalHandler runs a client and a worker against a real Temporal
 // (the devserver) with the SDK's metrics going to one registry, and reads
-// the SDK's own metrics back from the scrape.
+// the SDK's own metrics back from the scrape; with the web front's metrics
+// in the same registry, that scrape checks the names the README gives.
 func TestTemporalHandler(t *testing.T) {
 	addr := temporaltest.StartDevServer(t)
 	reg := NewRegistry()
@@ -98,7 +103,16 @@ func TestTemporalHandler(t *testing.T) {
 		}
 	}
 
+	// What the web front adds, so that one scrape holds every name the
+	// README lists.
+	hm := NewHTTP(reg)
+	reg.MustRegister(NewRequests(func(context.Context) ([]store.StatusCount, error) { return nil, nil }, time.Second, nil))
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(http.ResponseWriter, *http.Request) {})
+	hm.Instrument(mux).ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/healthz", nil))
+
 	s := metricstest.Serve(t, Handler(reg, nil))
+	checkREADME(t, s)
 	t.Logf("families: %s", strings.Join(s.Names(), " "))
 	for _, tt := range []struct {
 		name   string
@@ -126,5 +140,50 @@ func TestTemporalHandler(t *testing.T) {
 	f := s.Families["temporal_activity_execution_latency_seconds"]
 	if f == nil || len(f.GetMetric()) == 0 || f.GetMetric()[0].GetHistogram().GetBucket()[0].GetUpperBound() != LatencyBuckets[0] {
 		t.Errorf("activity latency buckets are not LatencyBuckets: %v", f)
+	}
+}
+
+// readmeMetric is a metric name in backquotes, with the label names or
+// matchers that follow it in braces.
+var readmeMetric = regexp.MustCompile("`((?:vigil|temporal|go|process)_[a-z_]+)(?:\\{([^}]*)\\})?`")
+
+// checkREADME: every metric the README's paragraph on metrics names is in
+// the scrape s, with the labels it names.
+func checkREADME(t *testing.T, s metricstest.Scrape) {
+	t.Helper()
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, para, ok := strings.Cut(string(readme), "- **Metrics**")
+	if !ok {
+		t.Fatal("README has no **Metrics** paragraph")
+	}
+	para, _, _ = strings.Cut(para, "\n\n")
+	found := readmeMetric.FindAllStringSubmatch(para, -1)
+	if len(found) < 10 {
+		t.Fatalf("only %d metric names found in the README's paragraph:\n%s", len(found), para)
+	}
+	for _, m := range found {
+		name := m[1]
+		if _, ok := s.Families[name]; !ok {
+			t.Errorf("the README names %s, which the scrape does not have", name)
+			continue
+		}
+		if m[2] == "" {
+			continue
+		}
+		for _, l := range strings.Split(m[2], ",") {
+			l, _, _ = strings.Cut(l, "=")
+			seen := false
+			for _, series := range s.Series(name) {
+				if _, ok := series[l]; ok {
+					seen = true
+				}
+			}
+			if !seen {
+				t.Errorf("the README gives %s a label %q it does not have", name, l)
+			}
+		}
 	}
 }
