@@ -8,9 +8,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/creack/pty"
 )
 
 func TestBreakGlassConfirmOnTerminal(t *testing.T) {
@@ -31,16 +28,13 @@ func TestBreakGlassConfirmOnTerminal(t *testing.T) {
 			f := newFake(t, map[string]http.HandlerFunc{"POST " + bgPath: reply(200, breakGlassDoc(t))})
 			cmd := exec.Command(bin, bgArgs(nil)...)
 			cmd.Env = baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
-			ptmx, err := pty.Start(cmd)
-			if err != nil {
-				t.Fatalf("start on a pty: %v", err)
-			}
-			defer ptmx.Close()
-			out := readPTY(ptmx)
+			sess := startOnPTY(t, cmd)
+			ptmx, out := sess.ptmx, sess.out
 			out.waitFor(t, "Type BREAK-GLASS to continue: ")
 			if n := len(f.recorded()); n != 0 {
 				t.Fatalf("%d calls before the confirmation", n)
 			}
+			var err error
 			if tt.typed == "" {
 				_, err = ptmx.Write([]byte{3})
 			} else {
@@ -49,13 +43,7 @@ func TestBreakGlassConfirmOnTerminal(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			code := exitCode(t, cmd.Wait())
-			select {
-			case <-out.done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("terminal output did not end")
-			}
-			shown := out.String()
+			code, shown := sess.end(t, tt.wantOut)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; terminal shows %q", code, tt.wantCode, shown)
 			}

@@ -29,6 +29,60 @@ type ptyOutput struct {
 	done chan struct{}
 }
 
+// ptySession is a process running on a pseudo-terminal whose slave side the
+// test keeps open too. Why: when the last slave descriptor closes, Linux may
+// answer the master's read with EIO before the process's final writes have
+// been handed over, so a test that waited for EIO would now and then miss the
+// last line the process printed. With the test's own descriptor open the
+// output only ever grows; end closes it once the expected text has arrived.
+type ptySession struct {
+	cmd   *exec.Cmd
+	ptmx  *os.File
+	slave *os.File
+	out   *ptyOutput
+}
+
+// startOnPTY starts cmd with a new terminal as its controlling terminal and
+// standard streams.
+func startOnPTY(t *testing.T, cmd *exec.Cmd) *ptySession {
+	t.Helper()
+	ptmx, slave, err := pty.Open()
+	if err != nil {
+		t.Fatalf("open a pty: %v", err)
+	}
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true}
+	if err := cmd.Start(); err != nil {
+		ptmx.Close()
+		slave.Close()
+		t.Fatalf("start on a pty: %v", err)
+	}
+	s := &ptySession{cmd: cmd, ptmx: ptmx, slave: slave, out: readPTY(ptmx)}
+	t.Cleanup(func() {
+		slave.Close()
+		ptmx.Close()
+	})
+	return s
+}
+
+// end waits for the process to exit and for its terminal to show last (the
+// final text the test expects; "" when it expects none), then closes the
+// terminal and returns the exit code and everything shown.
+func (s *ptySession) end(t *testing.T, last string) (int, string) {
+	t.Helper()
+	code := exitCode(t, s.cmd.Wait())
+	if last != "" {
+		s.out.waitFor(t, last)
+	}
+	s.slave.Close()
+	select {
+	case <-s.out.done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("terminal output did not end")
+	}
+	return code, s.out.String()
+}
+
 func readPTY(f *os.File) *ptyOutput {
 	o := &ptyOutput{done: make(chan struct{})}
 	go func() {
@@ -39,7 +93,7 @@ func readPTY(f *os.File) *ptyOutput {
 			o.mu.Lock()
 			o.buf.Write(b[:n])
 			o.mu.Unlock()
-			if err != nil { // EIO once the process closed its side
+			if err != nil { // EIO once every slave descriptor is closed
 				return
 			}
 		}
@@ -96,12 +150,8 @@ func TestPINPromptOnTerminal(t *testing.T) {
 	})
 	cmd := exec.Command(bin, "resend-credentials", "--customer", "C-1042", "--server", "srv-1", "--reason", "lost root password, ticket 8812")
 	cmd.Env = agentEnv(t, f)
-	ptmx, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatalf("start on a pty: %v", err)
-	}
-	defer ptmx.Close()
-	out := readPTY(ptmx)
+	sess := startOnPTY(t, cmd)
+	ptmx, out := sess.ptmx, sess.out
 	var releaseOnce sync.Once
 	defer releaseOnce.Do(func() { close(release) })
 
@@ -128,20 +178,15 @@ func TestPINPromptOnTerminal(t *testing.T) {
 	}
 	releaseOnce.Do(func() { close(release) })
 
-	code := exitCode(t, cmd.Wait())
-	select {
-	case <-out.done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("terminal output did not end")
-	}
-	shown := out.String()
+	const outcome = "Request req_7kq2m4xa opened: PIN verified; waiting for a senior to approve in Slack (expires "
+	code, shown := sess.end(t, outcome)
 	if code != 0 {
 		t.Fatalf("exit %d; terminal shows %q", code, shown)
 	}
 	if strings.Contains(shown, pin) {
 		t.Errorf("the PIN was echoed: %q", shown)
 	}
-	if !strings.Contains(shown, "Request req_7kq2m4xa opened: PIN verified; waiting for a senior to approve in Slack (expires ") {
+	if !strings.Contains(shown, outcome) {
 		t.Errorf("terminal lacks the outcome: %q", shown)
 	}
 
@@ -168,18 +213,14 @@ func TestCtrlCAtPINPromptRestoresEcho(t *testing.T) {
 	f := newFake(t, map[string]http.HandlerFunc{})
 	cmd := exec.Command(bin, "disable-2fa", "--customer", "C-1042", "--reason", "lost phone")
 	cmd.Env = agentEnv(t, f)
-	ptmx, err := pty.Start(cmd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ptmx.Close()
-	out := readPTY(ptmx)
-	out.waitFor(t, "Customer's support PIN: ")
+	sess := startOnPTY(t, cmd)
+	ptmx := sess.ptmx
+	sess.out.waitFor(t, "Customer's support PIN: ")
 	if _, err := ptmx.Write([]byte{3}); err != nil { // Ctrl-C
 		t.Fatal(err)
 	}
 	if code := exitCode(t, cmd.Wait()); code != 130 {
-		t.Fatalf("exit %d, want 130; terminal shows %q", code, out.String())
+		t.Fatalf("exit %d, want 130; terminal shows %q", code, sess.out.String())
 	}
 	tio, err := unix.IoctlGetTermios(int(ptmx.Fd()), ioctlReadTermios)
 	if err != nil {
@@ -297,27 +338,21 @@ func TestHashPINOnTerminal(t *testing.T) {
 	tests := []struct {
 		name, first, second string
 		wantCode            int
+		last                string // the final text on the terminal
 	}{
-		{"same twice", "5555", "5555", 0},
-		{"differ", "5555", "5556", 2},
+		{"same twice", "5555", "5555", 0, "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{"differ", "5555", "5556", 2, "the two PINs differ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cmd := exec.Command(bin, "admin", "hash-pin")
 			cmd.Env = baseEnv(t, t.TempDir())
-			ptmx, err := pty.Start(cmd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer ptmx.Close()
-			out := readPTY(ptmx)
-			out.waitFor(t, "PIN to hash: ")
-			io.WriteString(ptmx, tt.first+"\r")
-			out.waitFor(t, "Same PIN again: ")
-			io.WriteString(ptmx, tt.second+"\r")
-			code := exitCode(t, cmd.Wait())
-			<-out.done
-			shown := out.String()
+			sess := startOnPTY(t, cmd)
+			sess.out.waitFor(t, "PIN to hash: ")
+			io.WriteString(sess.ptmx, tt.first+"\r")
+			sess.out.waitFor(t, "Same PIN again: ")
+			io.WriteString(sess.ptmx, tt.second+"\r")
+			code, shown := sess.end(t, tt.last)
 			if code != tt.wantCode {
 				t.Fatalf("exit %d, want %d; terminal %q", code, tt.wantCode, shown)
 			}
