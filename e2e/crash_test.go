@@ -83,18 +83,17 @@ func TestCrashWorkerAtEveryGate(t *testing.T) {
 		"VIGIL_SLACK_STANDIN_USERS="+crashSlackUsers)})
 	gate.setUpstream(s.smtpAddr)
 	r := newCrashRig(t, s, cooling, 5)
-	r.importCustomer("C-4712", "lee@example.net", "srv-3", "srv-4")
 	stopDriver := r.startDriver()
 	defer stopDriver()
 
 	rq := []string{"ag_alice", "ag_req1", "ag_req2", "ag_req3", "ag_req4", "ag_req5"}
 	var specs []spec
-	specs = append(specs, batchSpecs("F", customerID, repeat(outExec, 5), rq...)...)
-	specs = append(specs, spec{batch: "G", action: "resend_credentials", customer: customerID, outcome: outExec, requester: "ag_req5"})
-	specs = append(specs, batchSpecs("D", customerID, []string{outExec, outExec, outCancelNotify, outExec, outExec, outCancelNotify}, rq[1:]...)...)
-	specs = append(specs, batchSpecs("C", customerID, []string{outExec, outCancelCooling, outExec, outExec, outCancelCooling, outExec, outExec, outCancelCooling}, rq[2:]...)...)
-	specs = append(specs, batchSpecs("E", customerID, []string{outExec, outExec, outCancelCooling, outExec, outCancelCooling, outExec, outCancelCooling, outExec, outCancelCooling, outExec}, rq...)...)
-	specs = append(specs, batchSpecs("B", customerID, []string{outExec, outReject, outWithdraw, outExec, outExec, outReject, outWithdraw, outExec, outExec, outReject, outWithdraw, outExec}, rq...)...)
+	specs = append(specs, batchSpecs("F", repeat(outExec, 5), rq...)...)
+	specs = append(specs, spec{batch: "G", action: "resend_credentials", outcome: outExec, requester: "ag_req5"})
+	specs = append(specs, batchSpecs("D", []string{outExec, outExec, outCancelNotify, outExec, outExec, outCancelNotify}, rq[1:]...)...)
+	specs = append(specs, batchSpecs("C", []string{outExec, outCancelCooling, outExec, outExec, outCancelCooling, outExec, outExec, outCancelCooling}, rq[2:]...)...)
+	specs = append(specs, batchSpecs("E", []string{outExec, outExec, outCancelCooling, outExec, outCancelCooling, outExec, outCancelCooling, outExec, outCancelCooling, outExec}, rq...)...)
+	specs = append(specs, batchSpecs("B", []string{outExec, outReject, outWithdraw, outExec, outExec, outReject, outWithdraw, outExec, outExec, outReject, outWithdraw, outExec}, rq...)...)
 	step("stack up; opening %d requests (batches F, G, D, C, E, B)", len(specs))
 	opened := r.openAll(specs, "awaiting_approval")
 	batch := func(name string) []*plan {
@@ -223,9 +222,10 @@ func TestCrashWorkerAtEveryGate(t *testing.T) {
 	// (a) The PIN check in flight: with the customer's row locked, CheckPIN's
 	// SELECT ... FOR UPDATE blocks inside VerifyPIN. Open answers after its
 	// 10 s wait for the PIN gate, still in pin_check.
-	step("(a) locking C-4712's PIN row and opening batch A")
-	lock := r.lockPINRow("C-4712")
-	A := r.openAll(batchSpecs("A", "C-4712", []string{outExec, outReject, outCancelCooling, outExec, outWithdraw, outExec, outCancelCooling, outExec, outReject, outExec}, rq[2:]...), "pin_check")
+	aSpecs := r.ownCustomers(batchSpecs("A", []string{outExec, outReject, outCancelCooling, outExec, outWithdraw, outExec, outCancelCooling, outExec, outReject, outExec}, rq[2:]...))
+	step("(a) locking the PIN rows of A's customers and opening batch A")
+	lock := r.lockPINRows(customersOf(aSpecs)...)
+	A := r.openAll(aSpecs, "pin_check")
 	r.confirmAPI(A, "pin_check", 10*time.Second)
 	eventually(t, 10*time.Second, "A's PIN checks blocked in Postgres", func() (bool, string) {
 		n, err := r.pinChecksWaiting()
@@ -364,7 +364,7 @@ func TestCrashNeighbours(t *testing.T) {
 	stopDriver := r.startDriver()
 	defer stopDriver()
 	one := func(batch, action, outcome, requester string) spec {
-		return spec{batch: batch, action: action, customer: customerID, outcome: outcome, requester: requester}
+		return spec{batch: batch, action: action, outcome: outcome, requester: requester}
 	}
 
 	// The devserver restart, with requests waiting for approval and cooling.
@@ -443,6 +443,11 @@ func TestCrashNeighbours(t *testing.T) {
 	})
 	r.waitPending(PE, "Execute", 10*time.Second, started)
 
+	// PO's customers are imported now: the admin API needs the database too.
+	poSpecs := r.ownCustomers([]spec{
+		one("PO", "resend_credentials", outExec, "ag_req2"), one("PO", "add_contact_email", outExec, "ag_req3"),
+		one("PO", "disable_2fa", outReject, "ag_req4"), one("PO", "reinstall_vps", outCancelCooling, "ag_alice"),
+	})
 	step("Postgres crash: immediate shutdown, down for 6s, then a restart on the same data")
 	outage := make(chan time.Duration, 1)
 	go func() { outage <- pg.crash(6 * time.Second) }()
@@ -452,10 +457,6 @@ func TestCrashNeighbours(t *testing.T) {
 	s.panelRelease(t) // the held executions go on against a database that keeps dropping them
 	// Agents open requests during the outage and try again when refused.
 	var PO []*plan
-	poSpecs := []spec{
-		one("PO", "resend_credentials", outExec, "ag_req2"), one("PO", "add_contact_email", outExec, "ag_req3"),
-		one("PO", "disable_2fa", outReject, "ag_req4"), one("PO", "reinstall_vps", outCancelCooling, "ag_alice"),
-	}
 	refusals, samples := map[string]int{}, map[string]string{}
 	type opened struct {
 		p    *plan
@@ -551,7 +552,7 @@ func TestOutages(t *testing.T) {
 	stopDriver := r.startDriver()
 	defer stopDriver()
 	one := func(batch, action, outcome, requester string) []spec {
-		return []spec{{batch: batch, action: action, customer: customerID, outcome: outcome, requester: requester}}
+		return []spec{{batch: batch, action: action, outcome: outcome, requester: requester}}
 	}
 
 	// 1. The panel performs, then hangs longer than the worker's panel

@@ -154,11 +154,11 @@ type spec struct {
 }
 
 // batchSpecs spreads n requests of a batch over the five actions and the
-// given outcomes, in order.
-func batchSpecs(batch, customer string, outcomes []string, requesters ...string) []spec {
+// given outcomes, in order. Their customers are given out by ownCustomers.
+func batchSpecs(batch string, outcomes []string, requesters ...string) []spec {
 	out := make([]spec, len(outcomes))
 	for i, o := range outcomes {
-		out[i] = spec{batch: batch, action: allActions[i%len(allActions)], customer: customer, outcome: o, requester: requesters[i%len(requesters)]}
+		out[i] = spec{batch: batch, action: allActions[i%len(allActions)], outcome: o, requester: requesters[i%len(requesters)]}
 	}
 	return out
 }
@@ -188,6 +188,8 @@ type crashRig struct {
 	plans  []*plan
 	tokens map[string]string // agent id -> API token
 	serial int
+	// customers counts the customers ownCustomers imported.
+	customers int
 	// live is when the current worker started: activities started before it
 	// ran on a dead one.
 	live time.Time
@@ -363,6 +365,36 @@ func (r *crashRig) api(method, path, token string, body, out any) (int, []byte, 
 	return resp.StatusCode, raw, nil
 }
 
+// ownCustomers gives every spec without a customer one of its own, imported
+// now. Vigil keeps one open request per target (customer, action, server,
+// address), so requests that are meant to wait side by side need targets of
+// their own; a customer each keeps them apart whatever the action.
+func (r *crashRig) ownCustomers(specs []spec) []spec {
+	r.t.Helper()
+	out := slices.Clone(specs)
+	for i := range out {
+		if out[i].customer != "" {
+			continue
+		}
+		r.mu.Lock()
+		r.customers++
+		id := fmt.Sprintf("C-%s%d", out[i].batch, r.customers)
+		r.mu.Unlock()
+		r.importCustomer(id, strings.ToLower(id)+"@example.net", "srv-"+strings.ToLower(id[2:]))
+		out[i].customer = id
+	}
+	return out
+}
+
+// customersOf lists the specs' customers.
+func customersOf(specs []spec) []string {
+	out := make([]string, len(specs))
+	for i, sp := range specs {
+		out[i] = sp.customer
+	}
+	return out
+}
+
 // openBody is the API body for a spec: the customer's servers in turn for
 // server actions, a fresh address for email actions.
 func (r *crashRig) openBody(sp spec) map[string]any {
@@ -387,6 +419,9 @@ func (r *crashRig) openBody(sp spec) map[string]any {
 // openOne opens one request; it does not fail the test.
 func (r *crashRig) openOne(sp spec) (*plan, request, error) {
 	var got request
+	if sp.customer == "" {
+		return nil, got, fmt.Errorf("open %s %s: the spec has no customer; give it one with ownCustomers first", sp.batch, sp.action)
+	}
 	code, raw, err := r.api("POST", "/api/v1/requests", r.tokens[sp.requester], r.openBody(sp), &got)
 	if err != nil {
 		return nil, got, err
@@ -409,6 +444,7 @@ func (r *crashRig) openOne(sp spec) (*plan, request, error) {
 // the API is asked again until every request is there.
 func (r *crashRig) openAll(specs []spec, want string) []*plan {
 	r.t.Helper()
+	specs = r.ownCustomers(specs)
 	out := make([]*plan, len(specs))
 	errs := make([]error, len(specs))
 	early := make([]bool, len(specs))
@@ -1309,18 +1345,23 @@ func (r *crashRig) auditCounts(t *testing.T, ps []*plan) map[string]map[string]i
 	return out
 }
 
-// lockPINRow holds the customer's row so that a PIN check (SELECT ... FOR
+// lockPINRows holds the customers' rows so that a PIN check (SELECT ... FOR
 // UPDATE) blocks inside VerifyPIN, while opening a request (whose foreign
 // key check takes only FOR KEY SHARE) does not. Commit or roll back the
 // returned transaction to let the checks go on.
-func (r *crashRig) lockPINRow(customer string) *sql.Tx {
+func (r *crashRig) lockPINRows(customers ...string) *sql.Tx {
 	r.t.Helper()
 	tx, err := r.db.BeginTx(context.Background(), nil)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	if _, err := tx.Exec(`SELECT 1 FROM customers WHERE id = $1 FOR NO KEY UPDATE`, customer); err != nil {
-		r.t.Fatalf("lock customer %s: %v", customer, err)
+	var n int
+	if err := tx.QueryRow(`SELECT count(*) FROM (SELECT 1 FROM customers WHERE id = ANY($1) FOR NO KEY UPDATE) AS locked`,
+		pq.Array(customers)).Scan(&n); err != nil {
+		r.t.Fatalf("lock customers %v: %v", customers, err)
+	}
+	if n != len(customers) {
+		r.t.Fatalf("locked %d customer rows, want %d (%v)", n, len(customers), customers)
 	}
 	return tx
 }
