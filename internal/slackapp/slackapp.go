@@ -347,7 +347,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// Never while a live request's message is not recorded yet: the
 		// clicked one may be it.
 		known := req.SlackChannel != "" && req.SlackTS != ""
-		if !c.channelsDisagree && (known || req.Status.Final()) {
+		if !c.channelsDisagree && (known || req.Status.Final()) && h.strayCopy(ctx, log, c) {
 			h.retire(log, c.channel, c.messageTS, req.ID)
 		}
 		return
@@ -380,6 +380,26 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	log.Info("slack click accepted")
 	w.WriteHeader(http.StatusOK)
+}
+
+// strayCopy reports whether the clicked message is recorded for no request,
+// so retiring it cannot take the buttons off another request's approval
+// message: a button naming one request on another's message changes nothing.
+// On a lookup error it answers false, leaving the message alone.
+func (h *Handler) strayCopy(ctx context.Context, log *slog.Logger, c click) bool {
+	owner, err := h.store.RequestIDBySlackMessage(ctx, c.channel, c.messageTS)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return true
+	case err != nil:
+		log.Warn("slack click: message owner lookup failed; clicked message left as it is", "channel", c.channel, "ts", c.messageTS, "err", err)
+		return false
+	case owner != c.requestID:
+		log.Warn("slack click refused: button names another request than its message; message left as it is",
+			"channel", c.channel, "ts", c.messageTS, "message_of", owner)
+		return false
+	}
+	return true
 }
 
 // messageWait bounds how long a click waits for the approval message's

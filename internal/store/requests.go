@@ -367,6 +367,22 @@ func (s *Store) Request(ctx context.Context, id string) (Request, error) {
 	return r, nil
 }
 
+// RequestIDBySlackMessage returns the id of the request whose recorded
+// approval message is at channel/ts, or ErrNotFound when none is. The Slack
+// front uses it so a click never touches a message another request owns.
+func (s *Store) RequestIDBySlackMessage(ctx context.Context, channel, ts string) (string, error) {
+	var id string
+	err := s.db.QueryRowContext(ctx,
+		`SELECT id FROM requests WHERE slack_channel = $1 AND slack_ts = $2 ORDER BY created_at LIMIT 1`, channel, ts).Scan(&id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("store: request of message %s/%s: %w", channel, ts, ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("store: request of message %s/%s: %w", channel, ts, err)
+	}
+	return id, nil
+}
+
 // UpdateRequest applies u at time at (zero: now), setting updated_at, and
 // ended_at when the new status is final. A request in a final status is
 // frozen: an update with no status or the same status is a no-op returning
