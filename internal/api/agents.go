@@ -109,7 +109,7 @@ func (a *API) listRequests(w http.ResponseWriter, r *http.Request) {
 		}
 		f.Limit = n
 	}
-	rows, err := a.store.ListRequests(r.Context(), f)
+	rows, err := a.store.ListReadable(r.Context(), agentFrom(r.Context()), f)
 	if err != nil {
 		a.internal(w, r, "list requests", err)
 		return
@@ -142,6 +142,10 @@ func (a *API) getRequest(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
 	if !requestIDPattern.MatchString(id) {
 		writeProblem(w, newProblem(codeRequestNotFound, "there is no request with that id (ids look like req_k3v9q2x7m4p8w1z5)"))
+		return
+	}
+	if err := a.svc.CheckReadable(r.Context(), agentFrom(r.Context()), id); err != nil {
+		a.fail(w, r, "request status", id, err)
 		return
 	}
 	ctx, cancel := a.temporalCtx(r)
@@ -187,6 +191,12 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request, in workflows.Cancel
 		return
 	}
 	in.Reason = reason
+	// Another agent's request answers as one that does not exist, before
+	// the workflow could say whose it is.
+	if err := a.svc.CheckReadable(r.Context(), agentFrom(r.Context()), id); err != nil {
+		a.fail(w, r, "cancel request", id, err)
+		return
+	}
 	ctx, cancel := a.temporalCtx(r)
 	defer cancel()
 	st, err := a.svc.Cancel(ctx, id, in)

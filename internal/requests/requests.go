@@ -374,6 +374,23 @@ func (s *Service) waitPastPIN(ctx context.Context, id string, st workflows.Statu
 }
 
 // Status answers the workflow's status Query; it works on ended requests too.
+// CheckReadable answers, for an agent calling the agent API, a not_found
+// refusal worded exactly as for a request that does not exist when reader
+// may not read request id (store.ReadableRequest holds the rule), so the API
+// is no oracle for other agents' request ids.
+func (s *Service) CheckReadable(ctx context.Context, reader store.Agent, id string) error {
+	if !validRequestID(id) {
+		return refusal(CodeNotFound, "request does not exist")
+	}
+	if _, err := s.store.ReadableRequest(ctx, reader, id); err != nil {
+		if errors.Is(err, store.ErrNotFound) {
+			return refusal(CodeNotFound, "request does not exist")
+		}
+		return err
+	}
+	return nil
+}
+
 func (s *Service) Status(ctx context.Context, id string) (workflows.Status, error) {
 	if !validRequestID(id) {
 		return workflows.Status{}, refusal(CodeNotFound, "request %q does not exist", id)

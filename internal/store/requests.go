@@ -450,20 +450,66 @@ func ptrString(p *string) sql.NullString {
 	return sql.NullString{String: *p, Valid: true}
 }
 
-// ListRequests returns requests matching f, newest first.
+// readRule is the one rule of who may read which request through the agent
+// API, as an SQL condition over requests: a senior reads every request (they
+// approve others' requests and need the reason), any other agent only the
+// requests they opened, a disabled or unnamed agent none. $role and $id are
+// the placeholders readerArgs fills. ListReadable and ReadableRequest both
+// use it, so the list and the single read cannot disagree.
+func readRule(role, id int) string {
+	return fmt.Sprintf(`($%[2]d <> '' AND ($%[1]d = '%[3]s' OR requester_id = $%[2]d))`, role, id, domain.RoleSenior)
+}
+
+// readerArgs are the arguments of readRule for reader.
+func readerArgs(reader Agent) (role, id string) {
+	if reader.Disabled || reader.ID == "" {
+		return "", ""
+	}
+	return string(reader.Role), reader.ID
+}
+
+// ReadableRequest returns request id if reader may read it, and ErrNotFound
+// both when it does not exist and when reader may not read it, so a caller
+// cannot tell the two apart.
+func (s *Store) ReadableRequest(ctx context.Context, reader Agent, id string) (Request, error) {
+	role, agentID := readerArgs(reader)
+	r, err := scanRequest(s.db.QueryRowContext(ctx, `SELECT `+requestColumns+` FROM requests WHERE id = $1 AND `+readRule(2, 3), id, role, agentID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return Request{}, fmt.Errorf("store: request %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return Request{}, fmt.Errorf("store: request %s: %w", id, err)
+	}
+	return r, nil
+}
+
+// ListReadable returns the requests matching f that reader may read (see
+// readRule), newest first; the rule is applied in the query.
+func (s *Store) ListReadable(ctx context.Context, reader Agent, f ListFilter) ([]Request, error) {
+	role, id := readerArgs(reader)
+	return s.listRequests(ctx, f, " AND "+readRule(6, 7), role, id)
+}
+
+// ListRequests returns requests matching f, newest first, whoever opened
+// them: for Vigil's own use. The agent API lists with ListReadable.
 func (s *Store) ListRequests(ctx context.Context, f ListFilter) ([]Request, error) {
+	return s.listRequests(ctx, f, "")
+}
+
+// listRequests runs the list query with an extra condition over $6 on.
+func (s *Store) listRequests(ctx context.Context, f ListFilter, extra string, extraArgs ...any) ([]Request, error) {
 	limit := f.Limit
 	if limit <= 0 {
 		limit = defaultListLimit
 	}
 	limit = min(limit, maxListLimit)
+	args := append([]any{f.RequesterID, f.CustomerID, f.OpenOnly, pq.Array(finalStatuses()), limit}, extraArgs...)
 	rows, err := s.db.QueryContext(ctx, `SELECT `+requestColumns+` FROM requests
 		WHERE ($1 = '' OR requester_id = $1)
 		  AND ($2 = '' OR customer_id = $2)
-		  AND (NOT $3 OR status <> ALL($4))
+		  AND (NOT $3 OR status <> ALL($4))`+extra+`
 		ORDER BY created_at DESC, id DESC
-		LIMIT $5`,
-		f.RequesterID, f.CustomerID, f.OpenOnly, pq.Array(finalStatuses()), limit)
+		LIMIT $5`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("store: list requests: %w", err)
 	}
