@@ -110,7 +110,7 @@ func TestExitCodesAndAdvice(t *testing.T) {
 		{"401", replyProblem(401, "unauthenticated", "the token is not valid", "WWW-Authenticate", "Bearer"), 3,
 			[]string{"Vigil refused: the token is not valid [unauthenticated]", "What to do: run `starter login`"}},
 		{"404 request", replyProblem(404, "request_not_found", "no request req_7kq2m4xa", ""), 3,
-			[]string{"no request req_7kq2m4xa", "check the request id"}},
+			[]string{"no request req_7kq2m4xa", "check the request id", "an agent sees only the requests they opened"}},
 		{"429", replyProblem(429, "rate_limited", "too many calls", "Retry-After", "17"), 3,
 			[]string{"too many calls", "wait 17 seconds"}},
 		{"500", replyProblem(500, "internal", "something went wrong on our side", ""), 1,
@@ -689,6 +689,10 @@ func TestListLimit(t *testing.T) {
 				return
 			}
 			wantExit(t, r, 0)
+			// An empty list says the reader sees only what they may read.
+			if want := "No requests you may read. (An agent sees only the requests they opened; a senior sees all.)\n"; r.stdout != want {
+				t.Errorf("stdout = %q, want %q", r.stdout, want)
+			}
 			if len(calls) != before+1 || calls[before].Query != tt.wantQuery {
 				t.Errorf("calls %+v, want one with query %q", calls[before:], tt.wantQuery)
 			}
