@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
 // countingVerify wraps pinhash.Verify and counts calls.
@@ -208,5 +210,249 @@ func TestCheckPINForRequestIsOncePerRequest(t *testing.T) {
 	}
 	if _, err := s.CheckPINForRequest(ctx, "", f.customer, "000000", now, DefaultPINPolicy(), cv.verify); err == nil {
 		t.Fatal("empty request id accepted")
+	}
+}
+
+// TestCheckPINVerifiesOutsideTheDatabase: the hash check holds neither a
+// pool connection nor the customer's row lock. 30 checks on a pool of 5 are
+// all inside verify at once, held there by a barrier, while other queries
+// still get a connection; released, every check records its verdict.
+func TestCheckPINVerifiesOutsideTheDatabase(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	f := seed(t, s)
+	const checks, pool = 30, 5
+	s.DB().SetMaxOpenConns(pool)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	entered := make(chan struct{}, checks)
+	release := make(chan struct{})
+	held := func(encoded, pin string) (bool, error) {
+		entered <- struct{}{}
+		select {
+		case <-release:
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+		return pinhash.Verify(encoded, pin)
+	}
+	var wg sync.WaitGroup
+	outs := make(chan PINOutcome, checks)
+	errs := make(chan error, checks)
+	for range checks {
+		wg.Go(func() {
+			out, err := s.CheckPIN(ctx, f.customer, "246810", t0, DefaultPINPolicy(), held)
+			if err != nil {
+				errs <- err
+				return
+			}
+			outs <- out
+		})
+	}
+	for i := range checks {
+		select {
+		case <-entered:
+		case <-ctx.Done():
+			close(release)
+			wg.Wait()
+			t.Fatalf("only %d of %d checks reached verify: checks hold the pool or the row during the hash", i, checks)
+		}
+	}
+	// Every check is inside verify now. The pool and the row are free.
+	var n int
+	if err := s.DB().QueryRowContext(ctx, `SELECT count(*) FROM customers WHERE id = $1`, f.customer).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("query while checks verify: n=%d err=%v", n, err)
+	}
+	if _, err := s.DB().ExecContext(ctx, `UPDATE customers SET name = name WHERE id = $1`, f.customer); err != nil {
+		t.Fatalf("row update while checks verify: %v", err)
+	}
+	close(release)
+	wg.Wait()
+	close(errs)
+	close(outs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	got := 0
+	for out := range outs {
+		if out != (PINOutcome{Verified: true}) {
+			t.Fatalf("outcome %+v, want verified", out)
+		}
+		got++
+	}
+	if got != checks {
+		t.Fatalf("%d outcomes, want %d", got, checks)
+	}
+}
+
+// TestCheckPINRacingGuessesGainNothing: wrong guesses that all hash at the
+// same moment (held at a barrier inside verify, then let go together) still
+// each count against the counters as they are when recorded, so racing never
+// buys more than MaxFailures guesses, and a right PIN racing with them is
+// refused once the lockout is reached.
+func TestCheckPINRacingGuessesGainNothing(t *testing.T) {
+	t.Parallel()
+	const right, wrong = "246810", "000000"
+	tests := []struct {
+		name        string
+		prior       int // wrong guesses recorded before the race
+		wrongs      int // racing wrong guesses
+		rightAfter  bool
+		max         int
+		wantCounted int // failures on the row after the race (0 once locked)
+		wantLocked  bool
+	}{
+		{"fewer than the budget all count", 0, 4, false, 5, 4, false},
+		{"exactly the budget locks once", 0, 5, false, 5, 0, true},
+		{"30 at once on a budget of 5", 0, 30, false, 5, 0, true},
+		{"the race starts one short of the lock", 4, 10, false, 5, 0, true},
+		{"a right PIN after the racing lock is refused", 0, 30, true, 5, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s := newStore(t)
+			f := seed(t, s)
+			ctx := context.Background()
+			s.DB().SetMaxOpenConns(10)
+			p := PINPolicy{MaxFailures: tt.max, Window: time.Hour, Lockout: time.Hour}
+			for i := range tt.prior {
+				if _, err := s.CheckPIN(ctx, f.customer, wrong, t0, p, pinhash.Verify); err != nil {
+					t.Fatalf("prior guess %d: %v", i, err)
+				}
+			}
+			var barrier sync.WaitGroup
+			barrier.Add(tt.wrongs)
+			together := make(chan struct{})
+			go func() { barrier.Wait(); close(together) }()
+			atBarrier := func(encoded, pin string) (bool, error) {
+				barrier.Done()
+				select { // every guess has read the same counters
+				case <-together:
+				case <-time.After(20 * time.Second):
+					return false, errors.New("the guesses never hashed at the same time: verify runs under a lock")
+				}
+				return pinhash.Verify(encoded, pin)
+			}
+			var wg sync.WaitGroup
+			outs := make(chan PINOutcome, tt.wrongs)
+			errs := make(chan error, tt.wrongs)
+			for range tt.wrongs {
+				wg.Go(func() {
+					out, err := s.CheckPIN(ctx, f.customer, wrong, t0, p, atBarrier)
+					if err != nil {
+						errs <- err
+						return
+					}
+					outs <- out
+				})
+			}
+			wg.Wait()
+			close(errs)
+			close(outs)
+			for err := range errs {
+				t.Fatal(err)
+			}
+			justLocked, failed, lockedRefusals := 0, 0, 0
+			for out := range outs {
+				switch {
+				case out.Verified:
+					t.Fatalf("a wrong PIN verified: %+v", out)
+				case out.JustLocked:
+					justLocked++
+				case out.Locked:
+					lockedRefusals++
+				default:
+					failed++
+				}
+			}
+			budget := tt.max - tt.prior
+			wantJust, wantFailed := 0, tt.wrongs
+			if tt.wrongs >= budget {
+				wantJust, wantFailed = 1, budget-1
+			}
+			if justLocked != wantJust || failed != wantFailed || lockedRefusals != tt.wrongs-wantJust-wantFailed {
+				t.Fatalf("outcomes: %d just locked, %d counted failures, %d refused as locked; want %d, %d, %d",
+					justLocked, failed, lockedRefusals, wantJust, wantFailed, tt.wrongs-wantJust-wantFailed)
+			}
+			if got := countRows(t, s, "SELECT pin_failed_attempts FROM customers WHERE id = $1", f.customer); got != tt.wantCounted {
+				t.Fatalf("pin_failed_attempts = %d, want %d", got, tt.wantCounted)
+			}
+			if locked := countRows(t, s, "SELECT count(*) FROM customers WHERE id = $1 AND pin_locked_until > $2", f.customer, t0); (locked == 1) != tt.wantLocked {
+				t.Fatalf("locked = %v, want %v", locked == 1, tt.wantLocked)
+			}
+			if tt.rightAfter {
+				out, err := s.CheckPIN(ctx, f.customer, right, t0.Add(time.Minute), p, pinhash.Verify)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if out.Verified || !out.Locked {
+					t.Fatalf("right PIN after the racing lock: %+v, want locked", out)
+				}
+			}
+		})
+	}
+}
+
+// TestCheckPINStartsOverWhenThePINChanges: a PIN reset between the hash
+// check and the verdict must not let the old PIN's verdict stand.
+func TestCheckPINStartsOverWhenThePINChanges(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	f := seed(t, s)
+	ctx := context.Background()
+	newHash, err := pinhash.Hash("135790", pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	resetDuringFirst := func(encoded, pin string) (bool, error) {
+		calls++
+		if calls == 1 {
+			if _, err := s.DB().ExecContext(ctx, `UPDATE customers SET pin_hash = $2 WHERE id = $1`, f.customer, newHash); err != nil {
+				return false, err
+			}
+		}
+		return pinhash.Verify(encoded, pin)
+	}
+	out, err := s.CheckPIN(ctx, f.customer, "246810", t0, DefaultPINPolicy(), resetDuringFirst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Verified || out.Failures != 1 || calls != 2 {
+		t.Fatalf("old PIN after a reset: %+v after %d verifies, want one counted failure after 2", out, calls)
+	}
+}
+
+// BenchmarkCheckPIN is one right-PIN check with the production argon2id
+// parameters, b.N of them spread over GOMAXPROCS*p goroutines
+// (-cpu and the parallelism set the concurrency) on a pool of 20.
+func BenchmarkCheckPIN(b *testing.B) {
+	for _, par := range []int{1, 10} {
+		b.Run(fmt.Sprintf("parallelism=%d", par), func(b *testing.B) {
+			s := New(testpg.New(b))
+			if err := s.Migrate(context.Background()); err != nil {
+				b.Fatal(err)
+			}
+			s.DB().SetMaxOpenConns(20)
+			hash, err := pinhash.Hash("246810", pinhash.DefaultParams())
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := s.UpsertCustomer(context.Background(), CustomerImport{ID: "cus_b", Name: "Bench", PrimaryEmail: "b@bench.test", PINHash: hash, Servers: []string{"srv_b"}}); err != nil {
+				b.Fatal(err)
+			}
+			b.SetParallelism(par)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					out, err := s.CheckPIN(context.Background(), "cus_b", "246810", t0, DefaultPINPolicy(), pinhash.Verify)
+					if err != nil || !out.Verified {
+						b.Errorf("check: %+v %v", out, err)
+						return
+					}
+				}
+			})
+		})
 	}
 }
