@@ -31,6 +31,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/metrics"
+	"github.com/vigil-oss/vigil/internal/oidcauth"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/slackapp"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
@@ -107,7 +108,21 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ApprovalTimeout: cfg.ApprovalTimeout, NoticeTimeout: cfg.NoticeTimeout,
 		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling,
 	}, logger)
-	apiHandler := api.New(svc, st, cfg.AdminToken.Reveal(), logger, api.Options{}).Handler()
+	apiOpts := api.Options{}
+	if cfg.OIDCIssuer != "" {
+		// Discovery at start: a misconfigured issuer stops the web front here
+		// instead of refusing every sign-in later.
+		dctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		v, err := oidcauth.New(dctx, oidcauth.Config{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCClientID,
+			AcceptedAMR: cfg.OIDCAcceptedAMR, AcceptedACR: cfg.OIDCAcceptedACR, AgentClaim: cfg.OIDCAgentClaim})
+		cancel()
+		if err != nil {
+			return fmt.Errorf("oidc sign-in: %w", err)
+		}
+		apiOpts.OIDC = v
+		logger.Info("oidc sign-in on", "issuer", cfg.OIDCIssuer, "client_id", cfg.OIDCClientID)
+	}
+	apiHandler := api.New(svc, st, cfg.AdminToken.Reveal(), logger, apiOpts).Handler()
 	pages := cancelpage.New(svc, st, signer, pageOpts, logger).Handler()
 	slackAPI := slack.New(cfg.SlackBotToken.Reveal(), slack.OptionAPIURL(cfg.SlackAPIURL),
 		slack.OptionHTTPClient(&http.Client{Timeout: 10 * time.Second}))

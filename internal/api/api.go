@@ -16,7 +16,9 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/agentauth"
+	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/metrics"
+	"github.com/vigil-oss/vigil/internal/oidcauth"
 	"github.com/vigil-oss/vigil/internal/ratelimit"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
@@ -39,6 +41,9 @@ type Options struct {
 	CallTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time
+	// OIDC, when set, signs people in with the identity provider's tokens and
+	// refuses personal tokens of agents and seniors (see agentAuth).
+	OIDC *oidcauth.Verifier
 }
 
 // Default limits, from the API contract.
@@ -57,6 +62,7 @@ type API struct {
 	callTimeout time.Duration
 	openRate    *ratelimit.Limiter
 	otherRate   *ratelimit.Limiter
+	oidc        *oidcauth.Verifier
 }
 
 // New builds the API. An empty adminToken turns the admin endpoints off
@@ -82,6 +88,7 @@ func New(svc *requests.Service, st *store.Store, adminToken string, logger *slog
 		callTimeout: opts.CallTimeout,
 		openRate:    ratelimit.New(opts.OpenLimit, opts.MaxLimiterKeys, opts.Now),
 		otherRate:   ratelimit.New(opts.GeneralLimit, opts.MaxLimiterKeys, opts.Now),
+		oidc:        opts.OIDC,
 	}
 }
 
@@ -130,6 +137,9 @@ func (a *API) Handler() http.Handler {
 	admin := a.adminAuth(routed(adminMux))
 	return a.logRequests(a.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
+		case r.URL.Path == signInPath:
+			// Public: how to sign in, so the CLI needs only the server's URL.
+			a.signIn(w, r)
 		case under(r.URL.Path, "/admin"):
 			admin.ServeHTTP(w, r)
 		case under(r.URL.Path, "/api"):
@@ -247,21 +257,14 @@ func internalDetail(id string) string {
 }
 
 // agentAuth resolves the bearer token to an enabled agent, then applies
-// that agent's rate limit.
+// that agent's rate limit. The token is a personal token (vgl_…) or, when OIDC
+// is configured, the identity provider's ID token. Either way the agent row is
+// read on every call, so disabling an agent ends its sessions at once, and the
+// role is the row's, never anything the client sent.
 func (a *API) agentAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		tok, err := agentauth.Bearer(r.Header.Get("Authorization"))
-		if err != nil || !agentauth.WellFormed(tok) {
-			unauthenticated(w, "send your personal token as 'Authorization: Bearer vgl_…'; an admin can issue one")
-			return
-		}
-		agent, err := a.store.AgentByTokenHash(r.Context(), agentauth.Hash(tok))
-		if errors.Is(err, store.ErrNotFound) {
-			unauthenticated(w, "this token is not valid: it was rotated, the agent was disabled, or it was never issued; ask an admin for a new one")
-			return
-		}
-		if err != nil {
-			a.internal(w, r, "authenticate agent", err)
+		agent, ok := a.authenticate(w, r)
+		if !ok {
 			return
 		}
 		noteActor(r.Context(), agent.ID)
@@ -276,6 +279,90 @@ func (a *API) agentAuth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), agentKey, agent)))
 	})
+}
+
+// authenticate answers the refusal itself and reports false when the caller
+// is not an enabled agent.
+func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (store.Agent, bool) {
+	tok, err := agentauth.Bearer(r.Header.Get("Authorization"))
+	if err != nil || (!agentauth.WellFormed(tok) && a.oidc == nil) {
+		unauthenticated(w, "send your personal token as 'Authorization: Bearer vgl_…'; an admin can issue one")
+		return store.Agent{}, false
+	}
+	if !agentauth.WellFormed(tok) {
+		return a.authenticateOIDC(w, r, tok)
+	}
+	agent, err := a.store.AgentByTokenHash(r.Context(), agentauth.Hash(tok))
+	if errors.Is(err, store.ErrNotFound) {
+		unauthenticated(w, "this token is not valid: it was rotated, the agent was disabled, or it was never issued; ask an admin for a new one")
+		return store.Agent{}, false
+	}
+	if err != nil {
+		a.internal(w, r, "authenticate agent", err)
+		return store.Agent{}, false
+	}
+	if a.oidc != nil && (agent.Role == domain.RoleAgent || agent.Role == domain.RoleSenior) {
+		// A personal token is one copyable factor; people sign in with the
+		// identity provider's second factor. Service accounts keep tokens.
+		noteActor(r.Context(), agent.ID)
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil"`)
+		writeProblem(w, newProblem(codeSignInRequired, "personal tokens are for service accounts; sign in with `starter login` through the identity provider"))
+		return store.Agent{}, false
+	}
+	return agent, true
+}
+
+// authenticateOIDC verifies an identity provider token and finds its agent.
+func (a *API) authenticateOIDC(w http.ResponseWriter, r *http.Request, tok string) (store.Agent, bool) {
+	id, err := a.oidc.Verify(r.Context(), tok)
+	switch {
+	case errors.Is(err, oidcauth.ErrNoSecondFactor):
+		w.Header().Set("WWW-Authenticate", `Bearer realm="vigil", error="insufficient_user_authentication"`)
+		writeProblem(w, newProblem(codeSecondFactor, "this sign-in has no second factor; sign in again with `starter login` and complete the identity provider's second step"))
+		return store.Agent{}, false
+	case err != nil:
+		// err names the failed check (expired, signature, …), never the token.
+		unauthenticated(w, "the sign-in token was refused: "+strings.TrimPrefix(err.Error(), oidcauth.ErrInvalidToken.Error()+": ")+"; sign in again with `starter login`")
+		return store.Agent{}, false
+	}
+	agent, err := a.store.Agent(r.Context(), id)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && agent.Disabled) {
+		unauthenticated(w, "no enabled Vigil agent for this sign-in; ask an admin")
+		return store.Agent{}, false
+	}
+	if err != nil {
+		a.internal(w, r, "authenticate agent", err)
+		return store.Agent{}, false
+	}
+	return agent, true
+}
+
+// signInPath publishes how people sign in.
+const signInPath = "/api/v1/sign-in"
+
+// signInInfo is the answer of GET /api/v1/sign-in.
+type signInInfo struct {
+	OIDC *signInOIDC `json:"oidc"`
+}
+
+type signInOIDC struct {
+	Issuer   string   `json:"issuer"`
+	ClientID string   `json:"client_id"`
+	Scopes   []string `json:"scopes"`
+}
+
+func (a *API) signIn(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet {
+		w.Header().Set("Allow", http.MethodGet)
+		writeProblem(w, newProblem(codeMethodNotAllowed, r.Method+" is not allowed here; allowed: GET"))
+		return
+	}
+	var info signInInfo
+	if a.oidc != nil {
+		info.OIDC = &signInOIDC{Issuer: a.oidc.Issuer(), ClientID: a.oidc.Audience(),
+			Scopes: []string{"openid", "email", "profile", "offline_access"}}
+	}
+	writeJSON(w, http.StatusOK, info)
 }
 
 // adminAuth hides the admin API when no admin token is configured and

@@ -14,6 +14,8 @@ import (
 const (
 	codeUnauthenticated  = "unauthenticated"
 	codeForbidden        = "forbidden"
+	codeSecondFactor     = "second_factor_required"
+	codeSignInRequired   = "sign_in_required"
 	codeInvalid          = string(requests.CodeInvalid)
 	codeBodyTooLarge     = "body_too_large"
 	codeUnsupportedMedia = "unsupported_media_type"
@@ -38,6 +40,8 @@ var problemKinds = map[string]struct {
 }{
 	codeUnauthenticated:                 {http.StatusUnauthorized, "Not authenticated"},
 	codeForbidden:                       {http.StatusForbidden, "Not allowed"},
+	codeSecondFactor:                    {http.StatusUnauthorized, "Second factor required"},
+	codeSignInRequired:                  {http.StatusUnauthorized, "Sign in with the identity provider"},
 	codeInvalid:                         {http.StatusBadRequest, "Invalid input"},
 	codeBodyTooLarge:                    {http.StatusRequestEntityTooLarge, "Request body too large"},
 	codeUnsupportedMedia:                {http.StatusUnsupportedMediaType, "Unsupported media type"},

@@ -75,6 +75,13 @@ type Config struct {
 	NoticeTimeout      time.Duration
 	ExecuteMaxAttempts int
 	Cooling            domain.CoolingPeriods
+
+	// OIDC sign-in for people (issue 16); off while OIDCIssuer is empty.
+	OIDCIssuer      string
+	OIDCClientID    string
+	OIDCAcceptedAMR []string
+	OIDCAcceptedACR []string
+	OIDCAgentClaim  string
 }
 
 // Secret is a configuration value that must never be printed.
@@ -137,6 +144,11 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_WEB_METRICS_ADDR", "", "listen address for Prometheus /metrics of the web front (HTTP counts and latencies, requests per status); off when empty; keep it off the public network"},
 	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address for Prometheus /metrics of the worker (Temporal SDK: task latencies, failures, polls); off when empty"},
 	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
+	{"VIGIL_OIDC_ISSUER", "", "identity provider issuer URL; when set, people (agents, seniors) sign in through it with a second factor and their personal tokens are refused; off when empty"},
+	{"VIGIL_OIDC_CLIENT_ID", "", "the client id (audience) the identity provider issues the CLI's tokens to; required with VIGIL_OIDC_ISSUER"},
+	{"VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt", "amr values of which a token must carry one (proof of a second factor)"},
+	{"VIGIL_OIDC_REQUIRED_ACR", "", "acr values that also prove a second factor (for providers that say it with acr)"},
+	{"VIGIL_OIDC_AGENT_CLAIM", "sub", "the token claim whose value is the Vigil agent id"},
 	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
 	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails"},
 	{"VIGIL_EXECUTE_MAX_ATTEMPTS", "10", "executor attempts before a request fails"},
@@ -220,6 +232,20 @@ func Load(getenv func(string) string) (Config, error) {
 		NoticeTimeout:      l.duration("VIGIL_NOTICE_TIMEOUT", 24*time.Hour),
 		ExecuteMaxAttempts: l.integer("VIGIL_EXECUTE_MAX_ATTEMPTS", 10, 1, 1000),
 		Cooling:            domain.CoolingPeriods{},
+	}
+	c.OIDCIssuer = l.str("VIGIL_OIDC_ISSUER", "")
+	if c.OIDCIssuer != "" {
+		_ = l.url("VIGIL_OIDC_ISSUER", "") // validates; the issuer is kept as written, since it must equal the tokens' iss
+	}
+	c.OIDCClientID = l.str("VIGIL_OIDC_CLIENT_ID", "")
+	c.OIDCAcceptedAMR = list(l.str("VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt"))
+	c.OIDCAcceptedACR = list(l.str("VIGIL_OIDC_REQUIRED_ACR", ""))
+	c.OIDCAgentClaim = l.str("VIGIL_OIDC_AGENT_CLAIM", "sub")
+	if c.OIDCIssuer != "" && c.OIDCClientID == "" {
+		l.fail("VIGIL_OIDC_CLIENT_ID must be set with VIGIL_OIDC_ISSUER")
+	}
+	if c.OIDCIssuer != "" && len(c.OIDCAcceptedAMR) == 0 && len(c.OIDCAcceptedACR) == 0 {
+		l.fail("VIGIL_OIDC_REQUIRED_AMR and VIGIL_OIDC_REQUIRED_ACR are both empty: a second factor is always required")
 	}
 	for a, d := range domain.DefaultCoolingPeriods() {
 		c.Cooling[a] = l.duration("VIGIL_COOLING_"+strings.ToUpper(string(a)), d)
@@ -410,4 +436,15 @@ func (l *loader) zone(name string) *time.Location {
 		return time.UTC
 	}
 	return loc
+}
+
+// list splits a comma-separated value, dropping empty items.
+func list(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
 }
