@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/oidcprovider/oidctest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
@@ -47,12 +48,12 @@ func buildAll(dir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./worker", "./web", "./starter", "./standins/mail", "./standins/panel", "./standins/slack")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./worker", "./web", "./starter", "./standins/mail", "./standins/panel", "./standins/slack", "./standins/oidc")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	for _, n := range []string{"worker", "web", "starter", "mail", "panel", "slack"} {
+	for _, n := range []string{"worker", "web", "starter", "mail", "panel", "slack", "oidc"} {
 		bins[n] = filepath.Join(dir, n)
 	}
 	if b := os.Getenv("VIGIL_DEVSERVER_BIN"); b != "" {
@@ -114,6 +115,8 @@ type stack struct {
 	mailURL                   string
 	panelURL                  string
 	slackURL                  string
+	// oidcIssuer is the local identity provider's issuer when stackOptions.oidc.
+	oidcIssuer string
 	mu                        sync.Mutex
 	procs                     map[string]*proc
 }
@@ -123,6 +126,9 @@ type stackOptions struct {
 	// dsn, if set, is the database to use instead of a fresh one on the
 	// shared test server.
 	dsn string
+	// oidc starts the local identity provider (standins/oidc, the seed agents
+	// as users, oidctest's password and TOTP seed) and points the web front at it.
+	oidc bool
 }
 
 func freeAddr(t *testing.T) string {
@@ -206,6 +212,20 @@ func startStack(t *testing.T, o stackOptions) *stack {
 		"VIGIL_EXECUTE_MAX_ATTEMPTS=5",
 	}, o.extraEnv...)
 
+	if o.oidc {
+		oidcAddr := freeAddr(t)
+		s.oidcIssuer = "http://" + oidcAddr
+		users, err := filepath.Abs(filepath.Join("..", "deploy", "seed", "agents.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.start("oidc", bins["oidc"], []string{"-addr", oidcAddr, "-users", users,
+			"-password", oidctest.Password, "-totp-seed", oidctest.TOTPSeed, "-client-id", oidctest.ClientID,
+			// Shorter than starter's 30 s renewal margin: every CLI call renews the
+			// session quietly, so the tests exercise the refresh.
+			"-token-ttl", "25s"}, "oidc ready")
+		s.env = append(s.env, "VIGIL_OIDC_ISSUER="+s.oidcIssuer, "VIGIL_OIDC_CLIENT_ID="+oidctest.ClientID)
+	}
 	s.start("mail", bins["mail"], nil, "mailcatcher ready")
 	s.start("panel", bins["panel"], nil, "panel-standin ready")
 	s.start("slack", bins["slack"], nil, "slack-standin ready")

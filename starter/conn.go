@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -79,6 +80,19 @@ func (a *app) agentClient(flagURL string) (*cliclient.Client, error) {
 		}
 		if savedServer, err := cliclient.NormalizeBaseURL(saved.Server); err != nil || savedServer != server {
 			return nil, usagef("you are logged in to %s, not %s; run `starter login --url %s`", saved.Server, server, server)
+		}
+		if saved.Session != nil {
+			// agentClient's callers hold no context here; a renewal is a
+			// bounded call of its own.
+			ctx, cancel := context.WithTimeout(context.Background(), httpTimeout)
+			defer cancel()
+			st, err := a.store()
+			if err != nil {
+				return nil, err
+			}
+			if saved, err = a.refreshed(ctx, st, saved); err != nil {
+				return nil, err
+			}
 		}
 		token = saved.Token
 	}

@@ -106,6 +106,8 @@ func advice(p *cliclient.Problem) string {
 	switch p.Code {
 	case "unauthenticated":
 		return "run `starter login` (admin commands: check VIGIL_ADMIN_TOKEN)"
+	case "sign_in_required", "second_factor_required":
+		return "run `starter login` and sign in with the identity provider, second factor included"
 	case "forbidden":
 		return "your role does not allow this; ask an admin if you think it should"
 	case "invalid_input":

@@ -12,9 +12,12 @@ import (
 
 func (a *app) cmdLogin(ctx context.Context, g globals, args []string) error {
 	f := a.newFlags(g, "login", "login [--url URL] [--token-stdin]",
-		"Asks for your agent token (vgl_…) without echo, checks it with Vigil (GET /api/v1/me)\n"+
-			"and saves the server and token to $XDG_CONFIG_HOME/vigil/credentials.json (mode 0600).\n"+
-			"--token-stdin reads the token from one line of standard input instead.\n"+
+		"When Vigil signs people in through an identity provider (GET /api/v1/sign-in), shows an\n"+
+			"address and a code: open it, sign in there with your second factor, and the session\n"+
+			"(renewed quietly while it lasts) is saved. Otherwise, and always with --token-stdin,\n"+
+			"asks for an agent token (vgl_…) without echo; service accounts keep using tokens.\n"+
+			"Either is checked with Vigil (GET /api/v1/me) and saved with the server to\n"+
+			"$XDG_CONFIG_HOME/vigil/credentials.json (mode 0600).\n"+
 			"Scripts may set VIGIL_TOKEN instead of logging in.",
 		"starter login --url https://vigil.example.com", true)
 	tokenStdin := f.Bool("token-stdin", false, "read the token from one line of standard input")
@@ -30,6 +33,16 @@ func (a *app) cmdLogin(ctx context.Context, g globals, args []string) error {
 	server, err := a.serverURL(*f.url, saved)
 	if err != nil {
 		return err
+	}
+
+	if !*tokenStdin {
+		cfg, err := fetchSignIn(ctx, server)
+		if err != nil {
+			return err
+		}
+		if cfg.OIDC != nil {
+			return a.loginOIDC(ctx, st, server, cfg)
+		}
 	}
 
 	tok, err := a.readToken(ctx, *tokenStdin)
@@ -60,6 +73,31 @@ func (a *app) cmdLogin(ctx context.Context, g globals, args []string) error {
 	return nil
 }
 
+// loginOIDC signs in with the device flow and saves the session.
+func (a *app) loginOIDC(ctx context.Context, st *credstore.Store, server string, cfg signInConfig) error {
+	idToken, session, err := a.deviceSignIn(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	c, err := a.client(server, idToken)
+	if err != nil {
+		return err
+	}
+	me, err := c.Me(ctx)
+	if err != nil {
+		return err
+	}
+	if err := st.Save(credstore.Credentials{Server: server, Token: idToken, Session: session}); err != nil {
+		return err
+	}
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", me.Raw)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Logged in as %s (%s) on %s through %s\n", me.Name, me.Role, server, cfg.OIDC.Issuer)
+	return nil
+}
+
 // readToken reads the agent token: a line of stdin with --token-stdin, else
 // a no-echo prompt on stdin if it is a terminal, else on /dev/tty.
 func (a *app) readToken(ctx context.Context, fromStdin bool) ([]byte, error) {
@@ -77,8 +115,8 @@ func (a *app) readToken(ctx context.Context, fromStdin bool) ([]byte, error) {
 	return readHidden(ctx, tty, tty, "Vigil agent token: ")
 }
 
-func (a *app) cmdLogout(_ context.Context, g globals, args []string) error {
-	f := a.newFlags(g, "logout", "logout", "Deletes the token saved by `starter login`.", "starter logout", true)
+func (a *app) cmdLogout(ctx context.Context, g globals, args []string) error {
+	f := a.newFlags(g, "logout", "logout", "Ends the identity provider session saved by `starter login` (revokes it there)\nand deletes the saved session or token.", "starter logout", true)
 	if _, err := a.parse(f, args, 0, 0); err != nil {
 		return err
 	}
@@ -86,9 +124,18 @@ func (a *app) cmdLogout(_ context.Context, g globals, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Revoke first, but delete the file whatever the provider says: a session
+	// that cannot be revoked must still leave this machine.
+	var revokeErr error
+	if saved, err := st.Load(); err == nil && saved.Session != nil {
+		revokeErr = revoke(ctx, saved.Session)
+	}
 	removed, err := st.Remove()
 	if err != nil {
 		return err
+	}
+	if revokeErr != nil {
+		return fmt.Errorf("removed %s, but the identity provider did not confirm it ended the session: %w", st.Path(), revokeErr)
 	}
 	if a.json {
 		b, _ := json.Marshal(map[string]any{"removed": removed, "path": st.Path()})

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // ErrNotFound is returned by Load when nobody has logged in yet.
@@ -19,26 +20,46 @@ var ErrNotFound = errors.New("credstore: no saved credentials")
 const maxFileSize = 64 << 10
 
 // Credentials are what login saves: the server it verified the token on and
-// the token itself.
+// the token itself: a personal token, or the identity provider's ID token of
+// a sign-in session (then Session is set).
 type Credentials struct {
-	Server string `json:"server"`
-	Token  string `json:"token"`
+	Server  string   `json:"server"`
+	Token   string   `json:"token"`
+	Session *Session `json:"session,omitempty"`
 }
 
-// String redacts the token.
+// Session is an identity provider sign-in: what renews Token and what ends it.
+type Session struct {
+	Issuer        string    `json:"issuer"`
+	ClientID      string    `json:"client_id"`
+	TokenURL      string    `json:"token_url"`
+	RevocationURL string    `json:"revocation_url,omitempty"`
+	RefreshToken  string    `json:"refresh_token"`
+	Expiry        time.Time `json:"expiry"`
+}
+
+// String redacts the tokens.
 func (c Credentials) String() string {
-	return fmt.Sprintf("{server: %s, token: %s}", c.Server, redact(c.Token))
+	return fmt.Sprintf("{server: %s, token: %s, session: %t}", c.Server, redact(c.Token), c.Session != nil)
 }
 
-// GoString redacts the token in %#v output.
+// GoString redacts the tokens in %#v output.
 func (c Credentials) GoString() string {
-	return fmt.Sprintf("credstore.Credentials{Server: %q, Token: %q}", c.Server, redact(c.Token))
+	return fmt.Sprintf("credstore.Credentials{Server: %q, Token: %q, Session: %t}", c.Server, redact(c.Token), c.Session != nil)
 }
 
-// LogValue redacts the token in slog output.
+// LogValue redacts the tokens in slog output.
 func (c Credentials) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("server", c.Server), slog.String("token", redact(c.Token)))
+	return slog.GroupValue(slog.String("server", c.Server), slog.String("token", redact(c.Token)), slog.Bool("session", c.Session != nil))
 }
+
+// String redacts the refresh token.
+func (s Session) String() string {
+	return fmt.Sprintf("{issuer: %s, client_id: %s, refresh_token: %s}", s.Issuer, s.ClientID, redact(s.RefreshToken))
+}
+
+// GoString redacts the refresh token in %#v output.
+func (s Session) GoString() string { return s.String() }
 
 func redact(s string) string {
 	if s == "" {
