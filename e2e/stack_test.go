@@ -117,8 +117,8 @@ type stack struct {
 	slackURL                  string
 	// oidcIssuer is the local identity provider's issuer when stackOptions.oidc.
 	oidcIssuer string
-	mu                        sync.Mutex
-	procs                     map[string]*proc
+	mu         sync.Mutex
+	procs      map[string]*proc
 }
 
 type stackOptions struct {
