@@ -24,6 +24,11 @@ type config struct {
 	InMemory  bool       // use an in-memory SQLite database
 	Namespace string     // namespace to create and register search attributes in
 	LogLevel  slog.Level // minimum level for server and devserver logs
+	// UIAddr is where the Temporal Web UI listens; empty disables it.
+	UIAddr string
+	// UIWriteActions turns on the UI's terminate, cancel, signal, reset, start
+	// and batch actions; off, the UI server refuses every write call.
+	UIWriteActions bool
 }
 
 func main() {
@@ -88,6 +93,10 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		"log level: debug|info|warn|error (env VIGIL_DEVSERVER_LOG_LEVEL)")
 	fs.StringVar(&cfg.HTTPAddr, "http-addr", envOr("VIGIL_DEVSERVER_HTTP_ADDR", ""),
 		"frontend HTTP API `host:port` (host must match -addr's host); empty disables it (env VIGIL_DEVSERVER_HTTP_ADDR)")
+	fs.StringVar(&cfg.UIAddr, "ui-addr", envOr("VIGIL_DEVSERVER_UI_ADDR", ""),
+		"Temporal Web UI `host:port`; empty disables it (env VIGIL_DEVSERVER_UI_ADDR)")
+	fs.BoolVar(&cfg.UIWriteActions, "ui-write-actions", false,
+		"allow the UI's write actions (terminate, reset, signal, start, batch); they bypass Vigil's gates, so off by default")
 	if err := fs.Parse(args); err != nil {
 		return config{}, err
 	}

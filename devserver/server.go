@@ -105,6 +105,17 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if cfg.UIAddr != "" {
+		stopUI, uiURL, err := startUI(cfg, addr, logger)
+		if err != nil {
+			return err
+		}
+		defer stopUI()
+		// Its own line before the ready line, so the ready line's format stays.
+		if _, err := fmt.Fprintf(stdout, "devserver ui url=%s write_actions=%t\n", uiURL, cfg.UIWriteActions); err != nil {
+			return fmt.Errorf("write ui line: %w", err)
+		}
+	}
 	if _, err := fmt.Fprintf(stdout, "devserver ready addr=%s namespace=%s\n", addr, cfg.Namespace); err != nil {
 		return fmt.Errorf("write ready line: %w", err)
 	}

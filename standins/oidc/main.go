@@ -12,9 +12,12 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"strconv"
 	"time"
+
+	"github.com/pquerna/otp/totp"
 
 	"github.com/vigil-oss/vigil/internal/oidcprovider"
 	"github.com/vigil-oss/vigil/internal/standin"
@@ -29,6 +32,9 @@ type config struct {
 	totpSeed   string
 	requireOTP bool
 	tokenTTL   time.Duration
+	// totpFor, when set, prints that user's TOTP secret and current code and
+	// exits: the local run's stand-in for an authenticator app.
+	totpFor string
 }
 
 func main() {
@@ -51,8 +57,15 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	}
 	fs.BoolVar(&cfg.requireOTP, "require-otp", requireOTP, "ask a TOTP code; false signs in with a password alone (amr [pwd]) to test the refusal (env VIGIL_OIDC_STANDIN_REQUIRE_OTP)")
 	fs.DurationVar(&cfg.tokenTTL, "token-ttl", 10*time.Minute, "ID and access token lifetime")
+	fs.StringVar(&cfg.totpFor, "totp", "", "print the TOTP secret (otpauth URI) and the current code of this user id, then exit")
 	if err := standin.ParseFlags(fs, args); err != nil {
 		return config{}, err
+	}
+	if cfg.totpFor != "" {
+		if cfg.totpSeed == "" {
+			return config{}, errors.New("-totp needs the TOTP seed (-totp-seed or VIGIL_OIDC_STANDIN_TOTP_SEED)")
+		}
+		return cfg, nil
 	}
 	if cfg.password == "" {
 		return config{}, errors.New("a password is required (-password or VIGIL_OIDC_STANDIN_PASSWORD)")
@@ -65,6 +78,15 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 
 // run serves the provider until ctx ends.
 func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+	if cfg.totpFor != "" {
+		secret := oidcprovider.TOTPSecret(cfg.totpSeed, cfg.totpFor)
+		code, err := totp.GenerateCode(secret, time.Now())
+		if err != nil {
+			return fmt.Errorf("totp: %w", err)
+		}
+		fmt.Fprintf(stdout, "otpauth://totp/Vigil%%20local:%s?secret=%s&issuer=Vigil%%20local\ncode now: %s\n", url.PathEscape(cfg.totpFor), secret, code)
+		return nil
+	}
 	raw, err := os.ReadFile(cfg.usersFile)
 	if err != nil {
 		return fmt.Errorf("read users: %w", err)

@@ -9,8 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 
+	"github.com/pquerna/otp/totp"
+
+	"github.com/vigil-oss/vigil/internal/oidcprovider"
 	"github.com/vigil-oss/vigil/internal/standin/standintest"
 )
 
@@ -67,5 +71,25 @@ func TestRunServesDiscoveryAndStops(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run = %v after cancel, want nil", err)
+	}
+}
+
+func TestTOTPPrintsTheUsersCurrentCode(t *testing.T) {
+	cfg, err := parseConfig([]string{"-totp", "ag_alice"}, func(k string) string {
+		return map[string]string{"VIGIL_OIDC_STANDIN_TOTP_SEED": "seed"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), cfg, slog.New(slog.DiscardHandler), &out); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`secret=([A-Z2-7]+)&.*\ncode now: (\d{6})\n$`).FindStringSubmatch(out.String())
+	if m == nil || m[1] != oidcprovider.TOTPSecret("seed", "ag_alice") || !totp.Validate(m[2], m[1]) {
+		t.Fatalf("output %q", out.String())
+	}
+	if _, err := parseConfig([]string{"-totp", "ag_alice"}, func(string) string { return "" }); err == nil {
+		t.Fatal("-totp without a seed accepted")
 	}
 }
