@@ -117,8 +117,10 @@ type stack struct {
 	slackURL                  string
 	// oidcIssuer is the local identity provider's issuer when stackOptions.oidc.
 	oidcIssuer string
-	mu         sync.Mutex
-	procs      map[string]*proc
+	// uiURL is the Temporal Web UI when stackOptions.ui.
+	uiURL string
+	mu    sync.Mutex
+	procs map[string]*proc
 }
 
 type stackOptions struct {
@@ -129,6 +131,9 @@ type stackOptions struct {
 	// oidc starts the local identity provider (standins/oidc, the seed agents
 	// as users, oidctest's password and TOTP seed) and points the web front at it.
 	oidc bool
+	// ui serves the Temporal Web UI from the devserver (needs a devserver
+	// built from this tree: VIGIL_DEVSERVER_BIN unset, or pointing at one).
+	ui bool
 }
 
 func freeAddr(t *testing.T) string {
@@ -169,7 +174,12 @@ func startStack(t *testing.T, o stackOptions) *stack {
 	// and says which in its ready line; the other ports are chosen only once
 	// it holds its own, so no two processes are handed the same one.
 	s.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir}
-	dev := s.start("devserver", bins["devserver"], []string{"-addr", "127.0.0.1:0", "-db-file", filepath.Join(s.dir, "temporal.db")}, "devserver ready")
+	devArgs := []string{"-addr", "127.0.0.1:0", "-db-file", filepath.Join(s.dir, "temporal.db")}
+	if o.ui {
+		s.uiURL = "http://" + freeAddr(t)
+		devArgs = append(devArgs, "-ui-addr", strings.TrimPrefix(s.uiURL, "http://"))
+	}
+	dev := s.start("devserver", bins["devserver"], devArgs, "devserver ready")
 	s.temporal = readyField(t, dev.readyLine, "addr")
 	s.smtpAddr = freeAddr(t)
 	mailHTTP := freeAddr(t)
