@@ -110,6 +110,11 @@ func (a *API) agentRoutes() []route {
 	}
 }
 
+// publicRoutes take no credential.
+func (a *API) publicRoutes() []route {
+	return []route{{"GET " + signInPath, a.signIn}}
+}
+
 // adminRoutes take the admin token.
 func (a *API) adminRoutes() []route {
 	return []route{
@@ -125,7 +130,11 @@ func (a *API) adminRoutes() []route {
 
 // Handler routes /api/ and /admin/. Mount it on both prefixes.
 func (a *API) Handler() http.Handler {
-	agentMux, adminMux := http.NewServeMux(), http.NewServeMux()
+	agentMux, adminMux, publicMux := http.NewServeMux(), http.NewServeMux(), http.NewServeMux()
+	for _, rt := range a.publicRoutes() {
+		publicMux.HandleFunc(rt.pattern, rt.handler)
+	}
+	public := routed(publicMux)
 	for _, rt := range a.agentRoutes() {
 		agentMux.HandleFunc(rt.pattern, rt.handler)
 	}
@@ -139,7 +148,7 @@ func (a *API) Handler() http.Handler {
 		switch {
 		case r.URL.Path == signInPath:
 			// Public: how to sign in, so the CLI needs only the server's URL.
-			a.signIn(w, r)
+			public.ServeHTTP(w, r)
 		case under(r.URL.Path, "/admin"):
 			admin.ServeHTTP(w, r)
 		case under(r.URL.Path, "/api"):
@@ -352,11 +361,6 @@ type signInOIDC struct {
 }
 
 func (a *API) signIn(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodGet {
-		w.Header().Set("Allow", http.MethodGet)
-		writeProblem(w, newProblem(codeMethodNotAllowed, r.Method+" is not allowed here; allowed: GET"))
-		return
-	}
 	var info signInInfo
 	if a.oidc != nil {
 		info.OIDC = &signInOIDC{Issuer: a.oidc.Issuer(), ClientID: a.oidc.Audience(),

@@ -203,6 +203,9 @@ func TestSignInDiscovery(t *testing.T) {
 		got.OIDC.Issuer != iss.url || got.OIDC.ClientID != "vigil-starter" {
 		t.Fatalf("sign-in = %d %s", res.status, res.body)
 	}
+	if res := e.call("POST", "/api/v1/sign-in", "", "", ""); res.status != http.StatusMethodNotAllowed || res.problem(t).Code != "method_not_allowed" {
+		t.Fatalf("POST sign-in = %d %s", res.status, res.body)
+	}
 	off := newEnv(t, "", Options{})
 	res = off.call("GET", "/api/v1/sign-in", "", "", "")
 	if res.status != 200 || strings.TrimSpace(string(res.body)) != `{"oidc":null}` {

@@ -29,7 +29,7 @@ func TestOpenAPICoversEverything(t *testing.T) {
 	}
 	a := &API{}
 	routes := map[string]bool{} // "METHOD /path"
-	for _, rt := range append(a.agentRoutes(), a.adminRoutes()...) {
+	for _, rt := range append(append(a.agentRoutes(), a.adminRoutes()...), a.publicRoutes()...) {
 		routes[rt.pattern] = true
 		method, path, _ := strings.Cut(rt.pattern, " ")
 		block, ok := paths[path]

@@ -145,7 +145,7 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address for Prometheus /metrics of the worker (Temporal SDK: task latencies, failures, polls); off when empty"},
 	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
 	{"VIGIL_OIDC_ISSUER", "", "identity provider issuer URL; when set, people (agents, seniors) sign in through it with a second factor and their personal tokens are refused; off when empty"},
-	{"VIGIL_OIDC_CLIENT_ID", "", "the client id (audience) the identity provider issues the CLI's tokens to; required with VIGIL_OIDC_ISSUER"},
+	{"VIGIL_OIDC_CLIENT_ID", "", "the client id (audience) the identity provider issues the CLI tokens to; required with VIGIL_OIDC_ISSUER"},
 	{"VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt", "amr values of which a token must carry one (proof of a second factor)"},
 	{"VIGIL_OIDC_REQUIRED_ACR", "", "acr values that also prove a second factor (for providers that say it with acr)"},
 	{"VIGIL_OIDC_AGENT_CLAIM", "sub", "the token claim whose value is the Vigil agent id"},
