@@ -76,6 +76,13 @@ func TestSignInThroughTheProviderThenOpen(t *testing.T) {
 	res = alice.expect(t, 3, "", []string{"VIGIL_TOKEN=" + aliceToken}, "list", "--mine")
 	mustContain(t, "personal token refused", res.stderr, "sign in with `starter login`")
 
+	// An admin disables Alice: her live, unexpired session stops on the next call.
+	if code, body := s.call("POST", "/admin/v1/agents/ag_alice/disable", s.adminToken, nil, nil); code != http.StatusOK {
+		t.Fatalf("disable alice: %d %s", code, body)
+	}
+	res = alice.expect(t, 3, "", nil, "list", "--mine")
+	mustContain(t, "disabled agent's session", res.stderr, "no enabled Vigil agent for this sign-in")
+
 	// Logout revokes the session at the provider and deletes the file.
 	alice.expect(t, 0, "", nil, "logout")
 	if _, err := os.Stat(credPath); !os.IsNotExist(err) {

@@ -162,3 +162,41 @@ func TestMetricsAddrs(t *testing.T) {
 		}
 	}
 }
+
+func TestOIDCSettings(t *testing.T) {
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		wantErr string
+		check   func(Config) bool
+	}{
+		{"off by default", nil, "", func(c Config) bool { return c.OIDCIssuer == "" }},
+		{"on, with defaults", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com/", "VIGIL_OIDC_CLIENT_ID": "vigil-cli"}, "",
+			func(c Config) bool {
+				// The issuer is kept as written: it must equal the tokens' iss, trailing slash included.
+				return c.OIDCIssuer == "https://id.example.com/" && c.OIDCClientID == "vigil-cli" && c.OIDCAgentClaim == "sub" &&
+					strings.Join(c.OIDCAcceptedAMR, ",") == "mfa,otp,hwk,swk,fpt" && len(c.OIDCAcceptedACR) == 0
+			}},
+		{"acr only", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
+			"VIGIL_OIDC_REQUIRED_AMR": " , ", "VIGIL_OIDC_REQUIRED_ACR": "phr, phrh"}, "",
+			func(c Config) bool { return len(c.OIDCAcceptedAMR) == 0 && strings.Join(c.OIDCAcceptedACR, ",") == "phr,phrh" }},
+		{"no client id", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com"}, "VIGIL_OIDC_CLIENT_ID must be set", nil},
+		{"not a URL", map[string]string{"VIGIL_OIDC_ISSUER": "id.example.com", "VIGIL_OIDC_CLIENT_ID": "c"}, "VIGIL_OIDC_ISSUER", nil},
+		{"no second factor accepted", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
+			"VIGIL_OIDC_REQUIRED_AMR": ","}, "a second factor is always required", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.vars))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil || !tt.check(c) {
+				t.Fatalf("Load = %+v, %v", c, err)
+			}
+		})
+	}
+}
