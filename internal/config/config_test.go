@@ -179,7 +179,9 @@ func TestOIDCSettings(t *testing.T) {
 			}},
 		{"acr only", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
 			"VIGIL_OIDC_REQUIRED_AMR": " , ", "VIGIL_OIDC_REQUIRED_ACR": "phr, phrh"}, "",
-			func(c Config) bool { return len(c.OIDCAcceptedAMR) == 0 && strings.Join(c.OIDCAcceptedACR, ",") == "phr,phrh" }},
+			func(c Config) bool {
+				return len(c.OIDCAcceptedAMR) == 0 && strings.Join(c.OIDCAcceptedACR, ",") == "phr,phrh"
+			}},
 		{"no client id", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com"}, "VIGIL_OIDC_CLIENT_ID must be set", nil},
 		{"not a URL", map[string]string{"VIGIL_OIDC_ISSUER": "id.example.com", "VIGIL_OIDC_CLIENT_ID": "c"}, "VIGIL_OIDC_ISSUER", nil},
 		{"no second factor accepted", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
