@@ -93,8 +93,10 @@ func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.
 		return a.Store.AddContact(ctx, in.CustomerID, in.Email, a.now())
 	case domain.ActionChangeAccountEmail:
 		return a.Store.SetPrimaryEmail(ctx, in.CustomerID, in.Email)
+	case domain.ActionReinstallVPS, domain.ActionDisable2FA:
+		return nil // the panel call was all of it
 	}
-	return nil
+	return fmt.Errorf("no executor step for action %q", in.Action)
 }
 
 // credentialsMailed reports whether an earlier attempt already mailed the

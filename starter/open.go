@@ -7,12 +7,14 @@ import (
 	"time"
 	"unicode"
 
+	"github.com/vigil-oss/vigil/internal/action"
 	"github.com/vigil-oss/vigil/internal/cliclient"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
-// openSpec describes one of the commands that open a request.
+// openSpec describes one of the commands that open a request; it is read
+// from the action's spec.
 type openSpec struct {
 	name         string
 	action       domain.Action
@@ -24,23 +26,16 @@ type openSpec struct {
 }
 
 func openSpecs() []openSpec {
-	return []openSpec{
-		{"resend-credentials", domain.ActionResendCredentials, true, false, false,
-			"email a server's login credentials to the customer",
-			`starter resend-credentials --customer C-1042 --server srv-1 --reason "lost the root password, ticket #8812"`},
-		{"reinstall-vps", domain.ActionReinstallVPS, true, true, false,
-			"erase and reinstall a VPS",
-			`starter reinstall-vps --customer C-1042 --server srv-1 --reason "compromised, ticket #8813"`},
-		{"add-contact-email", domain.ActionAddContactEmail, false, false, true,
-			"add a contact email to the account",
-			`starter add-contact-email --customer C-1042 --email ops@example.com --reason "new on-call address, ticket #8814"`},
-		{"change-account-email", domain.ActionChangeAccountEmail, false, false, true,
-			"change the account's primary email",
-			`starter change-account-email --customer C-1042 --email owner@example.com --reason "domain moved, ticket #8815"`},
-		{"disable-2fa", domain.ActionDisable2FA, false, false, false,
-			"turn off two-factor authentication",
-			`starter disable-2fa --customer C-1042 --reason "lost phone, identity checked on call, ticket #8816"`},
+	var out []openSpec
+	for _, sp := range action.Specs() {
+		out = append(out, openSpec{
+			name: sp.Command, action: sp.Name,
+			server: sp.Target == action.TargetServer, serverNeeded: sp.Target == action.TargetServer && !sp.ServerOptional,
+			email:   sp.Target == action.TargetEmail,
+			summary: sp.Summary, example: sp.Example,
+		})
 	}
+	return out
 }
 
 // cmdOpen opens a request: validates the flags, asks for the PIN, sends it

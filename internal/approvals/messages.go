@@ -67,40 +67,13 @@ func MaskEmail(e string) string {
 }
 
 // Title names an action for headers: "Resend server credentials".
-func Title(a domain.Action) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "Resend server credentials"
-	case domain.ActionReinstallVPS:
-		return "Reinstall VPS"
-	case domain.ActionAddContactEmail:
-		return "Add contact email"
-	case domain.ActionChangeAccountEmail:
-		return "Change account email"
-	case domain.ActionDisable2FA:
-		return "Disable two-factor authentication"
-	}
-	return string(a)
-}
+func Title(a domain.Action) string { return a.Spec().Title }
 
 // doing names the action as the confirm dialogs ask about it. Slack decodes
 // &amp; &lt; &gt; in every text object, plain_text too, so the parts are
 // escaped; their caps keep the dialog text within Slack's 300 characters.
 func doing(r Request) string {
-	c := inert(r.CustomerID, maxConfirmPart, "\n")
-	switch r.Action {
-	case domain.ActionResendCredentials:
-		return fmt.Sprintf("resending credentials for %s", c)
-	case domain.ActionReinstallVPS:
-		return fmt.Sprintf("reinstalling VPS %s for %s (all its data is wiped)", inert(r.ServerID, maxConfirmPart, "\n"), c)
-	case domain.ActionAddContactEmail:
-		return fmt.Sprintf("adding a contact email for %s", c)
-	case domain.ActionChangeAccountEmail:
-		return fmt.Sprintf("changing the account email of %s", c)
-	case domain.ActionDisable2FA:
-		return fmt.Sprintf("turning off 2FA for %s", c)
-	}
-	return fmt.Sprintf("%s for %s", r.Action, c)
+	return r.Action.Spec().Doing(inert(r.CustomerID, maxConfirmPart, "\n"), inert(r.ServerID, maxConfirmPart, "\n"))
 }
 
 // ApprovalBlocks is the message seniors act on: the request summary and

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/action"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
@@ -101,9 +102,15 @@ func (s Secret) LogValue() slog.Value { return slog.StringValue(s.String()) }
 // Reveal returns the secret itself, for the one place that needs it.
 func (s Secret) Reveal() string { return string(s) }
 
-// Vars documents every variable: name, default, meaning. The README's table
-// is generated from the same words, and `worker -h` prints it.
-var Vars = []struct{ Name, Default, Help string }{
+// Var documents one variable: name, default, meaning.
+type Var struct{ Name, Default, Help string }
+
+// Vars documents every variable. The README's table is generated from the
+// same words, and `worker -h` prints it. The cooling rows come from the
+// action specs.
+var Vars = append(fixedVars, coolingVars()...)
+
+var fixedVars = []Var{
 	{"VIGIL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable", "Postgres connection string (lib/pq)"},
 	{"VIGIL_TEMPORAL_ADDRESS", "127.0.0.1:7233", "Temporal frontend host:port"},
 	{"VIGIL_TEMPORAL_NAMESPACE", "default", "Temporal namespace"},
@@ -152,11 +159,23 @@ var Vars = []struct{ Name, Default, Help string }{
 	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
 	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails"},
 	{"VIGIL_EXECUTE_MAX_ATTEMPTS", "10", "executor attempts before a request fails"},
-	{"VIGIL_COOLING_RESEND_CREDENTIALS", "24h", "cooling period: resend credentials"},
-	{"VIGIL_COOLING_REINSTALL_VPS", "48h", "cooling period: reinstall a VPS"},
-	{"VIGIL_COOLING_ADD_CONTACT_EMAIL", "72h", "cooling period: add a contact email"},
-	{"VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL", "72h", "cooling period: change the account email"},
-	{"VIGIL_COOLING_DISABLE_2FA", "48h", "cooling period: disable 2FA"},
+}
+
+// coolingVars are the rows of the cooling settings, one per action spec.
+func coolingVars() []Var {
+	var out []Var
+	for _, sp := range action.Specs() {
+		out = append(out, Var{sp.CoolingSetting, hours(sp.CoolingDefault), sp.CoolingHelp})
+	}
+	return out
+}
+
+// hours writes d as the settings table does: "72h", else Go's form.
+func hours(d time.Duration) string {
+	if d%time.Hour == 0 {
+		return fmt.Sprintf("%dh", d/time.Hour)
+	}
+	return d.String()
 }
 
 // MaxPanelTimeout bounds VIGIL_PANEL_TIMEOUT. The executor activity that
@@ -247,8 +266,8 @@ func Load(getenv func(string) string) (Config, error) {
 	if c.OIDCIssuer != "" && len(c.OIDCAcceptedAMR) == 0 && len(c.OIDCAcceptedACR) == 0 {
 		l.fail("VIGIL_OIDC_REQUIRED_AMR and VIGIL_OIDC_REQUIRED_ACR are both empty: a second factor is always required")
 	}
-	for a, d := range domain.DefaultCoolingPeriods() {
-		c.Cooling[a] = l.duration("VIGIL_COOLING_"+strings.ToUpper(string(a)), d)
+	for _, sp := range action.Specs() {
+		c.Cooling[sp.Name] = l.duration(sp.CoolingSetting, sp.CoolingDefault)
 	}
 	if c.CodecKeyID == "" && c.CodecKeys != "" {
 		first, _, _ := strings.Cut(string(c.CodecKeys), ",")

@@ -5,65 +5,28 @@ package domain
 import (
 	"fmt"
 	"time"
+
+	"github.com/vigil-oss/vigil/internal/action"
 )
 
-// Action is a sensitive operation on a customer's account.
-type Action string
+// Action is a sensitive operation on a customer's account; what each one is
+// lives in its spec in internal/action.
+type Action = action.Name
 
 // The actions Vigil guards.
 const (
-	ActionResendCredentials  Action = "resend_credentials"
-	ActionReinstallVPS       Action = "reinstall_vps"
-	ActionAddContactEmail    Action = "add_contact_email"
-	ActionChangeAccountEmail Action = "change_account_email"
-	ActionDisable2FA         Action = "disable_2fa"
+	ActionResendCredentials  = action.ResendCredentials
+	ActionReinstallVPS       = action.ReinstallVPS
+	ActionAddContactEmail    = action.AddContactEmail
+	ActionChangeAccountEmail = action.ChangeAccountEmail
+	ActionDisable2FA         = action.Disable2FA
 )
 
 // Actions lists every action in a stable order.
-var Actions = []Action{
-	ActionResendCredentials,
-	ActionReinstallVPS,
-	ActionAddContactEmail,
-	ActionChangeAccountEmail,
-	ActionDisable2FA,
-}
+var Actions = action.Names()
 
 // ParseAction returns the action named s or an error naming the valid ones.
-func ParseAction(s string) (Action, error) {
-	for _, a := range Actions {
-		if string(a) == s {
-			return a, nil
-		}
-	}
-	return "", fmt.Errorf("unknown action %q (valid: resend_credentials, reinstall_vps, add_contact_email, change_account_email, disable_2fa)", s)
-}
-
-// NeedsServer reports whether the action targets one of the customer's servers.
-func (a Action) NeedsServer() bool {
-	return a == ActionResendCredentials || a == ActionReinstallVPS
-}
-
-// NeedsEmail reports whether the action carries a new email address.
-func (a Action) NeedsEmail() bool {
-	return a == ActionAddContactEmail || a == ActionChangeAccountEmail
-}
-
-// Describe says in plain words what the action does, for messages and audit.
-func (a Action) Describe(serverID, email string) string {
-	switch a {
-	case ActionResendCredentials:
-		return fmt.Sprintf("email the login credentials of server %s to the customer's primary address", serverID)
-	case ActionReinstallVPS:
-		return fmt.Sprintf("erase and reinstall VPS %s (all data on it is wiped)", serverID)
-	case ActionAddContactEmail:
-		return fmt.Sprintf("add %s as a contact email", email)
-	case ActionChangeAccountEmail:
-		return fmt.Sprintf("change the account email to %s", email)
-	case ActionDisable2FA:
-		return "turn off two-factor authentication"
-	}
-	return string(a)
-}
+func ParseAction(s string) (Action, error) { return action.Parse(s) }
 
 // Status is where a request stands. The final ones never change again.
 type Status string
@@ -147,13 +110,11 @@ const (
 // CoolingPeriods maps each action to how long the customer has to cancel.
 type CoolingPeriods map[Action]time.Duration
 
-// DefaultCoolingPeriods are the production defaults.
+// DefaultCoolingPeriods are the production defaults, from the action specs.
 func DefaultCoolingPeriods() CoolingPeriods {
-	return CoolingPeriods{
-		ActionResendCredentials:  24 * time.Hour,
-		ActionReinstallVPS:       48 * time.Hour,
-		ActionAddContactEmail:    72 * time.Hour,
-		ActionChangeAccountEmail: 72 * time.Hour,
-		ActionDisable2FA:         48 * time.Hour,
+	c := CoolingPeriods{}
+	for _, sp := range action.Specs() {
+		c[sp.Name] = sp.CoolingDefault
 	}
+	return c
 }

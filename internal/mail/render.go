@@ -118,7 +118,7 @@ func RenderNotice(d NoticeData) (subject, text, html string, err error) {
 		return "", "", "", err
 	}
 	when := formatTime(d.RunsAt, d.Location)
-	headline := willHappen(d.Action, d.ServerID, email) + " on " + when
+	headline := d.Action.Spec().WillHappen(d.ServerID, email) + " on " + when
 	c, err := newCommon(headline, d.CustomerName, d.SupportEmail, d.ProductName)
 	if err != nil {
 		return "", "", "", err
@@ -129,7 +129,7 @@ func RenderNotice(d NoticeData) (subject, text, html string, err error) {
 		WhoAsked:  textrule.Escape(strings.TrimSpace(d.AgentFirstName)) + " from " + teamPhrase(textrule.Escape(d.AgentTeam)),
 		When:      when,
 		In:        humanDuration(d.CoolingPeriod),
-		Detail:    noticeDetail(d.Action, d.ServerID, email),
+		Detail:    d.Action.Spec().NoticeDetail(d.ServerID, email),
 		CancelURL: d.CancelURL,
 	}
 	text, html, err = noticeTemplates().render(v)
@@ -173,8 +173,8 @@ func RenderOutcome(d OutcomeData) (subject, text, html string, err error) {
 	warning := ""
 	switch d.Outcome {
 	case domain.StatusExecuted:
-		headline = hasHappened(d.Action, d.ServerID, email)
-		lines = []string{executedDetail(d.Action)}
+		headline = d.Action.Spec().HasHappened(d.ServerID, email)
+		lines = []string{d.Action.Spec().ExecutedDetail}
 		warning = "If you did not expect this, contact us right away."
 	case domain.StatusCancelled, domain.StatusWithdrawn:
 		by := d.CancelledBy
@@ -185,17 +185,17 @@ func RenderOutcome(d OutcomeData) (subject, text, html string, err error) {
 		if err != nil {
 			return "", "", "", err
 		}
-		headline = "Cancelled: " + wontHappen(d.Action, d.ServerID, email)
+		headline = "Cancelled: " + d.Action.Spec().WontHappen(d.ServerID, email)
 		lines = []string{who, nothing}
 	case domain.StatusRejected:
-		headline = "Not approved: " + wontHappen(d.Action, d.ServerID, email)
+		headline = "Not approved: " + d.Action.Spec().WontHappen(d.ServerID, email)
 		lines = []string{"A senior member of our support team did not approve this request.", nothing}
 		warning = "If you did not ask for this, we recommend securing your email account and changing your passwords."
 	case domain.StatusExpired:
-		headline = "Expired: " + wontHappen(d.Action, d.ServerID, email)
+		headline = "Expired: " + d.Action.Spec().WontHappen(d.ServerID, email)
 		lines = []string{"The request was not approved in time, so it expired.", nothing, "If you still need this, please ask us again."}
 	case domain.StatusFailed:
-		headline = "We could not " + infinitive(d.Action, d.ServerID, email)
+		headline = "We could not " + d.Action.Spec().Infinitive(d.ServerID, email)
 		lines = []string{"Something went wrong on our side and the request could not be completed. Our team has been alerted.", "If you still need this, please contact us."}
 	default:
 		return "", "", "", fmt.Errorf("mail: no outcome email for status %q", d.Outcome)
@@ -327,96 +327,6 @@ func humanDuration(d time.Duration) string {
 		return "in " + plural(int64(d/time.Minute), "minute")
 	default:
 		return "in " + plural(max(int64(d/time.Second), 1), "second")
-	}
-}
-
-func willHappen(a domain.Action, server, email string) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "Your server credentials will be emailed to you"
-	case domain.ActionReinstallVPS:
-		return "Your VPS " + server + " will be erased and reinstalled"
-	case domain.ActionAddContactEmail:
-		return email + " will be added as a contact email on your account"
-	case domain.ActionChangeAccountEmail:
-		return "Your account email will be changed to " + email
-	default:
-		return "Two-factor authentication will be turned off on your account"
-	}
-}
-
-func noticeDetail(a domain.Action, server, email string) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "The login details (username and password) of server " + server + " will be sent to the email address on your account."
-	case domain.ActionReinstallVPS:
-		return "Everything stored on " + server + " will be permanently deleted and the server will start again from a fresh install."
-	case domain.ActionAddContactEmail:
-		return "The owner of " + email + " will be able to contact us about your account."
-	case domain.ActionChangeAccountEmail:
-		return "After that, notices and password resets will go to " + email + " instead of this address."
-	default:
-		return "After that, only your password will be needed to log in to your account."
-	}
-}
-
-func hasHappened(a domain.Action, server, email string) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "Your server credentials for " + server + " have been emailed to you"
-	case domain.ActionReinstallVPS:
-		return "Your VPS " + server + " has been erased and reinstalled"
-	case domain.ActionAddContactEmail:
-		return email + " has been added as a contact email on your account"
-	case domain.ActionChangeAccountEmail:
-		return "Your account email has been changed to " + email
-	default:
-		return "Two-factor authentication has been turned off on your account"
-	}
-}
-
-func executedDetail(a domain.Action) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "The login details arrive in a separate email."
-	case domain.ActionReinstallVPS:
-		return "The server has a fresh install; the data that was on it is gone."
-	case domain.ActionAddContactEmail:
-		return "You can remove contact emails at any time in your account settings."
-	case domain.ActionChangeAccountEmail:
-		return "From now on we will write to the new address."
-	default:
-		return "We recommend turning it back on in your account settings as soon as you can."
-	}
-}
-
-func wontHappen(a domain.Action, server, email string) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "your server credentials for " + server + " will not be emailed"
-	case domain.ActionReinstallVPS:
-		return "your VPS " + server + " will not be erased"
-	case domain.ActionAddContactEmail:
-		return email + " will not be added as a contact email"
-	case domain.ActionChangeAccountEmail:
-		return "your account email will not be changed"
-	default:
-		return "two-factor authentication will not be turned off"
-	}
-}
-
-func infinitive(a domain.Action, server, email string) string {
-	switch a {
-	case domain.ActionResendCredentials:
-		return "email your server credentials for " + server
-	case domain.ActionReinstallVPS:
-		return "reinstall your VPS " + server
-	case domain.ActionAddContactEmail:
-		return "add " + email + " as a contact email"
-	case domain.ActionChangeAccountEmail:
-		return "change your account email"
-	default:
-		return "turn off two-factor authentication"
 	}
 }
 

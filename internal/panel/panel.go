@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/action"
 	"github.com/vigil-oss/vigil/internal/domain"
 )
 
@@ -144,20 +145,16 @@ type call struct {
 }
 
 func route(j Job) (call, error) {
-	cust := url.PathEscape(j.CustomerID)
-	switch j.Action {
-	case domain.ActionResendCredentials:
-		return call{http.MethodPost, "/v1/customers/" + cust + "/servers/" + url.PathEscape(j.ServerID) + "/credentials", nil}, nil
-	case domain.ActionReinstallVPS:
-		return call{http.MethodPost, "/v1/customers/" + cust + "/servers/" + url.PathEscape(j.ServerID) + "/reinstall", nil}, nil
-	case domain.ActionAddContactEmail:
-		return call{http.MethodPost, "/v1/customers/" + cust + "/contacts", map[string]string{"email": j.Email}}, nil
-	case domain.ActionChangeAccountEmail:
-		return call{http.MethodPut, "/v1/customers/" + cust + "/email", map[string]string{"email": j.Email}}, nil
-	case domain.ActionDisable2FA:
-		return call{http.MethodDelete, "/v1/customers/" + cust + "/2fa", nil}, nil
+	sp, ok := action.Lookup(j.Action)
+	if !ok {
+		return call{}, fmt.Errorf("unknown action %q", j.Action)
 	}
-	return call{}, fmt.Errorf("unknown action %q", j.Action)
+	path := strings.NewReplacer("{customer}", url.PathEscape(j.CustomerID), "{server}", url.PathEscape(j.ServerID)).Replace(sp.PanelPath)
+	c := call{method: sp.PanelMethod, path: path}
+	if sp.BodyEmail {
+		c.body = map[string]string{"email": j.Email}
+	}
+	return c, nil
 }
 
 func validate(j Job) error {

@@ -438,6 +438,9 @@ func newResponse(q request) (int, string, error) {
 		status = http.StatusAccepted
 	case domain.ActionAddContactEmail:
 		status = http.StatusCreated
+	case domain.ActionChangeAccountEmail, domain.ActionDisable2FA:
+	default:
+		return 0, "", fmt.Errorf("stand-in panel: no answer for action %q", q.action)
 	}
 	b, err := json.Marshal(out)
 	return status, string(b), err

@@ -173,8 +173,8 @@ func (p OpenParams) Normalized() (OpenParams, error) {
 		return p, refusal(CodeInvalid, "%v", err)
 	}
 	if p.Action.NeedsServer() {
-		// Resending credentials may leave the server out when there is only one.
-		serverOptional := p.Action == domain.ActionResendCredentials && p.ServerID == ""
+		// Some actions may leave the server out when there is only one.
+		serverOptional := p.Action.Spec().ServerOptional && p.ServerID == ""
 		if !serverOptional && !idPattern.MatchString(p.ServerID) {
 			return p, refusal(CodeInvalid, "server_id: %s needs a server id", p.Action)
 		}
