@@ -329,6 +329,10 @@ func refuseNoOpEmail(cust store.Customer, p OpenParams) error {
 			return &Refusal{Code: CodeEmailUnchanged, Message: fmt.Sprintf(
 				"%s is already the primary address of customer %s; nothing to change", p.Email, cust.ID)}
 		}
+	case domain.ActionResendCredentials, domain.ActionReinstallVPS, domain.ActionDisable2FA:
+		// they carry no address to compare
+	default:
+		return fmt.Errorf("requests: no no-op rule for action %q", p.Action)
 	}
 	return nil
 }
