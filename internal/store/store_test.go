@@ -18,7 +18,7 @@ import (
 var t0 = time.Date(2030, 3, 14, 9, 26, 53, 589793000, time.UTC)
 
 // newStore returns a migrated store on a fresh database.
-func newStore(t *testing.T) *Store {
+func newStore(t testing.TB) *Store {
 	t.Helper()
 	s := New(testpg.New(t))
 	if err := s.Migrate(context.Background()); err != nil {
@@ -33,7 +33,7 @@ type fixture struct {
 }
 
 // seed creates the fixture rows; the customer's PIN is "246810".
-func seed(t *testing.T, s *Store) fixture {
+func seed(t testing.TB, s *Store) fixture {
 	t.Helper()
 	ctx := context.Background()
 	hash, err := pinhash.Hash("246810", pinhash.TestParams())
