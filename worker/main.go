@@ -92,7 +92,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer tc.Close()
 
-	w := worker.New(tc, workflows.TaskQueue, worker.Options{})
+	// The sticky cache is process-wide in the SDK and must be sized before
+	// any worker starts; this process runs one.
+	worker.SetStickyWorkflowCacheSize(cfg.Worker.StickyCacheSize)
+	logger.Info("worker tuning",
+		"sticky_cache_size", cfg.Worker.StickyCacheSize,
+		"workflow_task_pollers", cfg.Worker.WorkflowTaskPollers,
+		"activity_task_pollers", cfg.Worker.ActivityTaskPollers,
+		"max_concurrent_workflow_tasks", cfg.Worker.MaxConcurrentWorkflowTasks,
+		"max_concurrent_activities", cfg.Worker.MaxConcurrentActivities)
+	w := worker.New(tc, workflows.TaskQueue, workerOptions(cfg.Worker))
 	w.RegisterWorkflowWithOptions(workflows.SensitiveRequest, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	w.RegisterActivityWithOptions(acts, activity.RegisterOptions{})
 	if err := w.Start(); err != nil {
@@ -105,6 +114,16 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	logger.Info("worker stopping")
 	w.Stop()
 	return nil
+}
+
+// workerOptions maps the tuning settings onto the SDK's worker options.
+func workerOptions(t config.WorkerTuning) worker.Options {
+	return worker.Options{
+		MaxConcurrentWorkflowTaskPollers:       t.WorkflowTaskPollers,
+		MaxConcurrentActivityTaskPollers:       t.ActivityTaskPollers,
+		MaxConcurrentWorkflowTaskExecutionSize: t.MaxConcurrentWorkflowTasks,
+		MaxConcurrentActivityExecutionSize:     t.MaxConcurrentActivities,
+	}
 }
 
 func buildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger) (*activities.Activities, func(), error) {

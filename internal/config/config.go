@@ -54,6 +54,7 @@ type Config struct {
 	PINWindow        time.Duration
 	PINLockout       time.Duration
 	EstablishedAfter time.Duration
+	Worker           WorkerTuning
 
 	// Slack
 	SlackBotToken         Secret
@@ -83,6 +84,21 @@ type Config struct {
 	OIDCAcceptedAMR []string
 	OIDCAcceptedACR []string
 	OIDCAgentClaim  string
+}
+
+// WorkerTuning is how much the worker keeps in memory and runs at once.
+type WorkerTuning struct {
+	// StickyCacheSize is how many workflows the process keeps in memory
+	// between their tasks (worker.SetStickyWorkflowCacheSize); a workflow
+	// evicted from it replays its history at its next task. 0 turns sticky
+	// execution off: every task replays.
+	StickyCacheSize int
+	// Pollers of each task queue kind; the SDK refuses 1 workflow poller.
+	WorkflowTaskPollers int
+	ActivityTaskPollers int
+	// Task slots: how many workflow tasks and activities run at once.
+	MaxConcurrentWorkflowTasks int
+	MaxConcurrentActivities    int
 }
 
 // Secret is a configuration value that must never be printed.
@@ -139,6 +155,11 @@ var fixedVars = []Var{
 	{"VIGIL_PIN_WINDOW", "15m", "window in which wrong PINs are counted"},
 	{"VIGIL_PIN_LOCKOUT", "1h", "how long a customer stays locked"},
 	{"VIGIL_ESTABLISHED_AFTER", "168h", "age after which a verified contact address gets notices"},
+	{"VIGIL_WORKER_STICKY_CACHE_SIZE", "1000", "workflows the worker keeps in memory between their tasks, 0 to 100000 (about 85 KiB each while waiting; an evicted one replays its history at its next task; 0 turns sticky execution off)"},
+	{"VIGIL_WORKER_WORKFLOW_POLLERS", "2", "workflow task pollers, 2 to 64 (the SDK refuses 1); at most VIGIL_WORKER_MAX_WORKFLOW_TASKS"},
+	{"VIGIL_WORKER_ACTIVITY_POLLERS", "2", "activity task pollers, 1 to 64; at most VIGIL_WORKER_MAX_ACTIVITIES"},
+	{"VIGIL_WORKER_MAX_WORKFLOW_TASKS", "100", "workflow tasks the worker runs at once, 2 to 10000"},
+	{"VIGIL_WORKER_MAX_ACTIVITIES", "50", "activities the worker runs at once, 1 to 10000 (a PIN check holds about 19 MiB of argon2 memory while it runs)"},
 	{"VIGIL_SLACK_BOT_TOKEN", "(required)", "Slack bot token xoxb-… (secret)"},
 	{"VIGIL_SLACK_SIGNING_SECRET", "(required by web)", "Slack app signing secret (secret)"},
 	{"VIGIL_SLACK_API_URL", "https://slack.com/api/", "Slack Web API base URL (the local stand-in in development)"},
@@ -232,6 +253,7 @@ func Load(getenv func(string) string) (Config, error) {
 		PINWindow:        l.duration("VIGIL_PIN_WINDOW", 15*time.Minute),
 		PINLockout:       l.duration("VIGIL_PIN_LOCKOUT", time.Hour),
 		EstablishedAfter: l.duration("VIGIL_ESTABLISHED_AFTER", 7*24*time.Hour),
+		Worker:           l.workerTuning(),
 
 		SlackBotToken:         Secret(l.str("VIGIL_SLACK_BOT_TOKEN", "")),
 		SlackSigningSecret:    Secret(l.str("VIGIL_SLACK_SIGNING_SECRET", "")),
@@ -466,4 +488,32 @@ func list(v string) []string {
 		}
 	}
 	return out
+}
+
+// workerTuning reads the worker's cache and concurrency settings. The
+// defaults bound memory rather than follow the SDK's (10,000 cached
+// workflows, about 0.9 GB at 85 KiB per waiting request, and 1,000 activity
+// slots, which 1,000 concurrent PIN checks would fill with 19 GB of argon2
+// memory): 1,000 cached workflows hold about 85 MiB, and a request waiting
+// out a cooling period that falls out of the cache costs one replay of a
+// short history when its timer fires. 50 activity slots keep the 20
+// database connections busy while slow panel and mail calls wait; 100
+// workflow slots are far more than two cores run at once. Two pollers of
+// each kind are the SDK's defaults.
+func (l *loader) workerTuning() WorkerTuning {
+	t := WorkerTuning{
+		StickyCacheSize:            l.integer("VIGIL_WORKER_STICKY_CACHE_SIZE", 1000, 0, 100_000),
+		WorkflowTaskPollers:        l.integer("VIGIL_WORKER_WORKFLOW_POLLERS", 2, 2, 64),
+		ActivityTaskPollers:        l.integer("VIGIL_WORKER_ACTIVITY_POLLERS", 2, 1, 64),
+		MaxConcurrentWorkflowTasks: l.integer("VIGIL_WORKER_MAX_WORKFLOW_TASKS", 100, 2, 10_000),
+		MaxConcurrentActivities:    l.integer("VIGIL_WORKER_MAX_ACTIVITIES", 50, 1, 10_000),
+	}
+	// A poller beyond the slots only waits for one to free.
+	if t.WorkflowTaskPollers > t.MaxConcurrentWorkflowTasks {
+		l.fail("VIGIL_WORKER_WORKFLOW_POLLERS=%d exceeds VIGIL_WORKER_MAX_WORKFLOW_TASKS=%d", t.WorkflowTaskPollers, t.MaxConcurrentWorkflowTasks)
+	}
+	if t.ActivityTaskPollers > t.MaxConcurrentActivities {
+		l.fail("VIGIL_WORKER_ACTIVITY_POLLERS=%d exceeds VIGIL_WORKER_MAX_ACTIVITIES=%d", t.ActivityTaskPollers, t.MaxConcurrentActivities)
+	}
+	return t
 }

@@ -202,3 +202,93 @@ func TestOIDCSettings(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadWorkerTuning(t *testing.T) {
+	defaults := WorkerTuning{StickyCacheSize: 1000, WorkflowTaskPollers: 2, ActivityTaskPollers: 2,
+		MaxConcurrentWorkflowTasks: 100, MaxConcurrentActivities: 50}
+	// The documented defaults are the ones Load uses.
+	documented := map[string]int{
+		"VIGIL_WORKER_STICKY_CACHE_SIZE":  defaults.StickyCacheSize,
+		"VIGIL_WORKER_WORKFLOW_POLLERS":   defaults.WorkflowTaskPollers,
+		"VIGIL_WORKER_ACTIVITY_POLLERS":   defaults.ActivityTaskPollers,
+		"VIGIL_WORKER_MAX_WORKFLOW_TASKS": defaults.MaxConcurrentWorkflowTasks,
+		"VIGIL_WORKER_MAX_ACTIVITIES":     defaults.MaxConcurrentActivities,
+	}
+	for _, v := range Vars {
+		if want, ok := documented[v.Name]; ok {
+			if v.Default != fmt.Sprint(want) {
+				t.Errorf("Vars documents %s default %q, Load uses %d", v.Name, v.Default, want)
+			}
+			delete(documented, v.Name)
+		}
+	}
+	if len(documented) != 0 {
+		t.Errorf("not documented in Vars: %v", documented)
+	}
+
+	tests := []struct {
+		name    string
+		env     map[string]string
+		want    WorkerTuning
+		wantErr []string // each must appear in the error; nil for valid
+	}{
+		{"unset takes the defaults", nil, defaults, nil},
+		{"all set", map[string]string{
+			"VIGIL_WORKER_STICKY_CACHE_SIZE": "250", "VIGIL_WORKER_WORKFLOW_POLLERS": "4", "VIGIL_WORKER_ACTIVITY_POLLERS": "3",
+			"VIGIL_WORKER_MAX_WORKFLOW_TASKS": "20", "VIGIL_WORKER_MAX_ACTIVITIES": "10",
+		}, WorkerTuning{250, 4, 3, 20, 10}, nil},
+		{"sticky execution off", map[string]string{"VIGIL_WORKER_STICKY_CACHE_SIZE": "0"},
+			WorkerTuning{0, 2, 2, 100, 50}, nil},
+		{"the bounds themselves", map[string]string{
+			"VIGIL_WORKER_STICKY_CACHE_SIZE": "100000", "VIGIL_WORKER_WORKFLOW_POLLERS": "2", "VIGIL_WORKER_ACTIVITY_POLLERS": "1",
+			"VIGIL_WORKER_MAX_WORKFLOW_TASKS": "2", "VIGIL_WORKER_MAX_ACTIVITIES": "1",
+		}, WorkerTuning{100000, 2, 1, 2, 1}, nil},
+		{"negative cache", map[string]string{"VIGIL_WORKER_STICKY_CACHE_SIZE": "-1"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_STICKY_CACHE_SIZE", "from 0 to 100000"}},
+		{"cache above the bound", map[string]string{"VIGIL_WORKER_STICKY_CACHE_SIZE": "100001"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_STICKY_CACHE_SIZE"}},
+		{"cache not a number", map[string]string{"VIGIL_WORKER_STICKY_CACHE_SIZE": "1k"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_STICKY_CACHE_SIZE", "whole number"}},
+		{"one workflow poller, which the SDK refuses", map[string]string{"VIGIL_WORKER_WORKFLOW_POLLERS": "1"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_WORKFLOW_POLLERS", "from 2 to 64"}},
+		{"no activity poller", map[string]string{"VIGIL_WORKER_ACTIVITY_POLLERS": "0"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_ACTIVITY_POLLERS", "from 1 to 64"}},
+		{"one workflow slot, which the SDK refuses", map[string]string{"VIGIL_WORKER_MAX_WORKFLOW_TASKS": "1"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_MAX_WORKFLOW_TASKS", "from 2 to 10000"}},
+		{"no activity slot", map[string]string{"VIGIL_WORKER_MAX_ACTIVITIES": "0"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_MAX_ACTIVITIES", "from 1 to 10000"}},
+		{"slots as a fraction", map[string]string{"VIGIL_WORKER_MAX_ACTIVITIES": "2.5"}, WorkerTuning{},
+			[]string{"VIGIL_WORKER_MAX_ACTIVITIES"}},
+		{"more workflow pollers than slots", map[string]string{"VIGIL_WORKER_WORKFLOW_POLLERS": "8", "VIGIL_WORKER_MAX_WORKFLOW_TASKS": "4"},
+			WorkerTuning{}, []string{"VIGIL_WORKER_WORKFLOW_POLLERS=8 exceeds VIGIL_WORKER_MAX_WORKFLOW_TASKS=4"}},
+		{"more activity pollers than slots", map[string]string{"VIGIL_WORKER_ACTIVITY_POLLERS": "3", "VIGIL_WORKER_MAX_ACTIVITIES": "2"},
+			WorkerTuning{}, []string{"VIGIL_WORKER_ACTIVITY_POLLERS=3 exceeds VIGIL_WORKER_MAX_ACTIVITIES=2"}},
+		{"every bad value reported at once", map[string]string{
+			"VIGIL_WORKER_STICKY_CACHE_SIZE": "lots", "VIGIL_WORKER_WORKFLOW_POLLERS": "0", "VIGIL_WORKER_ACTIVITY_POLLERS": "65",
+			"VIGIL_WORKER_MAX_WORKFLOW_TASKS": "10001", "VIGIL_WORKER_MAX_ACTIVITIES": "-3",
+		}, WorkerTuning{}, []string{"VIGIL_WORKER_STICKY_CACHE_SIZE", "VIGIL_WORKER_WORKFLOW_POLLERS", "VIGIL_WORKER_ACTIVITY_POLLERS",
+			"VIGIL_WORKER_MAX_WORKFLOW_TASKS", "VIGIL_WORKER_MAX_ACTIVITIES"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.env))
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatalf("refused: %v", err)
+				}
+				if c.Worker != tt.want {
+					t.Fatalf("Worker = %+v, want %+v", c.Worker, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted as %+v", c.Worker)
+			}
+			for _, want := range tt.wantErr {
+				if !strings.Contains(err.Error(), want) {
+					t.Errorf("error %q does not say %q", err, want)
+				}
+			}
+		})
+	}
+}
