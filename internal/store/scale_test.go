@@ -11,6 +11,7 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
 // scaleRows is how many requests the scale tests put in the table; one in
@@ -371,5 +372,49 @@ func BenchmarkStatusCounts(b *testing.B) {
 		if err != nil || len(got) == 0 {
 			b.Fatalf("%v, %v", got, err)
 		}
+	}
+}
+
+// TestMigrationCountsExistingEndedRequests: migration 0006 counts the
+// requests that ended before it, so the scrape is right from its first run
+// on an existing database, and the triggers carry on from there.
+func TestMigrationCountsExistingEndedRequests(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(testpg.New(t))
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version >= 6 {
+			break
+		}
+		if err := applyMigration(ctx, conn, m); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	_ = conn.Close()
+	f := seed(t, s)
+	fillRequests(t, s, f, 3_000, 7)
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate over existing requests: %v", err)
+	}
+	truth := truthByStatus(t, s.db)
+	if got := countsOf(t, s); !mapsEqual(got, truth) {
+		t.Fatalf("after the migration: counts %v, table says %v", got, truth)
+	}
+	if err := s.UpdateRequest(ctx, "req_f7", RequestUpdate{Status: domain.StatusWithdrawn}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := countsOf(t, s), truthByStatus(t, s.db); !mapsEqual(got, want) || got[domain.StatusWithdrawn] != truth[domain.StatusWithdrawn]+1 {
+		t.Fatalf("after ending one: counts %v, table says %v (withdrawn was %d)", got, want, truth[domain.StatusWithdrawn])
 	}
 }
