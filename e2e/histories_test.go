@@ -259,7 +259,10 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 
 			var last request
 			for i := 1; i <= 5; i++ {
-				last = s.open(t, bob, map[string]any{
+				// The status query says pin_rejected a moment before the
+				// projection frees the target's slot, so the next open may
+				// briefly meet the last one as duplicate_request.
+				last = s.openWhenFree(t, bob, map[string]any{
 					"action": "resend_credentials", "customer_id": lockoutCustomerID, "server_id": "srv-9",
 					"reason": fmt.Sprintf("caller insists, attempt %d", i), "pin": lockoutWrongPIN,
 				})
@@ -270,7 +273,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 				fixture: "pin_rejected_lockout", requestID: last.ID, status: "pin_rejected", pin: lockoutWrongPIN,
 				wantActs: append(slices.Clone(gates), "AlertSecurity"), noActs: []string{"PostApproval", "NotifyCustomer", "Execute"},
 			})
-			locked := s.open(t, bob, map[string]any{
+			locked := s.openWhenFree(t, bob, map[string]any{
 				"action": "resend_credentials", "customer_id": lockoutCustomerID, "server_id": "srv-9",
 				"reason": "caller found the right PIN", "pin": lockoutPIN,
 			})
