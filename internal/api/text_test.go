@@ -74,6 +74,10 @@ func textClasses() []textClass {
 		{"noncharacter", "\ufdd0", "contains a noncharacter (U+FDD0)"},
 		{"unassigned", "\U00050000", "contains an unassigned character (U+50000)"},
 		{"replacement character", "\ufffd", "contains a replacement character (U+FFFD)"},
+		{"braille blank", "\u2800", "contains a character that renders as blank (U+2800)"},
+		{"object replacement", "\ufffc", "contains a character that renders as blank (U+FFFC)"},
+		{"overlay stroke", "x\u0336", "contains an overlay mark (U+0336)"},
+		{"enclosing circle", "x\u20dd", "contains an overlay mark (U+20DD)"},
 	}
 	out := make([]textClass, 0, len(raw)+2)
 	for _, r := range raw {

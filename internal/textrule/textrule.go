@@ -34,7 +34,11 @@
 //     emoji form of a symbol, as in ❤️, which every chat client pastes); anything
 //     more can smuggle data in invisible characters;
 //   - a combining mark at the start, or more than MaxMarks in a row, which stack
-//     over neighbouring text ("Zalgo");
+//     over neighbouring text ("Zalgo"), and every overlay or enclosing mark
+//     (a stroke through a letter, a circle around it), which changes what the
+//     text around it appears to say;
+//   - the few assigned characters that fonts draw as blank although Unicode
+//     does not call them space (U+2800, U+1D159, U+FFFC);
 //   - private-use characters (they render differently for every reader, or not
 //     at all), noncharacters, and characters unassigned in the Unicode version
 //     this binary was built with (unicode.Version): nobody can say how they will
@@ -64,7 +68,8 @@ type Options struct {
 	// MaxLen is the most characters (runes, not bytes) the field may hold;
 	// 0 means DefaultMaxLen.
 	MaxLen int
-	// Required refuses an empty or blank value.
+	// Required refuses a value with nothing visible in it: empty, or only
+	// spaces and marks.
 	Required bool
 }
 
@@ -109,7 +114,7 @@ func check(field, value string, opt Options) *Error {
 	if p := scanFirst(value); p != nil {
 		return refuse(field, "%s", p)
 	}
-	if opt.Required && strings.TrimSpace(value) == "" {
+	if opt.Required && !visible(value) {
 		return refuse(field, "is required")
 	}
 	max := opt.MaxLen
@@ -216,6 +221,10 @@ func classify(r rune) (what, hint string) {
 		return "", ""
 	case unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Other_Default_Ignorable_Code_Point, r) || unicode.Is(unicode.Variation_Selector, r):
 		return "an invisible character", ""
+	case isBlankSymbol(r):
+		return "a character that renders as blank", "it can pass for a space or hide where text was"
+	case isOverlayMark(r):
+		return "an overlay mark", "it strikes through or encloses the characters around it"
 	case unicode.Is(unicode.Co, r):
 		return "a private-use character", ""
 	case isNoncharacter(r):
@@ -226,6 +235,47 @@ func classify(r rune) (what, hint string) {
 		return "an unassigned character", ""
 	}
 	return "", ""
+}
+
+// isBlankSymbol reports the assigned letters and symbols that fonts draw as
+// nothing: the braille blank U+2800, the musical null notehead U+1D159 and
+// the object replacement character U+FFFC (a placeholder that shows as an
+// empty box or not at all). They are not white space to Unicode, so neither
+// the space rule nor Required would see them. (The Hangul fillers are
+// default-ignorable and refused as invisible.)
+func isBlankSymbol(r rune) bool {
+	return r == 0x2800 || r == 0x1D159 || r == 0xFFFC
+}
+
+// isOverlayMark reports the combining marks that draw across their base
+// rather than above or below it (canonical combining class 1, Overlay: a
+// stroke, solidus or tilde through a letter, as U+0336 turns "approved" into
+// a struck-out word) and the enclosing marks (category Me: circles, squares,
+// screens drawn around the text), except the keycap U+20E3 of emoji such as
+// 1️⃣. Both change what neighbouring text appears to say.
+func isOverlayMark(r rune) bool {
+	switch {
+	case r >= 0x0334 && r <= 0x0338, r == 0x1CD4, r >= 0x1CE2 && r <= 0x1CE8,
+		r >= 0x20D2 && r <= 0x20D3, r >= 0x20D8 && r <= 0x20DA, r >= 0x20E5 && r <= 0x20E6,
+		r >= 0x20EA && r <= 0x20EB, r == 0x10A39, r >= 0x16AF0 && r <= 0x16AF4, r == 0x1BC9E,
+		r >= 0x1D167 && r <= 0x1D169:
+		return true
+	case r == 0x20E3:
+		return false
+	}
+	return unicode.Is(unicode.Me, r)
+}
+
+// visible reports whether s has at least one character a reader sees as
+// something: a letter, digit, punctuation mark or symbol. White space and
+// marks alone (a mark may follow a space) leave a field that looks empty.
+func visible(s string) bool {
+	for _, r := range s {
+		if unicode.In(r, unicode.L, unicode.N, unicode.P, unicode.S) && !isBlankSymbol(r) {
+			return true
+		}
+	}
+	return false
 }
 
 // isBidi reports the characters that change the direction of the text

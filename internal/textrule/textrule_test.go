@@ -63,6 +63,22 @@ func TestCheckClasses(t *testing.T) {
 		{"unassigned", "a\U00050000", Options{}, "an unassigned character (U+50000)"},
 		{"required and empty", "", Options{Required: true}, "is required"},
 		{"required and blank", "   ", Options{Required: true}, "is required"},
+		{"required and only wide spaces", "\u3000\u2003\u00a0", Options{Required: true}, "is required"},
+		{"required and a mark after a space", " \u0301", Options{Required: true}, "is required"},
+		{"braille blank", "ok \u2800 ok", Options{}, "a character that renders as blank (U+2800) at character 4"},
+		{"braille blank alone", "\u2800", Options{Required: true}, "a character that renders as blank (U+2800)"},
+		{"musical null notehead", "\U0001D159", Options{}, "a character that renders as blank (U+1D159)"},
+		{"object replacement", "a\ufffc", Options{}, "a character that renders as blank (U+FFFC)"},
+		{"hangul filler", "\u3164", Options{Required: true}, "an invisible character (U+3164)"},
+		{"halfwidth hangul filler", "\uffa0", Options{}, "an invisible character (U+FFA0)"},
+		{"overlay stroke", "approved\u0336", Options{}, "an overlay mark (U+0336) at character 9"},
+		{"overlay solidus", "no\u0338t", Options{}, "an overlay mark (U+0338)"},
+		{"overlay long vertical line", "a\u20d2", Options{}, "an overlay mark (U+20D2)"},
+		{"enclosing circle", "a\u20dd", Options{}, "an overlay mark (U+20DD)"},
+		{"enclosing screen", "a\u20e2", Options{}, "an overlay mark (U+20E2)"},
+		{"cyrillic enclosing", "a\u0488", Options{}, "an overlay mark (U+0488)"},
+		{"keycap emoji", "press 1\ufe0f\u20e3", Options{}, ""},
+		{"required and one symbol", "✓", Options{Required: true}, ""},
 		{"optional and empty", "", Options{}, ""},
 		{"at the limit", strings.Repeat("é", 10), Options{MaxLen: 10}, ""},
 		{"over the limit in characters", strings.Repeat("é", 11), Options{MaxLen: 10}, "is 11 characters long; the limit is 10"},
@@ -244,5 +260,41 @@ func TestSameMailbox(t *testing.T) {
 	}
 	if parse("dana@example.com").SameMailbox(parse("dana@example.org")) {
 		t.Fatal("different domains are one mailbox")
+	}
+}
+
+func TestLooksLike(t *testing.T) {
+	parse := func(s string) Address {
+		t.Helper()
+		a, err := Email("email", s)
+		if err != nil {
+			t.Fatalf("Email(%q): %v", s, err)
+		}
+		return a
+	}
+	for _, tt := range []struct {
+		a, b string
+		want bool
+	}{
+		{"dana@exarnple.com", "dana@example.com", true},
+		{"dana@examp1e.com", "dana@example.com", true},
+		{"dana@EXARNPLE.com", "Dana@example.com", true},
+		{"rnary@example.com", "mary@example.com", true},
+		{"0wner@example.com", "owner@example.com", true},
+		{"dana@аре.com", "dana@ape.com", true},          // all-Cyrillic domain, shown as an A-label first
+		{"dana@example.com", "Dana@EXAMPLE.com", false}, // the same mailbox is not a look-alike
+		{"dana@example.org", "dana@example.com", false},
+		{"dana@exannple.com", "dana@example.com", false},
+		{"ops@example.com", "dana@example.com", false},
+	} {
+		t.Run(tt.a+"~"+tt.b, func(t *testing.T) {
+			a, b := parse(tt.a), parse(tt.b)
+			if got := a.LooksLike(b); got != tt.want {
+				t.Fatalf("LooksLike = %v, want %v", got, tt.want)
+			}
+			if got := b.LooksLike(a); got != tt.want {
+				t.Fatalf("LooksLike is not symmetric: reversed = %v", got)
+			}
+		})
 	}
 }
