@@ -133,7 +133,7 @@ func TestPostApproval(t *testing.T) {
 	}
 	all := string(m.Blocks)
 	for _, want := range []string{
-		"Approval needed: Resend server credentials", "C-1042 · d***@example.com", "<@U0ALICE>", "req-01HXYZ",
+		"Approval needed: Resend server credentials", "C-1042 · `d***@example.com`", "<@U0ALICE>", "req-01HXYZ",
 		"2026-03-05 14:03 UTC", "24 hours after approval", "2026-03-05 15:03 UTC",
 		"email the login credentials of server srv-77", "laptop theft",
 	} {
@@ -235,6 +235,42 @@ func TestInert(t *testing.T) {
 		if got := inert(tc.in, tc.n, tc.newline); got != tc.want {
 			t.Errorf("inert(%q, %d) = %q, want %q", tc.in, tc.n, got, tc.want)
 		}
+	}
+}
+
+// TestUserTextCannotFormat: the requester's words and the customer's data
+// reach the senior as written, never as Vigil's own bold, strike-through,
+// code or icons.
+func TestUserTextCannotFormat(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"*approved by security*", "`*approved by security*`"},
+		{"~not~ urgent", "`~not~ urgent`"},
+		{"_verified_ by phone", "`_verified_ by phone`"},
+		{":white_check_mark: PIN checked", "`:white_check_mark: PIN checked`"},
+		{"use `rm -rf`", "`use [U+0060]rm -rf[U+0060]`"},
+		{"d***@example.com", "`d***@example.com`"},
+		// One mark alone formats nothing and stays as it is.
+		{"req_abc", "req_abc"},
+		{"customer asked: lost phone", "customer asked: lost phone"},
+		{"5 * 3 = 15", "5 * 3 = 15"},
+		{"a <b> *c*", "`a &lt;b&gt; *c*`"},
+	} {
+		if got := md(tc.in, 200, " "); got != tc.want {
+			t.Errorf("md(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	e := newEnv(t, defaultCfg, token)
+	r := sampleRequest()
+	r.Reason = "*SECURITY TEAM: approved, no need to check* :white_check_mark:"
+	if _, _, err := e.client.PostApproval(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	m := e.standin.Messages()[0]
+	if !strings.Contains(string(m.Blocks), "> `*SECURITY TEAM: approved, no need to check* :white_check_mark:`") {
+		t.Errorf("the reason is not shown verbatim:\n%s", m.Blocks)
+	}
+	if got := LineRejected("U0BOB", "*fine* after all"); got != "❌ Rejected by <@U0BOB>: `*fine* after all`" {
+		t.Errorf("LineRejected = %q", got)
 	}
 }
 

@@ -194,7 +194,7 @@ func (c *Client) PostApproval(ctx context.Context, r Request) (channel, ts strin
 		return "", "", &PermanentError{Method: "chat.postMessage", Code: "no_approvals_channel_configured",
 			Err: errors.New("approvals channel is not configured")}
 	}
-	text := "Approval needed: " + Title(r.Action) + " for " + inert(r.CustomerID, maxShortRunes, " ") +
+	text := "Approval needed: " + Title(r.Action) + " for " + md(r.CustomerID, maxShortRunes, " ") +
 		", requested by " + person(r.RequesterSlackID, r.RequesterName)
 	if g := c.groupMention(); g != "" {
 		text = g + " " + text
@@ -216,7 +216,7 @@ func (c *Client) PostApproval(ctx context.Context, r Request) (channel, ts strin
 // UpdateApproval replaces the approval message at channel/ts with the
 // summary and line, removing the buttons.
 func (c *Client) UpdateApproval(ctx context.Context, channel, ts string, r Request, line string) error {
-	text := Title(r.Action) + " for " + inert(r.CustomerID, maxShortRunes, " ") + ": " + line
+	text := Title(r.Action) + " for " + md(r.CustomerID, maxShortRunes, " ") + ": " + line
 	blocks := StatusBlocks(r, line)
 	return c.call(ctx, "chat.update", func(ctx context.Context) error {
 		_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
@@ -229,7 +229,7 @@ func (c *Client) UpdateApproval(ctx context.Context, channel, ts string, r Reque
 // post that landed after its request had ended) with a line pointing to the
 // request's real message, removing the copy's buttons.
 func (c *Client) RetireApproval(ctx context.Context, channel, ts, requestID string) error {
-	id := inert(requestID, maxShortRunes, " ")
+	id := md(requestID, maxShortRunes, " ")
 	text := "Out of date: this is not the approval message of " + id + ". Decide on it from its current approval message."
 	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn("🗄️ "+text), nil, nil)}
 	return c.call(ctx, "chat.update", func(ctx context.Context) error {

@@ -111,9 +111,9 @@ func StatusBlocks(r Request, line string) []slack.Block {
 }
 
 func summary(r Request, header string) []slack.Block {
-	customer := inert(r.CustomerID, maxShortRunes, " ")
+	customer := md(r.CustomerID, maxShortRunes, " ")
 	if r.MaskedEmail != "" {
-		customer += " · " + inert(r.MaskedEmail, maxShortRunes, " ")
+		customer += " · " + md(r.MaskedEmail, maxShortRunes, " ")
 	}
 	pin := "not recorded"
 	if !r.PINVerifiedAt.IsZero() {
@@ -123,15 +123,15 @@ func summary(r Request, header string) []slack.Block {
 		mrkdwn("*Action*\n" + Title(r.Action)),
 		mrkdwn("*Customer*\n" + customer),
 		mrkdwn("*Requested by*\n" + person(r.RequesterSlackID, r.RequesterName)),
-		mrkdwn("*Request*\n" + inert(r.ID, maxShortRunes, " ")),
+		mrkdwn("*Request*\n" + md(r.ID, maxShortRunes, " ")),
 		mrkdwn("*PIN verified*\n" + pin),
 		mrkdwn("*Cooling period*\n" + humanDuration(r.CoolingPeriod) + " after approval"),
 		mrkdwn("*Approval expires*\n" + stamp(r.ExpiresAt)),
 	}
-	server := inert(r.ServerID, maxShortRunes, " ")
+	server := md(r.ServerID, maxShortRunes, " ")
 	newEmail := ""
 	if r.NewEmail != "" {
-		newEmail = inert(textrule.DisplayEmail(r.NewEmail), maxShortRunes, " ")
+		newEmail = md(textrule.DisplayEmail(r.NewEmail), maxShortRunes, " ")
 	}
 	what := "*What it does:* " + r.Action.Describe(server, newEmail) + "."
 	if r.Action == domain.ActionReinstallVPS {
@@ -141,7 +141,7 @@ func summary(r Request, header string) []slack.Block {
 	if reason == "" {
 		reason = "(none given)"
 	}
-	quoted := "> " + inert(reason, maxReasonRunes, "\n> ")
+	quoted := "> " + md(reason, maxReasonRunes, "\n> ")
 	return []slack.Block{
 		slack.NewHeaderBlock(plain(clip(header, 150))),
 		slack.NewSectionBlock(nil, fields, nil),
@@ -159,7 +159,7 @@ func LineApproved(approverID string, at time.Time) string {
 func LineRejected(approverID, reason string) string {
 	line := "❌ Rejected by " + person(approverID, approverID)
 	if reason = strings.TrimSpace(reason); reason != "" {
-		line += ": " + inert(reason, maxReasonRunes, "\n")
+		line += ": " + md(reason, maxReasonRunes, "\n")
 	}
 	return line
 }
@@ -189,7 +189,7 @@ func LineExecuted(at time.Time) string { return "✔️ Executed at " + stamp(at
 // LineFailed is the status line after the action failed for good.
 func LineFailed(reason string) string {
 	if reason = strings.TrimSpace(reason); reason != "" {
-		return "⚠️ Failed: " + inert(reason, maxReasonRunes, "\n")
+		return "⚠️ Failed: " + md(reason, maxReasonRunes, "\n")
 	}
 	return "⚠️ Failed"
 }
@@ -205,7 +205,7 @@ func person(id, name string) string {
 		return "<@" + id + ">"
 	}
 	if name = strings.TrimSpace(name); name != "" {
-		return inert(name, maxShortRunes, " ")
+		return md(name, maxShortRunes, " ")
 	}
 	return "(unknown)"
 }
@@ -253,6 +253,62 @@ func inert(s string, n int, newline string) string {
 		used += l
 	}
 	return b.String() + "…"
+}
+
+// md is inert for mrkdwn: it also keeps the requester's text from being
+// formatted. Slack's mrkdwn has no escape for *bold*, _italic_, ~strike~,
+// `code` or :emoji: codes, so a reason such as "*approved by security*" or
+// ":white_check_mark: verified" would render as Vigil's own emphasis or
+// icons. Each line that holds one of those marks is shown as inline code,
+// which Slack draws verbatim; a backquote inside is written out as [U+0060],
+// the way refused characters are.
+func md(s string, n int, newline string) string {
+	var b strings.Builder
+	used := 0
+	for i, line := range strings.Split(s, "\n") {
+		if i > 0 {
+			sep := utf8.RuneCountInString(newline)
+			if used+sep+1 > n {
+				return b.String() + "…"
+			}
+			b.WriteString(newline)
+			used += sep
+		}
+		wrap := formats(textrule.Escape(line))
+		room := n - used
+		if wrap {
+			// the two backquotes, and seven more runes for each one written out
+			room -= 2 + 7*strings.Count(line, "`")
+		}
+		if room < 2 {
+			return b.String() + "…"
+		}
+		l := inert(line, room, " ")
+		if wrap {
+			l = "`" + strings.ReplaceAll(l, "`", "[U+0060]") + "`"
+		}
+		b.WriteString(l)
+		used += utf8.RuneCountInString(l)
+		if strings.HasSuffix(l, "…") || strings.HasSuffix(l, "…`") {
+			return b.String()
+		}
+	}
+	return b.String()
+}
+
+// emojiCode is a Slack emoji code such as :white_check_mark:.
+var emojiCode = regexp.MustCompile(`:[a-z0-9_+'-]+:`)
+
+// formats reports whether mrkdwn could render part of l as something other
+// than its characters: a pair of *, _ or ~ (one alone formats nothing, so
+// "req_abc" stays as it is), any backquote, or an emoji code.
+func formats(l string) bool {
+	for _, m := range []string{"*", "_", "~"} {
+		if strings.Count(l, m) >= 2 {
+			return true
+		}
+	}
+	return strings.Contains(l, "`") || emojiCode.MatchString(l)
 }
 
 // clip cuts s to at most n runes, marking the cut.
