@@ -149,6 +149,8 @@ func advice(p *cliclient.Problem) string {
 		return "nothing to do: the customer already receives mail there"
 	case "email_unchanged":
 		return "nothing to do: that is already the account's address"
+	case "lookalike_address":
+		return "ask the customer to spell the address letter by letter; an address that only looks like theirs is refused"
 	case "conflict":
 		return "it changed meanwhile; check `starter status ID` and try again"
 	case "rate_limited":

@@ -45,6 +45,9 @@ func TestOpenRefusedByAccountState(t *testing.T) {
 		{"add a contact, same case", open("add_contact_email", "Cto@Acme.test"), 409, "already_on_account", []string{"contact"}, ""},
 		{"change to the primary, other case", open("change_account_email", "Owner@Acme.Test"), 409, "email_unchanged", []string{"primary"}, ""},
 		{"second open while one waits", open("disable_2fa", ""), 409, "duplicate_request", []string{"req_held", "cooling"}, "req_held"},
+		{"add a look-alike of the primary", open("add_contact_email", "owner@acrne.test"), 409, "lookalike_address", []string{"owner@acrne.test", "owner@acme.test", "look alike"}, ""},
+		{"add a look-alike of a contact", open("add_contact_email", "ct0@acme.test"), 409, "lookalike_address", []string{"Cto@acme.test"}, ""},
+		{"change to a look-alike of the primary", open("change_account_email", "0wner@acme.test"), 409, "lookalike_address", []string{"0wner@acme.test"}, ""},
 		// Controls: these pass the checks and reach Temporal.
 		{"change to a contact", open("change_account_email", "cto@acme.test"), 503, "temporal_unavailable", nil, ""},
 		{"add an address that only shares the domain", open("add_contact_email", "owner2@acme.test"), 503, "temporal_unavailable", nil, ""},

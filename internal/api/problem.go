@@ -71,6 +71,7 @@ var problemKinds = map[string]struct {
 	string(requests.CodeDuplicate):        {http.StatusConflict, "Request already open"},
 	string(requests.CodeAlreadyOnAccount): {http.StatusConflict, "Address already on the account"},
 	string(requests.CodeEmailUnchanged):   {http.StatusConflict, "Address already the primary"},
+	string(requests.CodeLookalikeAddress): {http.StatusConflict, "Address looks like one on the account"},
 }
 
 // Problem is an RFC 9457 problem details body.

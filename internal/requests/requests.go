@@ -54,6 +54,10 @@ const (
 	CodeAlreadyOnAccount Code = "already_on_account"
 	// CodeEmailUnchanged: change_account_email to the current primary.
 	CodeEmailUnchanged Code = "email_unchanged"
+	// CodeLookalikeAddress: the new address differs from one the account
+	// already has only in characters that look alike ("exarnple.com" for
+	// "example.com"); the customer's notice would read as their own address.
+	CodeLookalikeAddress Code = "lookalike_address"
 )
 
 // Refusal is an expected "no": nothing changed and the message says why in
@@ -331,8 +335,36 @@ func refuseNoOpEmail(cust store.Customer, p OpenParams) error {
 		}
 	case domain.ActionResendCredentials, domain.ActionReinstallVPS, domain.ActionDisable2FA:
 		// they carry no address to compare
+		return nil
 	default:
 		return fmt.Errorf("requests: no no-op rule for action %q", p.Action)
+	}
+	return refuseLookalike(cust, p.Email)
+}
+
+// refuseLookalike refuses a new address that a reader could take for one the
+// account already has. The notice about it goes to the customer's own
+// addresses; if "dana@exarnple.com will be added" reads as their own
+// address, the customer sees no reason to cancel, which is the attack.
+// Stored addresses that no longer pass the rule are skipped: they cannot be
+// compared, and an address that cannot be parsed cannot be mistaken either.
+func refuseLookalike(cust store.Customer, email string) error {
+	next, err := textrule.Email("email", email)
+	if err != nil {
+		return nil // Normalized already refused it; nothing to compare
+	}
+	existing := []string{cust.PrimaryEmail}
+	for _, c := range cust.Contacts {
+		existing = append(existing, c.Email)
+	}
+	for _, e := range existing {
+		have, err := textrule.Email("email", e)
+		if err != nil || !next.LooksLike(have) {
+			continue
+		}
+		return &Refusal{Code: CodeLookalikeAddress, Message: fmt.Sprintf(
+			"%s looks like %s, an address customer %s already has: they differ only in characters that look alike, so the customer's notice would read as their own address; check the spelling with the customer",
+			next.Display(), have.Display(), cust.ID)}
 	}
 	return nil
 }

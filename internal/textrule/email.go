@@ -7,6 +7,7 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/mtibben/confusables"
 	"golang.org/x/net/idna"
 	"golang.org/x/text/unicode/bidi"
 )
@@ -67,6 +68,42 @@ func (a Address) DisplayDomain() string {
 // included: no real mail system tells Dana@ from dana@, and treating them as
 // two would let one address be added twice).
 func (a Address) SameMailbox(b Address) bool { return strings.EqualFold(a.String(), b.String()) }
+
+// LooksLike reports whether a and b are different mailboxes that a reader
+// could take for one another: their Unicode skeletons (UTS #39, the
+// confusables data) are equal once letter case is ignored, as with
+// "dana@exarnple.com" and "dana@example.com", "paypa1.com" and "paypal.com",
+// or an all-Cyrillic "ехаmрlе.com" and the Latin one. Both the canonical and
+// the Unicode form of an internationalised domain are compared, since a
+// reader may see either.
+func (a Address) LooksLike(b Address) bool {
+	if a.SameMailbox(b) {
+		return false
+	}
+	for _, x := range a.readForms() {
+		for _, y := range b.readForms() {
+			if skeleton(x) == skeleton(y) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// skeleton is the UTS #39 skeleton of s, ignoring letter case on both sides
+// (the confusables data maps "0" to "O", and an address's case does not
+// matter).
+func skeleton(s string) string {
+	return strings.ToLower(confusables.Skeleton(strings.ToLower(s)))
+}
+
+// readForms are the spellings of a that a person may read.
+func (a Address) readForms() []string {
+	if a.unicode == "" {
+		return []string{a.String()}
+	}
+	return []string{a.String(), a.local + "@" + a.unicode}
+}
 
 // DisplayEmail shows a stored address: Display of it when it passes Email,
 // else marked as not valid and written in printable ASCII, every other
