@@ -71,6 +71,7 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 			RunsAt: runsAt, Location: a.Settings.Location, CoolingPeriod: in.CoolingPeriod,
 			CancelURL:    a.Settings.CancelBaseURL + "/c/" + tok,
 			SupportEmail: a.Settings.SupportEmail, ProductName: a.Settings.ProductName,
+			OnFile:       onFile(cust),
 		})
 		if err != nil {
 			return NotifyResult{}, permanent(err, "render notice")
@@ -139,6 +140,16 @@ func (a *Activities) noticeRecipients(ctx context.Context, requestID string) ([]
 		}
 	}
 	return to, nil
+}
+
+// onFile lists cust's addresses, primary first, for the notice to compare a
+// new address with.
+func onFile(cust store.Customer) []string {
+	out := []string{cust.PrimaryEmail}
+	for _, c := range cust.Contacts {
+		out = append(out, c.Email)
+	}
+	return out
 }
 
 func without(list []string, email string) []string {

@@ -90,6 +90,10 @@ type NoticeData struct {
 	CancelURL      string
 	SupportEmail   string
 	ProductName    string
+	// OnFile lists the account's addresses today, primary first, for the
+	// actions that name a new address: the customer compares the new one
+	// with them, so one that only looks like theirs stands out.
+	OnFile []string
 }
 
 type noticeView struct {
@@ -99,6 +103,7 @@ type noticeView struct {
 	When      string
 	In        string
 	Detail    string
+	OnFile    string
 	CancelURL string
 }
 
@@ -130,10 +135,25 @@ func RenderNotice(d NoticeData) (subject, text, html string, err error) {
 		When:      when,
 		In:        humanDuration(d.CoolingPeriod),
 		Detail:    d.Action.Spec().NoticeDetail(d.ServerID, email),
+		OnFile:    onFile(email, d.OnFile),
 		CancelURL: d.CancelURL,
 	}
 	text, html, err = noticeTemplates().render(v)
 	return headline, text, html, err
+}
+
+// onFile is the notice's line comparing the new address with the account's,
+// or "" for an action that names none.
+func onFile(newEmail string, addrs []string) string {
+	if newEmail == "" || len(addrs) == 0 {
+		return ""
+	}
+	shown := make([]string, len(addrs))
+	for i, a := range addrs {
+		shown[i] = textrule.DisplayEmail(a)
+	}
+	return "The addresses on your account today are " + strings.Join(shown, ", ") + ". The new address " + newEmail +
+		" is not one of them: compare it with yours letter by letter."
 }
 
 // OutcomeData fills the email that tells the customer how a request ended.

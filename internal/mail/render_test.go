@@ -352,3 +352,34 @@ func TestRenderShowsAddressesSafely(t *testing.T) {
 		t.Fatalf("outcome subject %q, want %q", subject, want)
 	}
 }
+
+// TestNoticeListsTheAddressesOnFile: a notice about a new address shows the
+// account's addresses beside it, so the customer can compare them; a notice
+// about a server shows none.
+func TestNoticeListsTheAddressesOnFile(t *testing.T) {
+	for _, a := range []domain.Action{domain.ActionAddContactEmail, domain.ActionChangeAccountEmail} {
+		d := noticeData(a)
+		d.NewEmail = "dana@exarnple.com"
+		d.OnFile = []string{"dana@example.com", "ops\u202e@example.com"}
+		_, text, html, err := RenderNotice(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "The addresses on your account today are dana@example.com, (not a valid address: ops[U+202E]@example.com). The new address dana@exarnple.com is not one of them"
+		// html/template writes + as &#43;.
+		for name, part := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "&#43;", "+")} {
+			if !strings.Contains(part, want) {
+				t.Errorf("%s: %s part lacks %q:\n%s", a, name, want, part)
+			}
+		}
+	}
+	d := noticeData(domain.ActionReinstallVPS)
+	d.OnFile = []string{"dana@example.com"}
+	_, text, _, err := RenderNotice(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(text, "addresses on your account") {
+		t.Errorf("a server notice lists addresses:\n%s", text)
+	}
+}
