@@ -138,7 +138,11 @@ func asciiOnly(s string) string {
 
 // atext is the set of ASCII characters an RFC 5322 dot-atom may use besides
 // letters and digits.
-const atext = "!#$%&'*+-/=?^_`{|}~"
+// It leaves out "!" and "%", which RFC 5321 allows but which old relays
+// still read as routes ("dana%evil.example@relay.example" delivered to
+// evil.example, "evil!dana@…" as a UUCP bang path): the mail would go
+// somewhere other than the address the customer reads.
+const atext = "#$&'*+-/=?^_`{|}~"
 
 // Email accepts a bare address like dana@example.com and returns it in
 // canonical form. Besides the text rule it refuses:
@@ -206,6 +210,9 @@ func checkLocal(field, local string) error {
 	for i, r := range local {
 		if r > unicode.MaxASCII {
 			return refuse(field, "has a non-ASCII character (%U) before the @ at character %d; only ASCII letters, digits and %s are accepted there", r, len([]rune(local[:i]))+1, atext)
+		}
+		if r == '%' || r == '!' {
+			return refuse(field, "has %q before the @ at character %d, which some mail relays read as a route to another host", r, i+1)
 		}
 		if !isAlnum(r) && r != '.' && !strings.ContainsRune(atext, r) {
 			return refuse(field, "has %q before the @ at character %d; only ASCII letters, digits and %s are accepted there", r, i+1, atext)

@@ -170,6 +170,8 @@ func TestEmail(t *testing.T) {
 		{"plain", "dana@example.com", "dana@example.com", "dana@example.com", ""},
 		{"upper-case domain is lowered", "Dana@Example.COM", "Dana@example.com", "Dana@example.com", ""},
 		{"atext local part", "o'brien+vigil@example.co.uk", "o'brien+vigil@example.co.uk", "o'brien+vigil@example.co.uk", ""},
+		{"percent route", "dana%evil.example@example.com", "", "", "which some mail relays read as a route to another host"},
+		{"bang path", "evil!dana@example.com", "", "", "read as a route"},
 		{"internationalised domain", "dana@münchen.de", "dana@xn--mnchen-3ya.de", "dana@xn--mnchen-3ya.de (dana@münchen.de)", ""},
 		{"A-label given", "dana@XN--MNCHEN-3YA.de", "dana@xn--mnchen-3ya.de", "dana@xn--mnchen-3ya.de (dana@münchen.de)", ""},
 		{"whole-script Cyrillic shows its A-label", "dana@аре.com", "dana@xn--80ak6a.com", "dana@xn--80ak6a.com (dana@аре.com)", ""},
