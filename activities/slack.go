@@ -145,6 +145,20 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 	if err != nil {
 		return err
 	}
+	approved, notified, err := a.pastLines(ctx, req)
+	if err != nil {
+		return err
+	}
+	switch in.Event {
+	case MessageApproved:
+		if approved != "" {
+			line = approved // names a break-glass decision, which in does not carry
+		}
+	case MessageNotified:
+		msg.History = nonEmpty(approved)
+	default:
+		msg.History = nonEmpty(approved, notified)
+	}
 	if err := a.Approvals.UpdateApproval(ctx, channel, ts, msg, line); err != nil {
 		if approvals.IsPermanent(err) {
 			return permanent(err, "Slack refused to update the approval message of %s", in.RequestID)
@@ -152,6 +166,41 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 		return fmt.Errorf("update approval message of %s: %w", in.RequestID, err)
 	}
 	return nil
+}
+
+// pastLines rebuilds the card's lines for the steps the request passed, from
+// the projection and the audit trail, so every update shows the whole story:
+// who approved (and whether by break-glass) and when the customer was told.
+// A step not passed gives "".
+func (a *Activities) pastLines(ctx context.Context, req store.Request) (approved, notified string, err error) {
+	if req.Decision == string(domain.DecisionApprove) && req.DecidedAt != nil {
+		approved = approvals.LineApproved(a.slackID(ctx, req.ApproverID), *req.DecidedAt)
+		trail, err := a.Store.AuditTrail(ctx, req.ID)
+		if err != nil {
+			return "", "", fmt.Errorf("audit trail of %s: %w", req.ID, err)
+		}
+		for _, e := range trail {
+			if e.Event != "gate.approval.passed" || fmt.Sprint(e.Details["break_glass"]) != "true" {
+				continue
+			}
+			second, _ := e.Details["second_approver"].(string)
+			approved = approvals.LineBreakGlass("approved", a.slackID(ctx, req.ApproverID), a.slackID(ctx, second), *req.DecidedAt)
+		}
+	}
+	if req.NotifiedAt != nil && req.CoolingEndsAt != nil {
+		notified = approvals.LineWasNotified(*req.NotifiedAt, *req.CoolingEndsAt)
+	}
+	return approved, notified, nil
+}
+
+func nonEmpty(lines ...string) []string {
+	var out []string
+	for _, l := range lines {
+		if l != "" {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func (a *Activities) slackID(ctx context.Context, agentID string) string {

@@ -129,6 +129,15 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 			final: "Executed at",
 		},
 		{
+			name: "break-glass",
+			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
+				return []*updateOutcome{h.decide(env, time.Hour, breakGlass(seniorID, senior2ID, domain.RoleSenior))}
+			},
+			want: domain.StatusExecuted, updates: []string{approved, notified, "executed"},
+			along: []messageWant{{time.Hour + 4*time.Second, "Break-glass: approved outside Slack by <@" + seniorSlackID + "> and <@" + senior2SlackID + ">"}},
+			final: "Executed at",
+		},
+		{
 			name: "rejected",
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, reject)}
@@ -176,6 +185,13 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 			want: domain.StatusFailed, updates: []string{approved, notified, "failed"},
 			final: "Failed: the action failed: Permanent",
 		},
+	}
+	// The final card keeps the steps the request passed, in order, and no
+	// longer shows the approval deadline.
+	passed := []string{"Approved by <@" + seniorSlackID + ">", "Customer notified at", "cooling period until"}
+	history := map[string][]string{
+		"break-glass": {"Break-glass: approved outside Slack by <@" + seniorSlackID + "> and <@" + senior2SlackID + ">", "Customer notified at"},
+		"executed":    passed, "cancelled by the customer": passed, "vetoed by a senior": passed, "failed": passed,
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -226,6 +242,17 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 			text := shown(t, m)
 			if !strings.Contains(text, tc.final) || !strings.Contains(text, "Reinstall VPS") {
 				t.Fatalf("final message does not say %q:\n%s", tc.final, text)
+			}
+			last := strings.LastIndex(text, tc.final)
+			for _, w := range slices.Backward(history[tc.name]) {
+				i := strings.LastIndex(text[:last], w)
+				if i < 0 {
+					t.Fatalf("final message lacks %q before %q:\n%s", w, tc.final, text)
+				}
+				last = i
+			}
+			if strings.Contains(text, "Approval expires") {
+				t.Fatalf("the ended request's message still shows the approval deadline:\n%s", text)
 			}
 			if m.Updated != len(tc.updates) {
 				t.Fatalf("message edited %d times, want %d", m.Updated, len(tc.updates))

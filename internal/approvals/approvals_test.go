@@ -576,3 +576,39 @@ func TestApprovalShowsNothingHidden(t *testing.T) {
 		})
 	}
 }
+
+// TestStatusBlocksKeepTheHistory: an update shows every step the request
+// passed, then where it stands, and no longer shows the approval deadline.
+func TestStatusBlocksKeepTheHistory(t *testing.T) {
+	at := time.Date(2026, 3, 5, 14, 5, 0, 0, time.UTC)
+	r := sampleRequest()
+	r.History = []string{LineBreakGlass("approved", "U0BOB", "U0CAROL", at), LineWasNotified(at.Add(time.Minute), at.Add(24*time.Hour))}
+	raw, err := json.Marshal(StatusBlocks(r, LineExecuted(at.Add(25*time.Hour))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	all := strings.NewReplacer(`\u003c`, "<", `\u003e`, ">").Replace(string(raw))
+	want := []string{
+		"🚨 Break-glass: approved outside Slack by <@U0BOB> and <@U0CAROL> at 14:05 UTC",
+		"📧 Customer notified at 2026-03-05 14:06 UTC; cooling period until 2026-03-06 14:05 UTC",
+		"✔️ Executed at 2026-03-06 15:05 UTC",
+	}
+	last := -1
+	for _, w := range want {
+		i := strings.Index(all, w)
+		if i < 0 {
+			t.Fatalf("card lacks %q:\n%s", w, all)
+		}
+		if i < last {
+			t.Errorf("%q is out of order", w)
+		}
+		last = i
+	}
+	if strings.Contains(all, "Approval expires") {
+		t.Errorf("a decided card still shows the approval deadline")
+	}
+	raw, _ = json.Marshal(ApprovalBlocks(r))
+	if !strings.Contains(string(raw), "Approval expires") {
+		t.Errorf("the approval card lost its deadline")
+	}
+}

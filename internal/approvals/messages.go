@@ -48,6 +48,10 @@ type Request struct {
 	PINVerifiedAt    time.Time
 	ExpiresAt        time.Time // when the approval window closes
 	CoolingPeriod    time.Duration
+	// History holds the status lines of the steps before the current one,
+	// oldest first (from LineApproved, LineBreakGlass, LineNotified), so
+	// that each update adds to the card instead of replacing what it said.
+	History []string
 }
 
 // MaskEmail hides all of an address's local part but its first character,
@@ -103,10 +107,16 @@ func ApprovalBlocks(r Request) []slack.Block {
 	return blocks
 }
 
-// StatusBlocks is the same summary without buttons, with line (Slack mrkdwn,
-// e.g. from LineApproved) saying where the request stands.
+// StatusBlocks is the same summary without buttons, and without the
+// approval deadline, which no longer applies: the request's history
+// (r.History) line by line, then line (Slack mrkdwn, e.g. from LineApproved)
+// saying where it stands now.
 func StatusBlocks(r Request, line string) []slack.Block {
+	r.ExpiresAt = time.Time{}
 	blocks := summary(r, "🔐 "+Title(r.Action))
+	for _, h := range r.History {
+		blocks = append(blocks, slack.NewContextBlock("", mrkdwn(clip(h, 2900))))
+	}
 	return append(blocks, slack.NewContextBlock("", mrkdwn(clip(line, 2900))))
 }
 
@@ -126,7 +136,9 @@ func summary(r Request, header string) []slack.Block {
 		mrkdwn("*Request*\n" + md(r.ID, maxShortRunes, " ")),
 		mrkdwn("*PIN verified*\n" + pin),
 		mrkdwn("*Cooling period*\n" + humanDuration(r.CoolingPeriod) + " after approval"),
-		mrkdwn("*Approval expires*\n" + stamp(r.ExpiresAt)),
+	}
+	if !r.ExpiresAt.IsZero() {
+		fields = append(fields, mrkdwn("*Approval expires*\n"+stamp(r.ExpiresAt)))
 	}
 	server := md(r.ServerID, maxShortRunes, " ")
 	newEmail := ""
@@ -155,6 +167,13 @@ func LineApproved(approverID string, at time.Time) string {
 	return fmt.Sprintf("✅ Approved by %s at %s", person(approverID, approverID), at.UTC().Format("15:04 UTC"))
 }
 
+// LineBreakGlass is the status line after two seniors decided outside Slack
+// (break-glass); decision is "approved" or "rejected".
+func LineBreakGlass(decision, firstID, secondID string, at time.Time) string {
+	return fmt.Sprintf("🚨 Break-glass: %s outside Slack by %s and %s at %s", decision,
+		person(firstID, firstID), person(secondID, secondID), at.UTC().Format("15:04 UTC"))
+}
+
 // LineRejected is the status line after a senior rejected, with their reason if any.
 func LineRejected(approverID, reason string) string {
 	line := "❌ Rejected by " + person(approverID, approverID)
@@ -167,6 +186,13 @@ func LineRejected(approverID, reason string) string {
 // LineNotified is the status line once the customer was emailed.
 func LineNotified(runsAt time.Time) string {
 	return "📧 Customer notified — runs at " + stamp(runsAt) + " unless someone cancels"
+}
+
+// LineWasNotified is the card's history line for the notice once the
+// request has moved on: when the customer was emailed and until when they
+// could cancel.
+func LineWasNotified(at, coolingEnds time.Time) string {
+	return "📧 Customer notified at " + stamp(at) + "; cooling period until " + stamp(coolingEnds)
 }
 
 // LineCancelled is the status line after a cancellation; by is the Slack user
