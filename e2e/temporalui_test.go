@@ -52,17 +52,29 @@ func TestTemporalUIListsARequestAndRefusesWrites(t *testing.T) {
 	ctx := desktop(t)
 	query := `VigilCustomer="` + customerID + `" AND VigilAction="reinstall_vps"`
 	list := s.uiURL + "/namespaces/default/workflows?query=" + url.QueryEscape(query)
-	// pageText loads u and returns the page's text once the UI has rendered.
-	pageText := func(u string) (string, error) {
+	// pageText loads u and returns the page's text once the UI has rendered
+	// its list: the text holds want, or the UI says there is nothing to
+	// list, or 20 s passed (a loaded machine renders the app slowly, so
+	// this waits for the page rather than for a fixed time).
+	pageText := func(u, want string) (string, error) {
 		if _, err := chromedp.Run(ctx, chromedp.Navigate(u)); err != nil {
 			return "", err
 		}
-		time.Sleep(2 * time.Second) // the UI fetches the list after the page loads
-		return chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+		var body string
+		for end := time.Now().Add(20 * time.Second); time.Now().Before(end); time.Sleep(250 * time.Millisecond) {
+			var err error
+			if body, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil {
+				return "", err
+			}
+			if strings.Contains(body, want) || strings.Contains(body, "No Workflows") {
+				return body, nil
+			}
+		}
+		return body, nil
 	}
 	// The list fills in once the visibility store has the run; reload until it does.
-	eventually(t, 60*time.Second, "the UI lists "+wid+" for "+query, func() (bool, string) {
-		body, err := pageText(list)
+	eventually(t, 90*time.Second, "the UI lists "+wid+" for "+query, func() (bool, string) {
+		body, err := pageText(list, wid)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -75,7 +87,7 @@ func TestTemporalUIListsARequestAndRefusesWrites(t *testing.T) {
 	artifact(t, "temporal-ui-list.png", shot)
 	// A query for another customer does not list it: the search attributes, not luck.
 	other := s.uiURL + "/namespaces/default/workflows?query=" + url.QueryEscape(`VigilCustomer="C-0000"`)
-	body, err := pageText(other)
+	body, err := pageText(other, wid)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +103,7 @@ func TestTemporalUIListsARequestAndRefusesWrites(t *testing.T) {
 			headers: {'X-CSRF-TOKEN': csrf, 'Content-Type': 'application/json'}, body: JSON.stringify({reason: 'bypass'})});
 		return r.status;
 	})()`
-	if _, err := pageText(s.uiURL + "/namespaces/default/workflows"); err != nil {
+	if _, err := pageText(s.uiURL+"/namespaces/default/workflows", wid); err != nil {
 		t.Fatal(err)
 	}
 	status, err := chromedp.Run(ctx, chromedp.Evaluate[int](terminate, chromedp.EvalAwaitPromise))
