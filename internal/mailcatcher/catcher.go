@@ -20,6 +20,8 @@ import (
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/vigil-oss/vigil/internal/standin"
 )
 
 // MaxMessageBytes is the largest message the catcher accepts.
@@ -45,6 +47,9 @@ type Message struct {
 type Catcher struct {
 	logger *slog.Logger
 	server *smtp.Server
+	state  *standin.StateFile // nil: messages live in memory only
+	// saveMu orders saves, so an older snapshot never overwrites a newer one.
+	saveMu sync.Mutex
 
 	mu        sync.Mutex
 	messages  []Message
@@ -74,6 +79,26 @@ func New(logger *slog.Logger) *Catcher {
 	s.ErrorLog = slogPrinter{logger}
 	c.server = s
 	return c
+}
+
+// Open returns a Catcher like New that keeps its messages in the JSON file
+// at path across restarts: it loads them now (a corrupt file is an error
+// naming it) and rewrites the file atomically after each delivery or Clear.
+func Open(path string, logger *slog.Logger) (*Catcher, error) {
+	state, err := standin.OpenStateFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("mailcatcher: %w", err)
+	}
+	c := New(logger)
+	c.state = state
+	if err := c.load(); err != nil {
+		return nil, fmt.Errorf("mailcatcher: %w", err)
+	}
+	// Write once now, so a file that cannot be written fails at start, not at the first mail.
+	if err := c.state.Save(c.snapshot()); err != nil {
+		return nil, fmt.Errorf("mailcatcher: %w", err)
+	}
+	return c, nil
 }
 
 // ServeSMTP accepts SMTP connections on l until Close; it then returns nil.
@@ -134,8 +159,9 @@ func (c *Catcher) Messages() []Message {
 // Clear forgets every kept message.
 func (c *Catcher) Clear() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.messages = nil
+	c.mu.Unlock()
+	c.save()
 }
 
 // WaitFor returns the first kept message (oldest first) that match accepts,
@@ -228,6 +254,7 @@ func (c *Catcher) deliver(from string, to []string, raw []byte) {
 	close(c.changed)
 	c.changed = make(chan struct{})
 	c.mu.Unlock()
+	c.save()
 	c.logger.Info("mail received", "id", m.ID, "from", from, "to", to, "subject", subject, "bytes", len(raw))
 }
 

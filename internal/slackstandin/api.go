@@ -236,6 +236,7 @@ func (s *Server) postMessage(r *http.Request, p params) (map[string]any, *apiErr
 	s.messages = append(s.messages, m)
 	s.posted[channel+" "+m.TS] = append(json.RawMessage(nil), blocks...)
 	s.origins[channel+" "+m.TS] = origin(r)
+	s.saveLocked()
 	return map[string]any{"channel": channel, "ts": m.TS, "message": s.messageJSON(m)}, nil
 }
 
@@ -267,6 +268,7 @@ func (s *Server) update(p params) (map[string]any, *apiError) {
 	}
 	m.Text, m.Blocks = newText, newBlocks
 	m.Updated++
+	s.saveLocked()
 	return map[string]any{"channel": channel, "ts": m.TS, "text": m.Text, "message": s.messageJSON(m)}, nil
 }
 
@@ -292,6 +294,7 @@ func (s *Server) postEphemeral(p params) (map[string]any, *apiError) {
 	m := &Message{Channel: channel, TS: s.nextTSLocked(now), ThreadTS: p.get("thread_ts"), Text: text, Blocks: blocks,
 		Ephemeral: true, User: user, At: now}
 	s.ephemerals = append(s.ephemerals, m)
+	s.saveLocked()
 	return map[string]any{"message_ts": m.TS}, nil
 }
 

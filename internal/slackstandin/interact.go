@@ -221,6 +221,7 @@ func (s *Server) clickBody(channel, ts, actionID, userID string, stale bool) ([]
 	now := time.Now()
 	id := randomHex(16)
 	s.responses[id] = &responseTarget{channel: channelID, ts: m.TS, user: userID, created: now}
+	s.saveLocked() // a click made just before a restart can still be answered after it
 
 	var p blockActionsPayload
 	p.Type = "block_actions"
@@ -322,5 +323,6 @@ func (s *Server) serveResponseURL(w http.ResponseWriter, r *http.Request) {
 		m := &Message{Channel: t.channel, TS: s.nextTSLocked(now), Text: msg.Text, Blocks: blocks, Ephemeral: true, User: t.user, At: now}
 		s.ephemerals = append(s.ephemerals, m)
 	}
+	s.saveLocked()
 	writeJSON(w, http.StatusOK, map[string]any{"ok": true})
 }

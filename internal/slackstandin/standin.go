@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/vigil-oss/vigil/internal/standin"
 )
 
 // The bot the stand-in plays; Slack assigns these when an app is installed.
@@ -39,12 +41,17 @@ type Config struct {
 	InteractionURL string              // Vigil's POST /slack/interactions
 	Users          []User              // people who can be looked up and click as
 	Groups         map[string][]string // usergroup id -> user ids
+	// StatePath, when set, is a JSON file the workspace is kept in across
+	// restarts: channels, messages with their ts and edits, DMs, ephemeral
+	// replies and live response URLs. It is loaded at start (a corrupt file
+	// fails New, naming it) and rewritten atomically after every change.
+	StatePath string
 }
 
 // String describes the config without its secrets.
 func (c Config) String() string {
-	return fmt.Sprintf("slackstandin.Config{team=%s app=%s interaction_url=%s users=%d groups=%d bot_token=[redacted] signing_secret=[redacted]}",
-		c.TeamID, c.AppID, c.InteractionURL, len(c.Users), len(c.Groups))
+	return fmt.Sprintf("slackstandin.Config{team=%s app=%s interaction_url=%s users=%d groups=%d state=%s bot_token=[redacted] signing_secret=[redacted]}",
+		c.TeamID, c.AppID, c.InteractionURL, len(c.Users), len(c.Groups), c.StatePath)
 }
 
 // LogValue logs the config without its secrets.
@@ -55,6 +62,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("interaction_url", c.InteractionURL),
 		slog.Int("users", len(c.Users)),
 		slog.Int("groups", len(c.Groups)),
+		slog.String("state", c.StatePath),
 		slog.String("bot_token", "[redacted]"),
 		slog.String("signing_secret", "[redacted]"),
 	)
@@ -99,6 +107,7 @@ type Server struct {
 	log    *slog.Logger
 	client *http.Client
 	users  map[string]User
+	state  *standin.StateFile // nil: the workspace lives in memory only
 
 	mu       sync.Mutex
 	messages []*Message // channel messages, in post order
@@ -123,7 +132,8 @@ var (
 	channelNameChars = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,79}$`)
 )
 
-// New checks cfg and returns a stand-in with no messages.
+// New checks cfg and returns a stand-in with the workspace its state file
+// holds, or with no messages when it has none.
 func New(cfg Config, logger *slog.Logger) (*Server, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -164,7 +174,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("slackstandin: usergroup id %q does not look like a Slack usergroup id (S…)", g)
 		}
 	}
-	return &Server{
+	s := &Server{
 		cfg:        cfg,
 		log:        logger,
 		client:     &http.Client{Timeout: 30 * time.Second},
@@ -176,7 +186,22 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		calls:      map[string]int{},
 		failures:   map[string][]int{},
 		responses:  map[string]*responseTarget{},
-	}, nil
+	}
+	if cfg.StatePath != "" {
+		state, err := standin.OpenStateFile(cfg.StatePath)
+		if err != nil {
+			return nil, fmt.Errorf("slackstandin: %w", err)
+		}
+		s.state = state
+		if err := s.loadState(); err != nil {
+			return nil, fmt.Errorf("slackstandin: %w", err)
+		}
+		// Write once now, so a file that cannot be written fails at start, not at the first post.
+		if err := state.Save(s.snapshotLocked(time.Now())); err != nil {
+			return nil, fmt.Errorf("slackstandin: %w", err)
+		}
+	}
+	return s, nil
 }
 
 // Handler serves the Web API, response URLs, the page and the script API:

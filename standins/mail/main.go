@@ -15,8 +15,9 @@ import (
 )
 
 type config struct {
-	smtpAddr string
-	httpAddr string
+	smtpAddr  string
+	httpAddr  string
+	statePath string // empty: messages live in memory only
 }
 
 func main() {
@@ -29,6 +30,7 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 	var cfg config
 	fs.StringVar(&cfg.smtpAddr, "smtp-addr", standin.EnvOr(getenv, "VIGIL_MAILCATCHER_SMTP_ADDR", "127.0.0.1:1025"), "SMTP listen address (env VIGIL_MAILCATCHER_SMTP_ADDR)")
 	fs.StringVar(&cfg.httpAddr, "http-addr", standin.EnvOr(getenv, "VIGIL_MAILCATCHER_HTTP_ADDR", "127.0.0.1:8025"), "web listen address (env VIGIL_MAILCATCHER_HTTP_ADDR)")
+	fs.StringVar(&cfg.statePath, "state", getenv("VIGIL_MAILCATCHER_STATE"), "JSON file keeping the caught mail across restarts; empty keeps it in memory only (env VIGIL_MAILCATCHER_STATE)")
 	if err := standin.ParseFlags(fs, args); err != nil {
 		return config{}, err
 	}
@@ -37,6 +39,10 @@ func parseConfig(args []string, getenv func(string) string) (config, error) {
 
 // run serves SMTP and HTTP until ctx ends, then stops both.
 func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer) error {
+	catcher, err := openCatcher(cfg.statePath, logger)
+	if err != nil {
+		return err
+	}
 	smtpL, err := net.Listen("tcp", cfg.smtpAddr)
 	if err != nil {
 		return fmt.Errorf("listen smtp: %w", err)
@@ -46,7 +52,6 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 		smtpL.Close()
 		return fmt.Errorf("listen http: %w", err)
 	}
-	catcher := mailcatcher.New(logger)
 
 	smtpDone := make(chan error, 1)
 	go func() { smtpDone <- catcher.ServeSMTP(smtpL) }()
@@ -68,4 +73,12 @@ func run(ctx context.Context, cfg config, logger *slog.Logger, stdout io.Writer)
 		runErr = err
 	}
 	return runErr
+}
+
+// openCatcher keeps the mail in the state file when there is one, else in memory.
+func openCatcher(path string, logger *slog.Logger) (*mailcatcher.Catcher, error) {
+	if path == "" {
+		return mailcatcher.New(logger), nil
+	}
+	return mailcatcher.Open(path, logger)
 }

@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	groups := fs.String("groups", or("VIGIL_SLACK_STANDIN_GROUPS", defaultGroups), "usergroups, S…:U…+U…,… (VIGIL_SLACK_STANDIN_GROUPS)")
 	team := fs.String("team", or("VIGIL_SLACK_TEAM_ID", slackstandin.DefaultTeamID), "workspace id (VIGIL_SLACK_TEAM_ID)")
 	app := fs.String("app", or("VIGIL_SLACK_APP_ID", slackstandin.DefaultAppID), "app id (VIGIL_SLACK_APP_ID)")
+	statePath := fs.String("state", getenv("VIGIL_SLACK_STANDIN_STATE"), "JSON file keeping channels, messages and DMs across restarts; empty keeps them in memory only (VIGIL_SLACK_STANDIN_STATE)")
 	logFormat := fs.String("log-format", or("VIGIL_LOG_FORMAT", "text"), "text or json (VIGIL_LOG_FORMAT)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: slack-standin [flags]\n\nThe bot token (VIGIL_SLACK_BOT_TOKEN) and signing secret (VIGIL_SLACK_SIGNING_SECRET)\nare read from the environment only, so they stay out of process listings.\n\n")
@@ -81,7 +82,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	logger := logging.New(stderr, *logFormat, slog.LevelInfo, "slack-standin")
 	cfg := slackstandin.Config{
 		BotToken: token, SigningSecret: secret, TeamID: *team, AppID: *app,
-		InteractionURL: *interactionURL, Users: userList, Groups: groupMap,
+		InteractionURL: *interactionURL, Users: userList, Groups: groupMap, StatePath: *statePath,
 	}
 	srv, err := slackstandin.New(cfg, logger)
 	if err != nil {

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -76,5 +78,49 @@ func TestRunRefusesBadConfig(t *testing.T) {
 				t.Errorf("err = %v, want one mentioning %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// startStandin runs the command with the state file path and returns a client of its API.
+func startStandin(t *testing.T, statePath string) (*slack.Client, func() error) {
+	t.Helper()
+	env := envOf(map[string]string{"VIGIL_SLACK_BOT_TOKEN": "xoxb-main-test", "VIGIL_SLACK_SIGNING_SECRET": "main-test-secret"})
+	line, stop := standintest.Start(t, func(ctx context.Context, stdout io.Writer) error {
+		return run(ctx, []string{"-addr", "127.0.0.1:0", "-state", statePath}, env, stdout, io.Discard)
+	})
+	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "slack-standin ready addr=")
+	if !ok {
+		t.Fatalf("first stdout line %q", line)
+	}
+	return slack.New("xoxb-main-test", slack.OptionAPIURL("http://"+addr+"/api/")), stop
+}
+
+func TestRunKeepsStateAcrossRestart(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), ".vigil", "slack.json")
+	api, stop := startStandin(t, path)
+	ch, ts, err := api.PostMessageContext(ctx, "#vigil-approvals", slack.MsgOptionText("approval needed", false))
+	if err != nil {
+		t.Fatalf("PostMessage: %v", err)
+	}
+	if err := stop(); err != nil {
+		t.Fatalf("stop: %v", err)
+	}
+
+	api, stop = startStandin(t, path)
+	defer stop()
+	if _, _, _, err := api.UpdateMessageContext(ctx, ch, ts, slack.MsgOptionText("approved", false)); err != nil {
+		t.Errorf("chat.update of the message posted before the restart: %v", err)
+	}
+
+	// A corrupt state file stops the command at start, naming the file.
+	bad := filepath.Join(t.TempDir(), "slack.json")
+	if err := os.WriteFile(bad, []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := envOf(map[string]string{"VIGIL_SLACK_BOT_TOKEN": "xoxb-t", "VIGIL_SLACK_SIGNING_SECRET": "s"})
+	err = run(context.Background(), []string{"-addr", "127.0.0.1:0", "-state", bad}, env, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), bad) || !strings.Contains(err.Error(), "corrupt") {
+		t.Errorf("run with a corrupt state file = %v, want an error naming %s", err, bad)
 	}
 }
