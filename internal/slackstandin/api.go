@@ -142,6 +142,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		resp, aerr = s.update(p)
 	case "chat.postEphemeral":
 		resp, aerr = s.postEphemeral(p)
+	case "conversations.open":
+		resp, aerr = s.openConversation(p)
 	case "users.info":
 		resp, aerr = s.userInfo(p)
 	case "usergroups.users.list":
@@ -296,6 +298,26 @@ func (s *Server) postEphemeral(p params) (map[string]any, *apiError) {
 	s.ephemerals = append(s.ephemerals, m)
 	s.saveLocked()
 	return map[string]any{"message_ts": m.TS}, nil
+}
+
+// openConversation opens (or finds) the bot's direct message channel with
+// one member; the stand-in has no group DMs.
+func (s *Server) openConversation(p params) (map[string]any, *apiError) {
+	users := strings.Split(p.get("users"), ",")
+	if p.get("channel") != "" || len(users) != 1 || users[0] == "" {
+		return nil, &apiError{code: "invalid_arguments", problems: []string{"the stand-in opens a DM with exactly one user (users=U…)"}}
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, existed := s.existingChannelLocked(users[0])
+	id, _, ok := s.dmLocked(strings.TrimSpace(users[0]))
+	if !ok {
+		return nil, &apiError{code: "user_not_found"}
+	}
+	if !existed {
+		s.saveLocked()
+	}
+	return map[string]any{"no_op": existed, "already_open": existed, "channel": map[string]any{"id": id, "is_im": true}}, nil
 }
 
 func (s *Server) userInfo(p params) (map[string]any, *apiError) {

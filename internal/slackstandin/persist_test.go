@@ -48,6 +48,10 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if _, err := api.PostEphemeralContext(ctx, ch, "U0ALICE", slack.MsgOptionText("only alice", false)); err != nil {
 		t.Fatalf("PostEphemeral: %v", err)
 	}
+	dm, dmTS, err := api.PostMessageContext(ctx, "U0ALICE", slack.MsgOptionText("Your request is waiting for a senior", false))
+	if err != nil {
+		t.Fatalf("DM: %v", err)
+	}
 	resp, err := srv.Click(ctx, ch, ts, "approve", "U0BOB")
 	if err != nil {
 		t.Fatalf("Click: %v", err)
@@ -65,7 +69,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	srv, api, base, stop := persistentStandin(t, path, vigil.URL)
 	defer stop()
 	after := srv.Messages()
-	if len(after) != len(before) || len(after) != 2 {
+	if len(after) != len(before) || len(after) != 3 {
 		t.Fatalf("after restart %d messages, want %d", len(after), len(before))
 	}
 	for i := range before {
@@ -73,6 +77,12 @@ func TestStateSurvivesRestart(t *testing.T) {
 		if a.Channel != b.Channel || a.TS != b.TS || a.ThreadTS != b.ThreadTS || a.Text != b.Text || string(a.Blocks) != string(b.Blocks) || !a.At.Equal(b.At) {
 			t.Errorf("message %d changed across the restart:\n before %+v\n after  %+v", i, b, a)
 		}
+	}
+	if after[2].Channel != dm || after[2].TS != dmTS {
+		t.Errorf("the DM after the restart = %+v, want channel %s ts %s", after[2], dm, dmTS)
+	}
+	if _, _, _, err := api.UpdateMessageContext(ctx, dm, dmTS, slack.MsgOptionText("Your request was approved", false)); err != nil {
+		t.Errorf("chat.update of a DM after the restart: %v", err)
 	}
 	if got := buttons(after[0].Blocks); len(got) != 2 {
 		t.Errorf("the approval message has %d buttons after the restart, want 2", len(got))
@@ -116,7 +126,8 @@ func TestStateSurvivesRestart(t *testing.T) {
 	stop()
 	srv, _, _, stop = persistentStandin(t, path, vigil.URL)
 	defer stop()
-	if msgs := srv.Messages(); len(msgs) != 3 || msgs[0].Text != "approved" || msgs[1].Text != "reminder (done)" || msgs[2].TS != ts2 {
+	if msgs := srv.Messages(); len(msgs) != 4 || msgs[0].Text != "approved" || msgs[1].Text != "reminder (done)" ||
+		msgs[2].Text != "Your request was approved" || msgs[3].TS != ts2 {
 		t.Errorf("third start: %+v", msgs)
 	}
 }

@@ -207,7 +207,8 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // Handler serves the Web API, response URLs, the page and the script API:
 //
 //	GET|POST /api/{method}    Slack Web API methods (auth.test, chat.postMessage, chat.update,
-//	                          chat.postEphemeral, users.info, usergroups.users.list)
+//	                          chat.postEphemeral, conversations.open, users.info,
+//	                          usergroups.users.list)
 //	POST     /response/{id}   response_url posts from Vigil
 //	GET      /                channels and messages, one form per button
 //	POST     /ui/click        click a button from the page (then back to /)
@@ -286,9 +287,13 @@ func (s *Server) nextTSLocked(now time.Time) string {
 }
 
 // resolveChannelLocked maps a channel id, name or #name to its id and name,
-// creating the channel on first use.
+// creating the channel on first use. A workspace member's user id is their
+// direct message channel with the bot, as in Slack.
 func (s *Server) resolveChannelLocked(ref string) (id, name string, ok bool) {
 	ref = strings.TrimSpace(ref)
+	if userIDPattern.MatchString(ref) {
+		return s.dmLocked(ref)
+	}
 	if channelIDPattern.MatchString(ref) {
 		if name, ok := s.names[ref]; ok {
 			return ref, name, true
@@ -321,9 +326,28 @@ func (s *Server) resolveChannelLocked(ref string) (id, name string, ok bool) {
 	return id, name, true
 }
 
+// dmLocked returns the direct message channel between the bot and a
+// workspace member, opening it on first use: id D…, name "@name".
+func (s *Server) dmLocked(userID string) (id, name string, ok bool) {
+	u, known := s.users[userID]
+	if !known {
+		return "", "", false
+	}
+	id, name = "D"+strings.TrimLeft(userID, "UW"), "@"+u.Name
+	if other, taken := s.names[id]; taken && other != name {
+		id = "D" + userID // a channel id was taken by hand; stay unique
+	}
+	s.names[id], s.channelIDs[name] = name, id
+	return id, name, true
+}
+
 // existingChannelLocked maps a channel reference to an id without creating it.
 func (s *Server) existingChannelLocked(ref string) (string, bool) {
 	ref = strings.TrimSpace(ref)
+	if u, ok := s.users[ref]; ok {
+		id, ok := s.channelIDs["@"+u.Name]
+		return id, ok
+	}
 	if _, ok := s.names[ref]; ok {
 		return ref, true
 	}

@@ -711,3 +711,62 @@ func TestConfigRedactsSecrets(t *testing.T) {
 		}
 	}
 }
+
+func TestDirectMessages(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	ch, ts, err := f.api.PostMessageContext(ctx, "U0BOB", slack.MsgOptionText("Your request was approved", false))
+	if err != nil {
+		t.Fatalf("PostMessage to a user id: %v", err)
+	}
+	if ch != "D0BOB" {
+		t.Errorf("a DM went to channel %q, want the DM channel D0BOB", ch)
+	}
+	conv, noOp, already, err := f.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{"U0BOB"}})
+	if err != nil || conv.ID != ch || !noOp || !already {
+		t.Errorf("conversations.open = %+v no_op=%v already_open=%v, %v; want %s, already open", conv, noOp, already, err, ch)
+	}
+	conv, _, already, err = f.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{"U0ALICE"}})
+	if err != nil || conv.ID != "D0ALICE" || already {
+		t.Errorf("conversations.open of a new DM = %+v already_open=%v, %v", conv, already, err)
+	}
+	if _, _, err := f.api.PostMessageContext(ctx, conv.ID, slack.MsgOptionText("hello alice", false)); err != nil {
+		t.Errorf("post to the opened DM: %v", err)
+	}
+	if _, _, _, err := f.api.UpdateMessageContext(ctx, ch, ts, slack.MsgOptionText("Your request was approved by <@U0ALICE>", false)); err != nil {
+		t.Errorf("chat.update of a DM: %v", err)
+	}
+	if m := f.srv.Messages()[0]; m.Channel != "D0BOB" || m.Updated != 1 {
+		t.Errorf("DM after update = %+v", m)
+	}
+	if _, _, err := f.api.PostMessageContext(ctx, "U0MALLORY", slack.MsgOptionText("x", false)); !isSlackError(err, "channel_not_found") {
+		t.Errorf("DM to an unknown user: err = %v, want channel_not_found", err)
+	}
+	if _, _, _, err := f.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{"U0MALLORY"}}); !isSlackError(err, "user_not_found") {
+		t.Errorf("conversations.open of an unknown user: err = %v, want user_not_found", err)
+	}
+	if _, _, _, err := f.api.OpenConversationContext(ctx, &slack.OpenConversationParameters{Users: []string{"U0ALICE", "U0BOB"}}); err == nil {
+		t.Errorf("a group DM was opened")
+	}
+	page := getPage(t, f.baseURL+"/")
+	for _, want := range []string{"Direct messages with @bob", "Your request was approved by @alice"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("page lacks %q", want)
+		}
+	}
+}
+
+// getPage fetches a page of the stand-in and returns its body.
+func getPage(t *testing.T, url string) string {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s: %d %s", url, resp.StatusCode, body)
+	}
+	return string(body)
+}

@@ -75,7 +75,7 @@ button.danger{background:#e01e5a;color:#fff;border-color:#e01e5a}
 {{if .Err}}<span class="bad">{{.Err}}</span>{{else}}Vigil answered HTTP {{.Status}}{{if .Body}} <code>{{.Body}}</code>{{end}}{{end}}</div>
 {{if .Replies}}<div>Replies only {{.UserName}} sees:</div>{{range .Replies}}{{template "msg" .}}{{end}}{{else}}<div class="meta">No ephemeral reply yet (the page refreshes every 5 s).</div>{{end}}
 </div>{{end}}
-{{range .Channels}}<section class="channel"><h2>#{{.Name}} <span class="meta">{{.ID}}</span></h2>
+{{range .Channels}}<section class="channel"><h2>{{.Title}} <span class="meta">{{.ID}}</span></h2>
 {{range .Messages}}{{template "msg" .}}{{end}}</section>
 {{else}}<p class="meta">No messages yet.</p>{{end}}
 </body></html>{{end}}
@@ -113,6 +113,14 @@ type messageView struct {
 type channelView struct {
 	ID, Name string
 	Messages []messageView
+}
+
+// Title heads the channel's section: "#vigil-approvals", or "Direct messages with @bob".
+func (c channelView) Title() string {
+	if strings.HasPrefix(c.Name, "@") {
+		return "Direct messages with " + c.Name
+	}
+	return "#" + c.Name
 }
 
 type clickView struct {
