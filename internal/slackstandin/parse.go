@@ -1,7 +1,9 @@
 package slackstandin
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -62,6 +64,36 @@ func ParseGroups(s string) (map[string][]string, error) {
 			list = append(list, m)
 		}
 		out[id] = list
+	}
+	return out, nil
+}
+
+// ParseAgents reads a JSON list of Vigil agents, as deploy/seed/agents.json
+// holds them: [{"id":"ag_bob","role":"senior","slack_user_id":"U0BOB",…},…].
+// Agents without a Slack user are skipped: nobody can click as them.
+func ParseAgents(r io.Reader) ([]Agent, error) {
+	var list []struct {
+		ID          string `json:"id"`
+		Role        string `json:"role"`
+		SlackUserID string `json:"slack_user_id"`
+	}
+	if err := json.NewDecoder(r).Decode(&list); err != nil {
+		return nil, fmt.Errorf("agents: want a JSON list of {id, role, slack_user_id}: %w", err)
+	}
+	var out []Agent
+	seen := map[string]bool{}
+	for _, a := range list {
+		if a.SlackUserID == "" {
+			continue
+		}
+		if a.ID == "" || !userIDPattern.MatchString(a.SlackUserID) {
+			return nil, fmt.Errorf("agents: agent %q with Slack user %q: want an id and a Slack user id (U…)", a.ID, a.SlackUserID)
+		}
+		if seen[a.SlackUserID] {
+			return nil, fmt.Errorf("agents: Slack user %s belongs to two agents", a.SlackUserID)
+		}
+		seen[a.SlackUserID] = true
+		out = append(out, Agent{ID: a.ID, Role: a.Role, SlackUserID: a.SlackUserID})
 	}
 	return out, nil
 }

@@ -41,6 +41,11 @@ type Config struct {
 	InteractionURL string              // Vigil's POST /slack/interactions
 	Users          []User              // people who can be looked up and click as
 	Groups         map[string][]string // usergroup id -> user ids
+	// Agents says which Vigil agent each member is. The page only uses it:
+	// its "as" menu defaults to a senior who did not open the request, and
+	// the confirm step names the agent who clicks. Without it, members of
+	// the usergroups count as the seniors.
+	Agents []Agent
 	// StatePath, when set, is a JSON file the workspace is kept in across
 	// restarts: channels, messages with their ts and edits, DMs, ephemeral
 	// replies and live response URLs. It is loaded at start (a corrupt file
@@ -70,6 +75,13 @@ func (c Config) LogValue() slog.Value {
 
 // User is a workspace member.
 type User struct{ ID, Name, RealName string }
+
+// Agent is the Vigil agent a workspace member is.
+type Agent struct {
+	ID          string // ag_bob
+	Role        string // agent, senior, admin
+	SlackUserID string
+}
 
 // Message is a message as the workspace currently shows it.
 type Message struct {
@@ -107,6 +119,7 @@ type Server struct {
 	log    *slog.Logger
 	client *http.Client
 	users  map[string]User
+	agents map[string]Agent   // Slack user id -> agent
 	state  *standin.StateFile // nil: the workspace lives in memory only
 
 	mu       sync.Mutex
@@ -174,11 +187,19 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("slackstandin: usergroup id %q does not look like a Slack usergroup id (S…)", g)
 		}
 	}
+	agents := make(map[string]Agent, len(cfg.Agents))
+	for _, a := range cfg.Agents {
+		if _, ok := users[a.SlackUserID]; !ok {
+			return nil, fmt.Errorf("slackstandin: agent %s is Slack user %q, who is not a member of the workspace", a.ID, a.SlackUserID)
+		}
+		agents[a.SlackUserID] = a
+	}
 	s := &Server{
 		cfg:        cfg,
 		log:        logger,
 		client:     &http.Client{Timeout: 30 * time.Second},
 		users:      users,
+		agents:     agents,
 		origins:    map[string]string{},
 		posted:     map[string]json.RawMessage{},
 		channelIDs: map[string]string{},

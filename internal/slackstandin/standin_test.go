@@ -538,8 +538,8 @@ func TestPageAndUIClick(t *testing.T) {
 		t.Errorf("CSP = %q", csp)
 	}
 	for _, want := range []string{
-		"#approvals", "Request by @alice &amp; friends", `name="action_id" value="approve"`, `name="action_id" value="reject"`,
-		`<option value="U0BOB"`, `class="primary">Approve</button>`, "only visible to @alice", "psst @bob", `http-equiv="refresh"`,
+		"#approvals", `Request by <span class="mention">@alice</span> &amp; friends`, `name="action_id" value="approve"`, `name="action_id" value="reject"`,
+		`<option value="U0BOB"`, `class="primary">Approve</button>`, "only visible to @alice", `psst <span class="mention">@bob</span>`, `http-equiv="refresh"`,
 	} {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("page lacks %q:\n%s", want, page)
@@ -606,6 +606,10 @@ func TestPageAndUIClick(t *testing.T) {
 		if !strings.Contains(string(page), want) {
 			t.Errorf("page after click lacks %q", want)
 		}
+	}
+	// The banner says when, as a person writes it.
+	if !regexp.MustCompile(`on \d+\.\d{6} at \d{4}-\d{2}-\d{2} \d{2}:\d{2} UTC:`).Match(page) || strings.Contains(string(page), "+0000") {
+		t.Errorf("banner time is not like 2026-12-03 14:05 UTC:\n%s", page)
 	}
 	// The reject button has no confirm dialog: it goes straight through.
 	form = url.Values{"channel": {ch}, "ts": {ts}, "action_id": {"reject"}, "user": {"U0ALICE"}}
@@ -749,7 +753,7 @@ func TestDirectMessages(t *testing.T) {
 		t.Errorf("a group DM was opened")
 	}
 	page := getPage(t, f.baseURL+"/")
-	for _, want := range []string{"Direct messages with @bob", "Your request was approved by @alice"} {
+	for _, want := range []string{"Direct messages with @bob", `Your request was approved by <span class="mention">@alice</span>`} {
 		if !strings.Contains(page, want) {
 			t.Errorf("page lacks %q", want)
 		}

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -31,7 +32,7 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-var pageTemplates = template.Must(template.New("page").Parse(`{{define "head"}}<!doctype html>
+var pageTemplates = template.Must(template.New("page").Funcs(template.FuncMap{"human": humanTime}).Parse(`{{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8">{{if .Refresh}}<meta http-equiv="refresh" content="5">{{end}}<title>{{.Title}} · slack stand-in</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2rem;color:#1d1c1d;max-width:60rem}
@@ -48,14 +49,20 @@ button{padding:.3rem .8rem;border-radius:4px;border:1px solid #bbb;background:#f
 button.primary{background:#007a5a;color:#fff;border-color:#007a5a}
 button.danger{background:#e01e5a;color:#fff;border-color:#e01e5a}
 .flash{border:2px solid #1264a3;padding:.6rem .8rem;border-radius:6px;margin-bottom:1rem}
+blockquote{margin:.2rem 0;padding-left:.6rem;border-left:4px solid #ddd;color:#454245}
+code,pre.code{font-family:ui-monospace,monospace;font-size:.85em;background:#f6f6f6;border:1px solid #e2e2e2;border-radius:3px}
+code{padding:0 .2rem;color:#c01343}
+pre.code{margin:.3rem 0;padding:.4rem;white-space:pre-wrap}
+.mention{color:#1264a3;background:#e8f5fa;border-radius:3px;padding:0 .1rem}
 .bad{color:#b00}
+.who{font-size:1.1rem}
 </style></head><body>{{end}}
 
-{{define "lines"}}{{range .}}{{if eq .Kind "header"}}<div class="header">{{.Text}}</div>
+{{define "lines"}}{{range .}}{{if eq .Kind "header"}}<div class="header">{{.HTML}}</div>
 {{else if eq .Kind "fields"}}<div class="fields">{{range .Fields}}<div class="field">{{.}}</div>{{end}}</div>
-{{else if eq .Kind "context"}}<div class="context">{{.Text}}</div>
+{{else if eq .Kind "context"}}<div class="context">{{.HTML}}</div>
 {{else if eq .Kind "divider"}}<hr>
-{{else}}<div class="text">{{.Text}}</div>
+{{else}}<div class="text">{{.HTML}}</div>
 {{end}}{{end}}{{end}}
 
 {{define "msg"}}<div class="msg{{if .Ephemeral}} eph{{end}}">
@@ -63,7 +70,7 @@ button.danger{background:#e01e5a;color:#fff;border-color:#e01e5a}
 {{template "lines" .Lines}}
 {{$m := .}}{{range .Buttons}}<form class="button" method="post" action="/ui/click">
 <input type="hidden" name="channel" value="{{$m.Channel}}"><input type="hidden" name="ts" value="{{$m.TS}}"><input type="hidden" name="action_id" value="{{.ActionID}}">
-<label>as <select name="user">{{range $m.Users}}<option value="{{.ID}}"{{if eq .ID $m.As}} selected{{end}}>{{.Name}} ({{.RealName}})</option>{{end}}</select></label>
+<label>as <select name="user" required>{{if not $m.Chosen}}<option value="" selected>choose…</option>{{end}}{{range $m.Options}}<option value="{{.ID}}"{{if .Selected}} selected{{end}}>{{.Label}}</option>{{end}}</select></label>
 <button type="submit" class="{{.Style}}">{{.Label}}</button></form>
 {{end}}{{if .Replies}}<div class="replies">{{range .Replies}}{{template "msg" .}}{{end}}</div>{{end}}
 </div>{{end}}
@@ -71,7 +78,7 @@ button.danger{background:#e01e5a;color:#fff;border-color:#e01e5a}
 {{define "index"}}{{template "head" .}}
 <h1>Slack stand-in</h1>
 {{with .Click}}<div class="flash">
-<div>Clicked <b>{{.Label}}</b> as <b>{{.UserName}}</b> on {{.TS}} at {{.At}}:
+<div>Clicked <b>{{.Label}}</b> as <b>{{.UserName}}</b> on {{.TS}} at {{human .At}}:
 {{if .Err}}<span class="bad">{{.Err}}</span>{{else}}Vigil answered HTTP {{.Status}}{{if .Body}} <code>{{.Body}}</code>{{end}}{{end}}</div>
 {{if .Replies}}<div>Replies only {{.UserName}} sees:</div>{{range .Replies}}{{template "msg" .}}{{end}}{{else}}<div class="meta">No ephemeral reply yet (the page refreshes every 5 s).</div>{{end}}
 </div>{{end}}
@@ -83,6 +90,8 @@ button.danger{background:#e01e5a;color:#fff;border-color:#e01e5a}
 {{define "confirm"}}{{template "head" .}}
 <h1>{{.Dialog.Title}}</h1>
 <p class="text">{{.Dialog.Text}}</p>
+<p class="who">{{.Dialog.Confirm}} as <b>{{.Who}}</b>?</p>
+{{if .IsRequester}}<p class="bad">{{.Who}} opened this request: Vigil refuses a decision by the requester.</p>{{end}}
 <form method="post" action="/ui/click">
 <input type="hidden" name="channel" value="{{.Channel}}"><input type="hidden" name="ts" value="{{.TS}}"><input type="hidden" name="action_id" value="{{.ActionID}}">
 <input type="hidden" name="user" value="{{.User}}"><input type="hidden" name="confirmed" value="1">
@@ -90,10 +99,11 @@ button.danger{background:#e01e5a;color:#fff;border-color:#e01e5a}
 </form>
 </body></html>{{end}}`))
 
+// lineView is one rendered part of a message; HTML is escaped already.
 type lineView struct {
 	Kind   string
-	Text   string
-	Fields []string
+	HTML   template.HTML
+	Fields []template.HTML
 }
 
 type buttonView struct{ ActionID, Label, Style string }
@@ -106,8 +116,13 @@ type messageView struct {
 	Lines           []lineView
 	Buttons         []buttonView
 	Replies         []messageView
-	Users           []User
-	As              string
+	Options         []userOption // the "as" menu of the buttons
+	Chosen          string       // the member it starts at; "" starts at "choose…"
+}
+
+type userOption struct {
+	ID, Label string
+	Selected  bool
 }
 
 type channelView struct {
@@ -140,6 +155,8 @@ type confirmView struct {
 	Title, Channel, TS, ActionID, User, Style string
 	Refresh                                   bool
 	Dialog                                    struct{ Title, Text, Confirm, Deny string }
+	Who                                       string // "Bob Lindqvist (ag_bob)"
+	IsRequester                               bool
 }
 
 func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
@@ -225,8 +242,8 @@ func (s *Server) userName(id string) string {
 }
 
 func (s *Server) messageView(m Message, as string) messageView {
-	v := messageView{Channel: m.Channel, TS: m.TS, At: m.At.Format("2006-01-02 15:04:05 UTC"), Updated: m.Updated,
-		Ephemeral: m.Ephemeral, For: s.userName(m.User), Lines: s.lines(m.Blocks, m.Text), Users: s.cfg.Users, As: as}
+	v := messageView{Channel: m.Channel, TS: m.TS, At: humanTime(m.At), Updated: m.Updated,
+		Ephemeral: m.Ephemeral, For: s.userName(m.User), Lines: s.lines(m.Blocks, m.Text)}
 	if !m.Ephemeral {
 		for _, b := range buttons(m.Blocks) {
 			var t textObject
@@ -234,15 +251,115 @@ func (s *Server) messageView(m Message, as string) messageView {
 			v.Buttons = append(v.Buttons, buttonView{ActionID: b.ActionID, Label: s.display(t.Text), Style: b.Style})
 		}
 	}
+	if len(v.Buttons) > 0 {
+		requester := requesterOf(m.Blocks)
+		v.Chosen = s.defaultClicker(as, requester)
+		for _, u := range s.cfg.Users {
+			label := u.Name
+			if u.RealName != "" {
+				label += " (" + u.RealName + ")"
+			}
+			if s.isSenior(u.ID) {
+				label += " · senior"
+			}
+			if u.ID == requester {
+				label += " · requester"
+			}
+			v.Options = append(v.Options, userOption{ID: u.ID, Label: label, Selected: u.ID == v.Chosen})
+		}
+	}
 	return v
 }
 
+// humanTime is how the page shows a time, as Vigil's messages do: "2026-12-03 14:05 UTC".
+func humanTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// requestedBy matches the field of Vigil's approval message naming who opened the request.
+var requestedBy = regexp.MustCompile(`^\*Requested by\*\s*<@([UW][A-Z0-9]{2,})[|>]`)
+
+// requesterOf returns the Slack user who opened the request a message is
+// about, from its "Requested by" field; "" when it has none.
+func requesterOf(blocks json.RawMessage) string {
+	var parsed []struct {
+		Text   *textObject  `json:"text"`
+		Fields []textObject `json:"fields"`
+	}
+	if json.Unmarshal(blocks, &parsed) != nil {
+		return ""
+	}
+	for _, b := range parsed {
+		texts := b.Fields
+		if b.Text != nil {
+			texts = append(texts, *b.Text)
+		}
+		for _, t := range texts {
+			if m := requestedBy.FindStringSubmatch(strings.TrimSpace(t.Text)); m != nil {
+				return m[1]
+			}
+		}
+	}
+	return ""
+}
+
+// isSenior says whether a member is a senior: by their agent's role when
+// the stand-in knows the agents, else by membership of a usergroup.
+func (s *Server) isSenior(id string) bool {
+	if len(s.agents) > 0 {
+		return s.agents[id].Role == "senior"
+	}
+	for _, members := range s.cfg.Groups {
+		if slices.Contains(members, id) {
+			return true
+		}
+	}
+	return false
+}
+
+// defaultClicker picks the member a message's "as" menu starts at: the one
+// chosen for the last click unless they opened this request, else the first
+// senior who did not, else nobody (the menu then asks). Never the requester,
+// so a first click is not a self-approval.
+func (s *Server) defaultClicker(last, requester string) string {
+	if _, ok := s.users[last]; ok && last != requester {
+		return last
+	}
+	for _, u := range s.cfg.Users {
+		if u.ID != requester && s.isSenior(u.ID) {
+			return u.ID
+		}
+	}
+	return ""
+}
+
+// who names a member for the confirm step: "Bob Lindqvist (ag_bob)", or
+// "Bob Lindqvist (@bob)" when the stand-in does not know their agent.
+func (s *Server) who(id string) string {
+	u, ok := s.users[id]
+	if !ok {
+		return id
+	}
+	name := u.RealName
+	if name == "" {
+		name = u.Name
+	}
+	if a, ok := s.agents[id]; ok {
+		return name + " (" + a.ID + ")"
+	}
+	return name + " (@" + u.Name + ")"
+}
+
 // lines renders the readable parts of a message: the blocks when it has
-// them, else its text.
+// them, else its text (mrkdwn, as Slack formats a message's text).
 func (s *Server) lines(blocks json.RawMessage, text string) []lineView {
 	var raws []json.RawMessage
 	if len(blocks) == 0 || json.Unmarshal(blocks, &raws) != nil {
-		return []lineView{{Kind: "text", Text: s.display(text)}}
+		return []lineView{{Kind: "text", HTML: s.mrkdwn(text)}}
+	}
+	render := func(t textObject) template.HTML {
+		if t.Type == "mrkdwn" {
+			return s.mrkdwn(t.Text)
+		}
+		return template.HTML(template.HTMLEscapeString(s.display(t.Text))) // plain_text: no formatting
 	}
 	var out []lineView
 	for _, raw := range raws {
@@ -253,22 +370,22 @@ func (s *Server) lines(blocks json.RawMessage, text string) []lineView {
 			Elements []json.RawMessage `json:"elements"`
 		}
 		if err := json.Unmarshal(raw, &b); err != nil {
-			out = append(out, lineView{Kind: "context", Text: "[" + b.Type + " block]"})
+			out = append(out, lineView{Kind: "context", HTML: template.HTML(template.HTMLEscapeString("[" + b.Type + " block]"))})
 			continue
 		}
 		switch b.Type {
 		case "header":
 			if b.Text != nil {
-				out = append(out, lineView{Kind: "header", Text: s.display(b.Text.Text)})
+				out = append(out, lineView{Kind: "header", HTML: render(*b.Text)})
 			}
 		case "section":
 			if b.Text != nil {
-				out = append(out, lineView{Kind: "text", Text: s.display(b.Text.Text)})
+				out = append(out, lineView{Kind: "text", HTML: render(*b.Text)})
 			}
 			if len(b.Fields) > 0 {
 				l := lineView{Kind: "fields"}
 				for _, f := range b.Fields {
-					l.Fields = append(l.Fields, s.display(f.Text))
+					l.Fields = append(l.Fields, render(f))
 				}
 				out = append(out, l)
 			}
@@ -277,15 +394,15 @@ func (s *Server) lines(blocks json.RawMessage, text string) []lineView {
 			for _, el := range b.Elements {
 				var e textObject
 				if json.Unmarshal(el, &e) == nil && e.Text != "" {
-					parts = append(parts, s.display(e.Text))
+					parts = append(parts, string(render(e)))
 				}
 			}
-			out = append(out, lineView{Kind: "context", Text: strings.Join(parts, " · ")})
+			out = append(out, lineView{Kind: "context", HTML: template.HTML(strings.Join(parts, " · "))})
 		case "divider":
 			out = append(out, lineView{Kind: "divider"})
 		case "actions": // rendered as forms
 		default:
-			out = append(out, lineView{Kind: "context", Text: "[" + b.Type + " block]"})
+			out = append(out, lineView{Kind: "context", HTML: template.HTML(template.HTMLEscapeString("[" + b.Type + " block]"))})
 		}
 	}
 	return out
@@ -352,23 +469,24 @@ func sameOrigin(r *http.Request) bool {
 	return true
 }
 
-func (s *Server) findButton(channel, ts, actionID string) (button, bool) {
+// findButton returns a button of a message and the message's requester.
+func (s *Server) findButton(channel, ts, actionID string) (b button, requester string, ok bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id, ok := s.existingChannelLocked(channel)
 	if !ok {
-		return button{}, false
+		return button{}, "", false
 	}
 	m := s.findLocked(id, ts)
 	if m == nil {
-		return button{}, false
+		return button{}, "", false
 	}
 	for _, b := range buttons(m.Blocks) {
 		if b.ActionID == actionID {
-			return b, true
+			return b, requesterOf(m.Blocks), true
 		}
 	}
-	return button{}, false
+	return button{}, "", false
 }
 
 func (s *Server) serveUIClick(w http.ResponseWriter, r *http.Request) {
@@ -383,7 +501,11 @@ func (s *Server) serveUIClick(w http.ResponseWriter, r *http.Request) {
 	}
 	f := r.PostForm
 	channel, ts, actionID, user := f.Get("channel"), f.Get("ts"), f.Get("action_id"), f.Get("user")
-	b, ok := s.findButton(channel, ts, actionID)
+	if _, ok := s.users[user]; !ok {
+		http.Error(w, `choose who is clicking in the "as" menu`, http.StatusBadRequest)
+		return
+	}
+	b, requester, ok := s.findButton(channel, ts, actionID)
 	if !ok {
 		http.Error(w, "no such button (the message may have been updated)", http.StatusNotFound)
 		return
@@ -391,7 +513,8 @@ func (s *Server) serveUIClick(w http.ResponseWriter, r *http.Request) {
 	var label textObject
 	_ = json.Unmarshal(b.Text, &label)
 	if b.Confirm != nil && f.Get("confirmed") != "1" {
-		v := confirmView{Title: "Confirm", Channel: channel, TS: ts, ActionID: actionID, User: user, Style: b.Style}
+		v := confirmView{Title: "Confirm", Channel: channel, TS: ts, ActionID: actionID, User: user, Style: b.Style,
+			Who: s.who(user), IsRequester: user == requester}
 		v.Dialog.Title = s.display(b.Confirm.Title.Text)
 		v.Dialog.Text = s.display(b.Confirm.Text.Text)
 		v.Dialog.Confirm = s.display(b.Confirm.Confirm.Text)

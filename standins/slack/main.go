@@ -49,6 +49,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	groups := fs.String("groups", or("VIGIL_SLACK_STANDIN_GROUPS", defaultGroups), "usergroups, S…:U…+U…,… (VIGIL_SLACK_STANDIN_GROUPS)")
 	team := fs.String("team", or("VIGIL_SLACK_TEAM_ID", slackstandin.DefaultTeamID), "workspace id (VIGIL_SLACK_TEAM_ID)")
 	app := fs.String("app", or("VIGIL_SLACK_APP_ID", slackstandin.DefaultAppID), "app id (VIGIL_SLACK_APP_ID)")
+	agentsFile := fs.String("agents", getenv("VIGIL_SLACK_STANDIN_AGENTS"), "JSON list of Vigil agents (id, role, slack_user_id; e.g. deploy/seed/agents.json): the page's \"as\" menu starts at a senior who is not the requester and names the agent who clicks; without it the usergroups' members count as seniors (VIGIL_SLACK_STANDIN_AGENTS)")
 	statePath := fs.String("state", getenv("VIGIL_SLACK_STANDIN_STATE"), "JSON file keeping channels, messages and DMs across restarts; empty keeps them in memory only (VIGIL_SLACK_STANDIN_STATE)")
 	logFormat := fs.String("log-format", or("VIGIL_LOG_FORMAT", "text"), "text or json (VIGIL_LOG_FORMAT)")
 	fs.Usage = func() {
@@ -76,13 +77,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("-groups: %w", err)
 	}
+	var agents []slackstandin.Agent
+	if *agentsFile != "" {
+		if agents, err = readAgents(*agentsFile); err != nil {
+			return fmt.Errorf("-agents: %w", err)
+		}
+	}
 	if err := requireLoopback(*addr); err != nil {
 		return err
 	}
 	logger := logging.New(stderr, *logFormat, slog.LevelInfo, "slack-standin")
 	cfg := slackstandin.Config{
 		BotToken: token, SigningSecret: secret, TeamID: *team, AppID: *app,
-		InteractionURL: *interactionURL, Users: userList, Groups: groupMap, StatePath: *statePath,
+		InteractionURL: *interactionURL, Users: userList, Groups: groupMap, Agents: agents, StatePath: *statePath,
 	}
 	srv, err := slackstandin.New(cfg, logger)
 	if err != nil {
@@ -122,4 +129,17 @@ func requireLoopback(addr string) error {
 		return fmt.Errorf("-addr %q: the stand-in listens on loopback only (e.g. 127.0.0.1:8092)", addr)
 	}
 	return nil
+}
+
+func readAgents(path string) ([]slackstandin.Agent, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	agents, err := slackstandin.ParseAgents(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return agents, nil
 }

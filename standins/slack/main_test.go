@@ -3,12 +3,18 @@ package main
 import (
 	"context"
 	"io"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/slack-go/slack"
+
+	"github.com/vigil-oss/vigil/internal/approvals"
+	"github.com/vigil-oss/vigil/internal/domain"
 
 	"github.com/vigil-oss/vigil/internal/standin/standintest"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
@@ -27,7 +33,7 @@ func TestRunServesAndStops(t *testing.T) {
 		}
 	})
 	line, stop := standintest.Start(t, func(ctx context.Context, stdout io.Writer) error {
-		return run(ctx, []string{"-addr", "127.0.0.1:0"}, env, stdout, &stderr)
+		return run(ctx, []string{"-addr", "127.0.0.1:0", "-agents", "../../deploy/seed/agents.json"}, env, stdout, &stderr)
 	})
 	addr, ok := strings.CutPrefix(strings.TrimSpace(line), "slack-standin ready addr=")
 	if !ok {
@@ -48,11 +54,38 @@ func TestRunServesAndStops(t *testing.T) {
 		t.Errorf("wrong token accepted")
 	}
 
+	// With the seed agents, Bob's own request starts the menu at Carol, and the confirm step names ag_carol.
+	r := approvals.Request{ID: "req-1", Action: domain.ActionResendCredentials, CustomerID: "C-1042", RequesterSlackID: "U0BOB", ExpiresAt: time.Now().Add(time.Hour)}
+	ch, ts, err := api.PostMessageContext(ctx, "#vigil-approvals", slack.MsgOptionText("approval needed", false), slack.MsgOptionBlocks(approvals.ApprovalBlocks(r)...))
+	if err != nil {
+		t.Fatalf("PostMessage: %v", err)
+	}
+	if page := body(t)(http.Get("http://" + addr + "/")); !strings.Contains(page, `<option value="U0CAROL" selected>carol (Carol Ng) · senior</option>`) {
+		t.Errorf("the menu does not start at Carol:\n%s", page)
+	}
+	form := url.Values{"channel": {ch}, "ts": {ts}, "action_id": {"approve"}, "user": {"U0CAROL"}}
+	if page := body(t)(http.PostForm("http://"+addr+"/ui/click", form)); !strings.Contains(page, "Approve as <b>Carol Ng (ag_carol)</b>?") {
+		t.Errorf("the confirm step does not name ag_carol:\n%s", page)
+	}
+
 	if err := stop(); err != nil {
 		t.Errorf("run after stop: %v", err)
 	}
 	if strings.Contains(stderr.String(), "xoxb-main-test") || strings.Contains(stderr.String(), "main-test-secret") {
 		t.Errorf("a secret reached the log: %s", stderr.String())
+	}
+}
+
+// body reads a response's body: body(t)(http.Get(…)).
+func body(t *testing.T) func(*http.Response, error) string {
+	return func(resp *http.Response, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
 	}
 }
 
@@ -70,6 +103,8 @@ func TestRunRefusesBadConfig(t *testing.T) {
 		{"bad users", []string{"-addr", "127.0.0.1:0", "-users", "alice"}, full, "-users"},
 		{"bad groups", []string{"-addr", "127.0.0.1:0", "-groups", "seniors:U0BOB"}, full, "-groups"},
 		{"bad interaction url", []string{"-addr", "127.0.0.1:0", "-interaction-url", "ftp://x"}, full, "interaction URL"},
+		{"missing agents file", []string{"-addr", "127.0.0.1:0", "-agents", "/nonexistent/agents.json"}, full, "-agents"},
+		{"agent who is not a member", []string{"-addr", "127.0.0.1:0", "-users", "U0ALICE:alice:Alice", "-agents", "../../deploy/seed/agents.json"}, full, "not a member"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
