@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"net/smtp"
 	"net/textproto"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -335,6 +336,9 @@ func TestHTTP(t *testing.T) {
 		second, first := strings.Index(body, "second"), strings.Index(body, "Café &lt;notice&gt;")
 		if second < 0 || first < 0 || second > first {
 			t.Fatalf("list page order/escaping wrong: %s", body)
+		}
+		if !regexp.MustCompile(`<td class="muted">\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} UTC</td>`).MatchString(body) {
+			t.Errorf("list page times are not like 2026-12-03 14:05:09 UTC: %s", body)
 		}
 		if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "default-src 'none'") || strings.Contains(csp, "script-src") {
 			t.Fatalf("CSP = %q", csp)

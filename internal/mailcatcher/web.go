@@ -63,7 +63,10 @@ func securityHeaders(next http.Handler) http.Handler {
 	})
 }
 
-var pageTemplates = template.Must(template.New("layout").Parse(`{{define "head"}}<!doctype html>
+// humanTime is how the pages show a time, as Vigil's messages do: "2026-12-03 14:05:09 UTC".
+func humanTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
+
+var pageTemplates = template.Must(template.New("layout").Funcs(template.FuncMap{"human": humanTime}).Parse(`{{define "head"}}<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{{.}} · mailcatcher</title>
 <style>
 body{font-family:system-ui,sans-serif;margin:2rem;color:#222}
@@ -76,7 +79,7 @@ iframe{width:100%;height:36rem;border:1px solid #ddd}
 {{define "list"}}{{template "head" "Messages"}}
 <h1>Messages</h1>
 {{if .}}<table><thead><tr><th>#</th><th>Received</th><th>From</th><th>To</th><th>Subject</th></tr></thead><tbody>
-{{range .}}<tr><td>{{.ID}}</td><td class="muted">{{.ReceivedAt.Format "2006-01-02 15:04:05Z07:00"}}</td><td>{{.From}}</td><td>{{range $i, $t := .To}}{{if $i}}, {{end}}{{$t}}{{end}}</td>
+{{range .}}<tr><td>{{.ID}}</td><td class="muted">{{human .ReceivedAt}}</td><td>{{.From}}</td><td>{{range $i, $t := .To}}{{if $i}}, {{end}}{{$t}}{{end}}</td>
 <td><a href="/messages/{{.ID}}">{{if .Subject}}{{.Subject}}{{else}}(no subject){{end}}</a></td></tr>
 {{end}}</tbody></table>{{else}}<p class="muted">No messages yet.</p>{{end}}
 </body></html>{{end}}
@@ -86,7 +89,7 @@ iframe{width:100%;height:36rem;border:1px solid #ddd}
 <table>
 <tr><th>Envelope from</th><td>{{.From}}</td></tr>
 <tr><th>Envelope to</th><td>{{range $i, $t := .To}}{{if $i}}, {{end}}{{$t}}{{end}}</td></tr>
-<tr><th>Received</th><td>{{.ReceivedAt.Format "2006-01-02 15:04:05Z07:00"}}</td></tr>
+<tr><th>Received</th><td>{{human .ReceivedAt}}</td></tr>
 {{range .Headers}}<tr><th>{{.Name}}</th><td>{{.Value}}</td></tr>
 {{end}}</table>
 {{if .ParseError}}<p>Could not decode the body: {{.ParseError}}</p>{{end}}
