@@ -18,6 +18,7 @@ type Approvals interface {
 	UpdateApproval(ctx context.Context, channel, ts string, r approvals.Request, line string) error
 	Remind(ctx context.Context, channel, ts string, r approvals.Request) error
 	Security(ctx context.Context, text string) error
+	Tell(ctx context.Context, user, text string) error
 }
 
 // ApprovalInput asks for the approval message in the approvals channel.
@@ -164,6 +165,44 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 			return permanent(err, "Slack refused to update the approval message of %s", in.RequestID)
 		}
 		return fmt.Errorf("update approval message of %s: %w", in.RequestID, err)
+	}
+	return a.tellRequester(ctx, in.RequestID, in.Event, msg, line)
+}
+
+// tellRequester sends the requester a direct message when a senior decided
+// and when the request ended, once per event: the card is in a busy channel,
+// and the agent who promised the customer an answer should not have to
+// watch it. Their own withdrawal and the notice need no message. A requester
+// without a Slack id is told nothing; a DM Slack refuses for good is logged
+// and not retried, since the card already says it all.
+func (a *Activities) tellRequester(ctx context.Context, requestID, event string, msg approvals.Request, line string) error {
+	switch domain.Status(event) {
+	case MessageNotified, domain.StatusWithdrawn:
+		return nil
+	}
+	if msg.RequesterSlackID == "" {
+		return nil
+	}
+	const told = "slack.requester_told"
+	trail, err := a.Store.AuditTrail(ctx, requestID)
+	if err != nil {
+		return fmt.Errorf("audit trail of %s: %w", requestID, err)
+	}
+	for _, e := range trail {
+		if e.Event == told && e.Details["dedupe"] == event {
+			return nil
+		}
+	}
+	if err := a.Approvals.Tell(ctx, msg.RequesterSlackID, approvals.LineForRequester(msg, line)); err != nil {
+		if !approvals.IsPermanent(err) {
+			return fmt.Errorf("tell the requester of %s: %w", requestID, err)
+		}
+		a.log(ctx).Warn("Slack refused the direct message to the requester", "request", requestID, "event", event, "error", err)
+		return nil
+	}
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: requestID, Actor: "system", Event: told,
+		Details: map[string]any{"event": event}}, event); err != nil {
+		return fmt.Errorf("audit the requester's message: %w", err)
 	}
 	return nil
 }

@@ -57,8 +57,10 @@ func TestApprovalMessage(t *testing.T) {
 	if final.TS != m.TS {
 		t.Fatalf("approval message at the end is %s, was %s", final.TS, m.TS)
 	}
-	if n := h.slack.Calls("chat.postMessage"); n != 1 {
-		t.Fatalf("chat.postMessage called %d times, want 1", n)
+	// One approval message, plus the requester's two direct messages
+	// (approved, executed).
+	if n, dms := h.slack.Calls("chat.postMessage"), len(h.requesterDMs()); n != 1+dms || dms != 2 {
+		t.Fatalf("chat.postMessage called %d times with %d direct messages to the requester, want 1 + 2", n, dms)
 	}
 	posts := h.started("PostApproval")
 	if len(posts) != 1 {
@@ -189,6 +191,10 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 	// The final card keeps the steps the request passed, in order, and no
 	// longer shows the approval deadline.
 	passed := []string{"Approved by <@" + seniorSlackID + ">", "Customer notified at", "cooling period until"}
+	// The requester hears of each decision and of the end, once each; not
+	// of their own withdrawal.
+	dms := map[string]int{"executed": 2, "break-glass": 2, "rejected": 1, "cancelled by the customer": 2,
+		"vetoed by a senior": 2, "withdrawn": 0, "expired": 1, "failed": 2}
 	history := map[string][]string{
 		"break-glass": {"Break-glass: approved outside Slack by <@" + seniorSlackID + "> and <@" + senior2SlackID + ">", "Customer notified at"},
 		"executed":    passed, "cancelled by the customer": passed, "vetoed by a senior": passed, "failed": passed,
@@ -250,6 +256,20 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 					t.Fatalf("final message lacks %q before %q:\n%s", w, tc.final, text)
 				}
 				last = i
+			}
+			got := h.requesterDMs()
+			if len(got) != dms[tc.name] {
+				t.Fatalf("%d direct messages to the requester, want %d: %+v", len(got), dms[tc.name], got)
+			}
+			all, err := h.db.AuditTrail(h.ctx, reqID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if told := len(all) - len(gateEvents(all)); told != len(got) {
+				t.Fatalf("%d %s events for %d direct messages", told, toldEvent, len(got))
+			}
+			if n := len(got); n > 0 && (!strings.Contains(got[n-1].Text, tc.final) || !strings.Contains(got[n-1].Text, "Your request "+reqID)) {
+				t.Fatalf("last message to the requester %q does not say %q", got[n-1].Text, tc.final)
 			}
 			if strings.Contains(text, "Approval expires") {
 				t.Fatalf("the ended request's message still shows the approval deadline:\n%s", text)
@@ -535,13 +555,23 @@ func TestSlackTransientFailures(t *testing.T) {
 			if st.Status != domain.StatusExecuted || !st.NotifiedAt.Equal(st.Decision.At) || !st.ExecutedAt.Equal(st.NotifiedAt.Add(testPolicy.CoolingPeriod)) {
 				t.Fatalf("status %s: decided %v notified %v executed %v, want executed on time", st.Status, st.Decision.At, st.NotifiedAt, st.ExecutedAt)
 			}
+			// Besides the approval message, the requester got a direct
+			// message when it was approved and when it executed.
+			dms := len(h.requesterDMs())
+			if dms != 2 {
+				t.Fatalf("%d direct messages to the requester, want 2", dms)
+			}
 			for method, want := range tc.calls {
-				if got := h.slack.Calls(method); got != want {
-					t.Fatalf("%s called %d times, want %d", method, got, want)
+				got := h.slack.Calls(method)
+				if method == "chat.postMessage" {
+					got -= dms
+				}
+				if got != want {
+					t.Fatalf("%s called %d times besides the direct messages, want %d", method, got, want)
 				}
 			}
-			if n := len(h.slack.Messages()); n != 1 {
-				t.Fatalf("%d Slack messages, want exactly the one approval message", n)
+			if n := len(h.slack.Messages()) - dms; n != 1 {
+				t.Fatalf("%d Slack messages besides the direct messages, want exactly the one approval message", n)
 			}
 			m := h.approvalMessage(reqID, st)
 			if len(buttons(t, m)) != 0 || !strings.Contains(shown(t, m), "Executed at") {

@@ -262,6 +262,23 @@ func (c *Client) Security(ctx context.Context, text string) error {
 	})
 }
 
+// Tell sends text (mrkdwn) to user as a direct message from the app.
+func (c *Client) Tell(ctx context.Context, user, text string) error {
+	if !slackUserID.MatchString(user) {
+		return &PermanentError{Method: "chat.postMessage", Code: "not_a_user_id", Err: errors.New("not a Slack user id")}
+	}
+	return c.call(ctx, "chat.postMessage", func(ctx context.Context) error {
+		_, _, err := c.api.PostMessageContext(ctx, user, slack.MsgOptionText(text, false))
+		return err
+	})
+}
+
+// LineForRequester is the direct message telling the requester of r where
+// their request stands now: line, from LineApproved and the like.
+func LineForRequester(r Request, line string) string {
+	return "Your request " + md(r.ID, maxShortRunes, " ") + " (" + Title(r.Action) + " for " + md(r.CustomerID, maxShortRunes, " ") + "): " + line
+}
+
 // Ephemeral shows text (mrkdwn) to user only, in channel.
 func (c *Client) Ephemeral(ctx context.Context, channel, user, text string) error {
 	return c.call(ctx, "chat.postEphemeral", func(ctx context.Context) error {
