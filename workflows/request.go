@@ -49,6 +49,9 @@ type request struct {
 	// cancelledDuringNotice: some addresses may have the notice, so the
 	// outcome email goes out although the notice never completed.
 	cancelledDuringNotice bool
+	// cancelStopsNotice: this run took version 1 of change
+	// cancel-stops-notice, so the notice and the executor heartbeat.
+	cancelStopsNotice bool
 }
 
 // messenger keeps the Slack approval message in step with the request. One
@@ -288,9 +291,50 @@ func (r *request) setStatus(ctx workflow.Context, s domain.Status) error {
 	)
 }
 
+// ending is how a gate ends the request: the end state it reached and the
+// workflow's error, if any. A gate returns nil to let the request go on.
+type ending struct {
+	st  Status
+	err error
+}
+
+// end wraps the end state a gate reached, e.g. end(r.finish(...)).
+func end(st Status, err error) *ending { return &ending{st: st, err: err} }
+
+// run carries the request through its gates in order; each gate either lets
+// it go on or ends it, and the last one always ends it.
 func (r *request) run(ctx workflow.Context) (Status, error) {
+	for _, gate := range []func(workflow.Context) *ending{
+		r.open,
+		r.pinGate,
+		r.approvalGate,
+		r.noticeGate,
+		r.coolingGate,
+	} {
+		if e := gate(ctx); e != nil {
+			return e.st, e.err
+		}
+	}
+	return r.executeGate(ctx)
+}
+
+// enter moves the request into the next gate's status s and records, with
+// event, that gate (the one before) let it through: the projection and the
+// audit trail move together.
+func (r *request) enter(ctx workflow.Context, s domain.Status, gate, event, actor string, details map[string]string) *ending {
+	if err := r.setStatus(ctx, s); err != nil {
+		return end(r.st, err)
+	}
+	if err := r.record(ctx, event, actor, details); err != nil {
+		return end(r.gateError(ctx, gate, err))
+	}
+	return nil
+}
+
+// open writes the request's row and its first audit event.
+func (r *request) open(ctx workflow.Context) *ending {
 	if err := r.setStatus(ctx, domain.StatusPINCheck); err != nil {
-		return r.st, err
+		return end(r.st, err)
 	}
 	open := activities.OpenInput{
 		RequestID: r.in.RequestID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
@@ -298,11 +342,15 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		ServerID: r.in.ServerID, Email: r.in.Email, Reason: r.in.Reason,
 	}
 	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Open, open).Get(ctx, nil); err != nil {
-		return r.gateError(ctx, "open", fmt.Errorf("open request: %w", err))
+		return end(r.gateError(ctx, "open", fmt.Errorf("open request: %w", err)))
 	}
+	return nil
+}
 
-	// Gate 1: the PIN. A wrong PIN is an answer, not an error, so the
-	// activity is never retried into a lockout.
+// pinGate is gate 1: the customer's support PIN. A wrong PIN is an answer,
+// not an error, so the activity is never retried into a lockout. The PIN
+// leaves the workflow's state as soon as it was checked.
+func (r *request) pinGate(ctx workflow.Context) *ending {
 	var pin activities.VerifyPINResult
 	err := workflow.ExecuteActivity(shortOptions(ctx), acts.VerifyPIN, activities.VerifyPINInput{
 		RequestID: r.in.RequestID, CustomerID: r.in.CustomerID, PIN: r.in.PIN,
@@ -310,9 +358,9 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	r.in.PIN = ""
 	if err != nil {
 		if r.endsFailedOn(ctx, err) {
-			return r.endFailed(ctx, "pin", err)
+			return end(r.endFailed(ctx, "pin", err))
 		}
-		return r.fail(ctx, "pin.error", "the PIN could not be checked")
+		return end(r.fail(ctx, "pin.error", "the PIN could not be checked"))
 	}
 	r.st.PINFailures = pin.Failures
 	if pin.JustLocked {
@@ -322,35 +370,28 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	switch {
 	case pin.Locked && !pin.JustLocked:
 		r.st.LockedUntil = pin.LockedUntil
-		return r.finish(ctx, domain.StatusLocked, "request.locked", "system", map[string]string{"locked_until": pin.LockedUntil.UTC().Format(time.RFC3339)})
+		return end(r.finish(ctx, domain.StatusLocked, "request.locked", "system", map[string]string{"locked_until": pin.LockedUntil.UTC().Format(time.RFC3339)}))
 	case !pin.Verified:
 		r.st.LockedUntil = pin.LockedUntil
-		return r.finish(ctx, domain.StatusPINRejected, "request.pin_rejected", "system", map[string]string{"failures": fmt.Sprint(pin.Failures)})
+		return end(r.finish(ctx, domain.StatusPINRejected, "request.pin_rejected", "system", map[string]string{"failures": fmt.Sprint(pin.Failures)}))
 	}
 	r.st.PINVerifiedAt = pin.CheckedAt
+	return nil
+}
 
-	// Gate 2: a senior other than the requester.
+// approvalGate is gate 2: a senior other than the requester approves before
+// the deadline. A cancel that came during the PIN check skips the wait.
+func (r *request) approvalGate(ctx workflow.Context) *ending {
 	if r.st.Cancellation == nil {
-		r.st.ApprovalDeadline = workflow.Now(ctx).Add(r.in.Policy.ApprovalTimeout)
-		if err := r.setStatus(ctx, domain.StatusAwaitingApproval); err != nil {
-			return r.st, err
-		}
-		if err := r.record(ctx, "gate.approval.waiting", "system", map[string]string{"deadline": r.st.ApprovalDeadline.UTC().Format(time.RFC3339)}); err != nil {
-			return r.gateError(ctx, "approval", err)
-		}
-		r.postApproval(ctx)
-		decided, err := r.awaitDecision(ctx)
-		if err != nil {
-			return r.st, fmt.Errorf("wait for approval: %w", err)
-		}
-		if !decided {
-			return r.finish(ctx, domain.StatusExpired, "request.expired", "system", nil)
+		if e := r.awaitApproval(ctx); e != nil {
+			return e
 		}
 	}
 	if r.st.Cancellation != nil {
-		return r.cancelled(ctx)
+		return end(r.cancelled(ctx))
 	}
-	if d := r.st.Decision; d.BreakGlass {
+	d := r.st.Decision
+	if d.BreakGlass {
 		past := "approved"
 		if d.Decision == domain.DecisionReject {
 			past = "rejected"
@@ -358,28 +399,50 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 		r.alert(ctx, fmt.Sprintf("BREAK-GLASS: request %s (%s for %s) was %s outside Slack by %s and %s.",
 			r.in.RequestID, r.in.Action, r.in.CustomerID, past, d.ApproverID, d.SecondApproverID))
 	}
-	if r.st.Decision.Decision == domain.DecisionReject {
-		return r.finish(ctx, domain.StatusRejected, "request.rejected", "agent:"+r.st.Decision.ApproverID, map[string]string{"reason": r.st.Decision.Reason})
+	if d.Decision == domain.DecisionReject {
+		return end(r.finish(ctx, domain.StatusRejected, "request.rejected", "agent:"+d.ApproverID, map[string]string{"reason": d.Reason}))
 	}
+	return nil
+}
+
+// awaitApproval posts the approval message and waits for a decision or a
+// cancel until the deadline; it ends the request expired if neither came.
+func (r *request) awaitApproval(ctx workflow.Context) *ending {
+	r.st.ApprovalDeadline = workflow.Now(ctx).Add(r.in.Policy.ApprovalTimeout)
+	if e := r.enter(ctx, domain.StatusAwaitingApproval, "approval", "gate.approval.waiting", "system",
+		map[string]string{"deadline": r.st.ApprovalDeadline.UTC().Format(time.RFC3339)}); e != nil {
+		return e
+	}
+	r.postApproval(ctx)
+	decided, err := r.awaitDecision(ctx)
+	if err != nil {
+		return end(r.st, fmt.Errorf("wait for approval: %w", err))
+	}
+	if !decided {
+		return end(r.finish(ctx, domain.StatusExpired, "request.expired", "system", nil))
+	}
+	return nil
+}
+
+// noticeGate is gate 3: every established address hears about the request.
+// Mail keeps being retried; the cooling period starts only once it was
+// accepted.
+func (r *request) noticeGate(ctx workflow.Context) *ending {
+	d := r.st.Decision
 	approved := map[string]string(nil)
-	if d := r.st.Decision; d.BreakGlass {
+	if d.BreakGlass {
 		approved = map[string]string{"break_glass": "true", "second_approver": d.SecondApproverID}
 	}
-	// Gate 3: every established address hears about it. Mail keeps being
-	// retried; the cooling period starts only once it was accepted.
-	if err := r.setStatus(ctx, domain.StatusNotifying); err != nil {
-		return r.st, err
+	if e := r.enter(ctx, domain.StatusNotifying, "approval", "gate.approval.passed", "agent:"+d.ApproverID, approved); e != nil {
+		return e
 	}
-	if err := r.record(ctx, "gate.approval.passed", "agent:"+r.st.Decision.ApproverID, approved); err != nil {
-		return r.gateError(ctx, "approval", err)
-	}
-	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageApproved, ActorID: r.st.Decision.ApproverID, At: r.st.Decision.At})
+	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageApproved, ActorID: d.ApproverID, At: d.At})
 	// Version 1: a cancel accepted while the notice is retried stops the
 	// notice, and the request ends cancelled instead of failing later; the
 	// notice and the executor heartbeat, so an attempt on a dead worker is
 	// retried within seconds. Histories from before took the old path.
-	v := workflow.GetVersion(ctx, changeCancelStopsNotice, workflow.DefaultVersion, 1)
-	noticeOpts := workflow.ActivityOptions{
+	r.cancelStopsNotice = workflow.GetVersion(ctx, changeCancelStopsNotice, workflow.DefaultVersion, 1) >= 1
+	opts := workflow.ActivityOptions{
 		StartToCloseTimeout:    time.Minute,
 		ScheduleToCloseTimeout: r.in.Policy.NoticeTimeout,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -388,79 +451,106 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 			MaximumInterval:    10 * time.Minute,
 		},
 	}
-	if v >= 1 {
-		noticeOpts.HeartbeatTimeout = heartbeatTimeout
-		// Wait for the attempt to stop, so the outcome email cannot
-		// overtake a notice still being written.
-		noticeOpts.WaitForCancellation = true
-	}
-	noticeInput := activities.NotifyInput{
+	in := activities.NotifyInput{
 		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
 		ServerID: r.in.ServerID, Email: r.in.Email, RequesterID: r.in.RequesterID,
 		CoolingPeriod: r.in.Policy.CoolingPeriod,
 	}
 	var notice activities.NotifyResult
-	if v == workflow.DefaultVersion {
-		if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, noticeOpts), acts.NotifyCustomer, noticeInput).Get(ctx, &notice); err != nil {
-			r.st.Failure = "the customer could not be notified"
-			return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"})
-		}
+	var e *ending
+	if r.cancelStopsNotice {
+		notice, e = r.noticeStoppedByCancel(ctx, opts, in)
 	} else {
-		if r.st.Cancellation != nil {
-			// Cancelled in the same moment as the approval: no notice at all.
-			return r.cancelled(ctx)
-		}
-		noticeCtx, stopNotice := workflow.WithCancel(workflow.WithActivityOptions(ctx, noticeOpts))
-		sent := workflow.ExecuteActivity(noticeCtx, acts.NotifyCustomer, noticeInput)
-		if err := workflow.Await(ctx, func() bool { return sent.IsReady() || r.st.Cancellation != nil }); err != nil {
-			return r.st, fmt.Errorf("wait for the notice: %w", err)
-		}
-		if !sent.IsReady() {
-			stopNotice()
-		}
-		err := sent.Get(ctx, &notice)
-		if err != nil && r.st.Cancellation != nil {
-			// Whoever already got a notice hears that it was cancelled.
-			r.cancelledDuringNotice = true
-			return r.cancelled(ctx)
-		}
-		if err != nil {
-			r.st.Failure = "the customer could not be notified"
-			return r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"})
-		}
+		notice, e = r.noticeToTheEnd(ctx, opts, in)
+	}
+	if e != nil {
+		return e
 	}
 	r.st.NotifiedAt = workflow.Now(ctx)
 	r.st.Recipients = notice.Recipients
 	if r.st.Cancellation != nil {
-		return r.cancelled(ctx)
+		return end(r.cancelled(ctx))
 	}
+	return nil
+}
 
-	// Gate 4: the cooling period, measured from the accepted notice.
-	r.st.CoolingEndsAt = r.st.NotifiedAt.Add(r.in.Policy.CoolingPeriod)
-	if err := r.setStatus(ctx, domain.StatusCooling); err != nil {
-		return r.st, err
+// noticeToTheEnd sends the notice as histories from before change
+// cancel-stops-notice did: a cancel waits until the notice is done.
+func (r *request) noticeToTheEnd(ctx workflow.Context, opts workflow.ActivityOptions, in activities.NotifyInput) (activities.NotifyResult, *ending) {
+	var notice activities.NotifyResult
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), acts.NotifyCustomer, in).Get(ctx, &notice); err != nil {
+		return notice, r.noticeFailed(ctx)
 	}
-	if err := r.record(ctx, "gate.notice.sent", "system", map[string]string{"recipients": fmt.Sprint(notice.Recipients)}); err != nil {
-		return r.gateError(ctx, "notice", err)
+	return notice, nil
+}
+
+// noticeStoppedByCancel sends the notice under version 1 of change
+// cancel-stops-notice: it heartbeats, and a cancel stops it between
+// attempts or messages.
+func (r *request) noticeStoppedByCancel(ctx workflow.Context, opts workflow.ActivityOptions, in activities.NotifyInput) (activities.NotifyResult, *ending) {
+	var notice activities.NotifyResult
+	opts.HeartbeatTimeout = heartbeatTimeout
+	// Wait for the attempt to stop, so the outcome email cannot overtake a
+	// notice still being written.
+	opts.WaitForCancellation = true
+	if r.st.Cancellation != nil {
+		// Cancelled in the same moment as the approval: no notice at all.
+		return notice, end(r.cancelled(ctx))
+	}
+	noticeCtx, stopNotice := workflow.WithCancel(workflow.WithActivityOptions(ctx, opts))
+	sent := workflow.ExecuteActivity(noticeCtx, acts.NotifyCustomer, in)
+	if err := workflow.Await(ctx, func() bool { return sent.IsReady() || r.st.Cancellation != nil }); err != nil {
+		return notice, end(r.st, fmt.Errorf("wait for the notice: %w", err))
+	}
+	if !sent.IsReady() {
+		stopNotice()
+	}
+	err := sent.Get(ctx, &notice)
+	if err != nil && r.st.Cancellation != nil {
+		// Whoever already got a notice hears that it was cancelled.
+		r.cancelledDuringNotice = true
+		return notice, end(r.cancelled(ctx))
+	}
+	if err != nil {
+		return notice, r.noticeFailed(ctx)
+	}
+	return notice, nil
+}
+
+// noticeFailed ends the request failed: the notice was not accepted within
+// the notice timeout.
+func (r *request) noticeFailed(ctx workflow.Context) *ending {
+	r.st.Failure = "the customer could not be notified"
+	return end(r.finish(ctx, domain.StatusFailed, "request.failed", "system", map[string]string{"gate": "notice"}))
+}
+
+// coolingGate is gate 4: the cooling period, measured from the accepted
+// notice, during which the customer or a senior can still cancel.
+func (r *request) coolingGate(ctx workflow.Context) *ending {
+	r.st.CoolingEndsAt = r.st.NotifiedAt.Add(r.in.Policy.CoolingPeriod)
+	if e := r.enter(ctx, domain.StatusCooling, "notice", "gate.notice.sent", "system",
+		map[string]string{"recipients": fmt.Sprint(r.st.Recipients)}); e != nil {
+		return e
 	}
 	r.updateMessage(ctx, activities.MessageUpdate{Event: activities.MessageNotified, RunsAt: r.st.CoolingEndsAt})
 	if _, err := workflow.AwaitWithTimeout(ctx, r.in.Policy.CoolingPeriod, func() bool {
 		return r.st.Cancellation != nil
 	}); err != nil {
-		return r.st, fmt.Errorf("cooling period: %w", err)
+		return end(r.st, fmt.Errorf("cooling period: %w", err))
 	}
 	if r.st.Cancellation != nil {
-		return r.cancelled(ctx)
+		return end(r.cancelled(ctx))
 	}
+	return nil
+}
 
-	// Gate 5: execute, exactly once.
-	if err := r.setStatus(ctx, domain.StatusExecuting); err != nil {
-		return r.st, err
+// executeGate is gate 5: the action runs, exactly once, and the request
+// ends executed or failed.
+func (r *request) executeGate(ctx workflow.Context) (Status, error) {
+	if e := r.enter(ctx, domain.StatusExecuting, "cooling", "gate.cooling.elapsed", "system", nil); e != nil {
+		return e.st, e.err
 	}
-	if err := r.record(ctx, "gate.cooling.elapsed", "system", nil); err != nil {
-		return r.gateError(ctx, "cooling", err)
-	}
-	execOpts := workflow.ActivityOptions{
+	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
 			InitialInterval:        5 * time.Second,
@@ -470,12 +560,11 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 			NonRetryableErrorTypes: []string{activities.ErrTypePermanent},
 		},
 	}
-	if v >= 1 {
-		execOpts.HeartbeatTimeout = heartbeatTimeout
+	if r.cancelStopsNotice {
+		opts.HeartbeatTimeout = heartbeatTimeout
 	}
-	execCtx := workflow.WithActivityOptions(ctx, execOpts)
 	var out activities.ExecuteResult
-	if err := workflow.ExecuteActivity(execCtx, acts.Execute, activities.ExecuteInput{
+	if err := workflow.ExecuteActivity(workflow.WithActivityOptions(ctx, opts), acts.Execute, activities.ExecuteInput{
 		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
 		ServerID: r.in.ServerID, Email: r.in.Email,
 	}).Get(ctx, &out); err != nil {
