@@ -2,13 +2,41 @@ package activities
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net/http"
 	"time"
+
+	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/mail"
 	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/store"
+)
+
+// Error types of an execution that failed for good, one per reason, so that
+// the workflow can say in words what refused the action. They are all
+// non-retryable; histories from before them carry ErrTypePermanent instead.
+const (
+	// ErrTypePanelNotFound: the panel answered 404, it knows no such
+	// customer, server or endpoint.
+	ErrTypePanelNotFound = "PanelNotFound"
+	// ErrTypePanelUnauthorized: the panel answered 401 or 403, it refused
+	// Vigil's token.
+	ErrTypePanelUnauthorized = "PanelUnauthorized"
+	// ErrTypePanelRefused: the panel refused the call with another 4xx
+	// (a malformed call, an idempotency key reused for another call).
+	ErrTypePanelRefused = "PanelRefused"
+	// ErrTypePanelBadAnswer: the panel answered success with a body Vigil
+	// cannot use; a replay would give the same body.
+	ErrTypePanelBadAnswer = "PanelBadAnswer"
+	// ErrTypeInvalidJob: the job failed the panel client's own checks, so
+	// the panel was never called.
+	ErrTypeInvalidJob = "InvalidJob"
+	// ErrTypeMailRefused: the mail relay refused the credentials email with
+	// a 5xx reply.
+	ErrTypeMailRefused = "MailRefused"
 )
 
 // IdempotencyKey is the key the control panel sees for a request: the same on
@@ -36,8 +64,8 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 	})
 	stop()
 	if err != nil {
-		if panel.IsPermanent(err) || mail.IsPermanent(err) {
-			return ExecuteResult{}, permanent(err, "the control panel refused the %s for request %s", in.Action, in.RequestID)
+		if refused := executeRefusal(err, in); refused != nil {
+			return ExecuteResult{}, refused
 		}
 		return ExecuteResult{}, fmt.Errorf("execute %s for request %s: %w", in.Action, in.RequestID, err)
 	}
@@ -47,6 +75,42 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 	}
 	a.log(ctx).Info("action executed", "request", in.RequestID, "action", in.Action, "reference", res.Reference, "already_done", res.AlreadyDone)
 	return ExecuteResult{Reference: res.Reference, AlreadyDone: res.AlreadyDone}, nil
+}
+
+// executeRefusal classifies an execution error that retrying cannot fix by
+// what refused it, and returns nil for any other error. Its message names
+// the class and the HTTP status, not the panel's or the relay's text: the
+// cause keeps that for the worker's log.
+func executeRefusal(err error, in ExecuteInput) error {
+	var pe *panel.PermanentError
+	switch {
+	case errors.As(err, &pe):
+		typ := panelRefusalType(pe)
+		msg := fmt.Sprintf("the control panel refused the %s for request %s (%s", in.Action, in.RequestID, typ)
+		if pe.Status != 0 {
+			msg += fmt.Sprintf(", status %d", pe.Status)
+		}
+		return temporal.NewNonRetryableApplicationError(msg+")", typ, err)
+	case mail.IsPermanent(err):
+		return temporal.NewNonRetryableApplicationError(
+			fmt.Sprintf("the mail relay refused the credentials email for request %s", in.RequestID), ErrTypeMailRefused, err)
+	}
+	return nil
+}
+
+// panelRefusalType is the error type of a panel refusal.
+func panelRefusalType(pe *panel.PermanentError) string {
+	switch {
+	case pe.Status == 0:
+		return ErrTypeInvalidJob
+	case pe.Status >= 200 && pe.Status <= 299:
+		return ErrTypePanelBadAnswer
+	case pe.Status == http.StatusNotFound:
+		return ErrTypePanelNotFound
+	case pe.Status == http.StatusUnauthorized || pe.Status == http.StatusForbidden:
+		return ErrTypePanelUnauthorized
+	}
+	return ErrTypePanelRefused
 }
 
 // afterPanel finishes what the panel call started on Vigil's side.

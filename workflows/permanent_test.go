@@ -272,7 +272,7 @@ func TestExecuteDataErrorNotRetried(t *testing.T) {
 	env := h.env(reqID)
 	h.decide(env, time.Hour, approve())
 	st := h.run(env, input(reqID, domain.ActionDisable2FA))
-	if want := "the action failed: " + activities.ErrTypeDataError; st.Status != domain.StatusFailed || st.Failure != want {
+	if want := "the action failed: the database refused the data"; st.Status != domain.StatusFailed || st.Failure != want {
 		t.Fatalf("result %s (%q), want failed (%q)", st.Status, st.Failure, want)
 	}
 	if n := len(h.started("Execute")); n != 1 {

@@ -1056,7 +1056,7 @@ func expectedOutcome(s schedule, o *observed, decided, cancelled []int) (domain.
 		return domain.StatusFailed, "the customer could not be notified"
 	case o.exec == nil:
 		if refusalType(o.execErr) == activities.ErrTypePermanent {
-			return domain.StatusFailed, "the action failed: " + activities.ErrTypePermanent
+			return domain.StatusFailed, "the action failed: the control panel or the mail relay refused the request"
 		}
 		return domain.StatusFailed, "the action failed after retries"
 	}

@@ -576,13 +576,32 @@ func (r *request) executeGate(ctx workflow.Context) (Status, error) {
 	return r.finish(ctx, domain.StatusExecuted, "request.executed", "system", map[string]string{"reference": out.Reference})
 }
 
-// failureText keeps the executor's classified message and drops the rest:
-// error chains may carry URLs or other details nobody needs in history.
+// failureText says in words why the executor failed, from its error's class
+// alone: error chains may carry URLs or other details nobody needs in
+// history, and this text is what Slack, the audit trail and starter status
+// show.
 func failureText(err error) string {
-	if class := causeClass(err); class != unclassified {
-		return "the action failed: " + class
+	if words, ok := failureWords[causeClass(err)]; ok {
+		return "the action failed: " + words
 	}
 	return "the action failed after retries"
+}
+
+// failureWords puts each of our error classes into words. Every class has
+// an entry (a test checks): a class without one would read as "after
+// retries".
+var failureWords = map[string]string{
+	activities.ErrTypeDataError:   "the database refused the data",
+	activities.ErrTypeUndecodable: "a stored value could not be decoded",
+	// Histories from before the executor's own types: the panel or the
+	// mail relay refused for good.
+	activities.ErrTypePermanent:         "the control panel or the mail relay refused the request",
+	activities.ErrTypePanelNotFound:     "the control panel refused the request (customer or server not found)",
+	activities.ErrTypePanelUnauthorized: "the control panel refused Vigil's access (check the panel token)",
+	activities.ErrTypePanelRefused:      "the control panel refused the request",
+	activities.ErrTypePanelBadAnswer:    "the control panel answered with something Vigil cannot use",
+	activities.ErrTypeInvalidJob:        "the request is not one the control panel accepts (it was not sent)",
+	activities.ErrTypeMailRefused:       "the mail relay refused the credentials email",
 }
 
 func (r *request) cancelled(ctx workflow.Context) (Status, error) {
@@ -679,14 +698,14 @@ func (r *request) endFailed(ctx workflow.Context, gate string, cause error) (Sta
 const unclassified = "Unclassified"
 
 // causeClass names the class of an activity's error for the audit trail
-// and the alert: only our own error types, never the error's text. (The
-// SDK fills Type with the Go type name, e.g. "wrapError", for plain errors.)
+// and the alert: only our own error types (those failureWords knows), never
+// the error's text. (The SDK fills Type with the Go type name, e.g.
+// "wrapError", for plain errors.)
 func causeClass(err error) string {
 	var app *temporal.ApplicationError
 	if errors.As(err, &app) {
-		switch t := app.Type(); t {
-		case activities.ErrTypeDataError, activities.ErrTypeUndecodable, activities.ErrTypePermanent:
-			return t
+		if _, ours := failureWords[app.Type()]; ours {
+			return app.Type()
 		}
 	}
 	return unclassified

@@ -618,9 +618,9 @@ func TestFailed(t *testing.T) {
 		{name: "server errors exhaust the retries", fault: panelstandin.Fault{FailNext: 100, Status: http.StatusInternalServerError}, wantCalls: 3, wantStatus: http.StatusInternalServerError,
 			wantFailure: "the action failed after retries"},
 		{name: "bad panel token is permanent", opts: harnessOptions{panelToken: "not-the-panel-token"}, wantCalls: 1, wantStatus: http.StatusUnauthorized,
-			wantFailure: "the action failed: Permanent"},
+			wantFailure: "the action failed: the control panel refused Vigil's access (check the panel token)"},
 		{name: "unknown customer is permanent", fault: panelstandin.Fault{FailNext: 1, Status: http.StatusNotFound}, wantCalls: 1, wantStatus: http.StatusNotFound,
-			wantFailure: "the action failed: Permanent"},
+			wantFailure: "the action failed: the control panel refused the request (customer or server not found)"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

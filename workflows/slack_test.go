@@ -185,7 +185,7 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 				return []*updateOutcome{h.decide(env, time.Hour, approve())}
 			},
 			want: domain.StatusFailed, updates: []string{approved, notified, "failed"},
-			final: "Failed: the action failed: Permanent",
+			final: "Failed: the action failed: the control panel refused the request (customer or server not found)",
 		},
 	}
 	// The final card keeps the steps the request passed, in order, and no
