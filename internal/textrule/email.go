@@ -189,7 +189,10 @@ func Email(field, addr string) (Address, error) {
 		return Address{}, err
 	}
 	a := Address{local: local, domain: ascii}
-	if uni != ascii && !strings.ContainsFunc(uni, isRTL) {
+	// The Unicode form is shown beside the A-label only if it passes the
+	// text rule itself: IDNA's tables and the rule agree today, but the
+	// form a person reads must not depend on that staying so.
+	if uni != ascii && !strings.ContainsFunc(uni, isRTL) && scanFirst(uni) == nil {
 		a.unicode = uni
 	}
 	if n := len(a.String()); n > MaxAddressLen {
