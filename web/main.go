@@ -108,7 +108,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ApprovalTimeout: cfg.ApprovalTimeout, NoticeTimeout: cfg.NoticeTimeout,
 		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling,
 	}, logger)
-	apiOpts := api.Options{}
+	apiOpts := api.Options{EstablishedAfter: cfg.EstablishedAfter,
+		PINPolicy: store.PINPolicy{MaxFailures: cfg.PINMaxFailures, Window: cfg.PINWindow, Lockout: cfg.PINLockout}}
 	if cfg.OIDCIssuer != "" {
 		// Discovery at start: a misconfigured issuer stops the web front here
 		// instead of refusing every sign-in later.

@@ -44,6 +44,11 @@ type Options struct {
 	// OIDC, when set, signs people in with the identity provider's tokens and
 	// refuses personal tokens of agents and seniors (see agentAuth).
 	OIDC *oidcauth.Verifier
+	// EstablishedAfter and PINPolicy are the worker's settings, which the
+	// customer view judges addresses and lockouts by (default 168h and
+	// store.DefaultPINPolicy).
+	EstablishedAfter time.Duration
+	PINPolicy        store.PINPolicy
 }
 
 // Default limits, from the API contract.
@@ -63,6 +68,7 @@ type API struct {
 	openRate    *ratelimit.Limiter
 	otherRate   *ratelimit.Limiter
 	oidc        *oidcauth.Verifier
+	customers   customerSettings
 }
 
 // New builds the API. An empty adminToken turns the admin endpoints off
@@ -89,6 +95,7 @@ func New(svc *requests.Service, st *store.Store, adminToken string, logger *slog
 		openRate:    ratelimit.New(opts.OpenLimit, opts.MaxLimiterKeys, opts.Now),
 		otherRate:   ratelimit.New(opts.GeneralLimit, opts.MaxLimiterKeys, opts.Now),
 		oidc:        opts.OIDC,
+		customers:   customerSettingsFrom(opts),
 	}
 }
 
@@ -107,6 +114,9 @@ func (a *API) agentRoutes() []route {
 		{"GET /api/v1/requests/{id}", a.getRequest},
 		{"POST /api/v1/requests/{id}/withdraw", a.withdraw},
 		{"POST /api/v1/requests/{id}/veto", a.veto},
+		{"GET /api/v1/requests/{id}/audit", a.requestAudit},
+		{"GET /api/v1/audit", a.exportAudit},
+		{"GET /api/v1/customers/{id}", a.showCustomer},
 	}
 }
 
