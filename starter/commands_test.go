@@ -110,7 +110,7 @@ func TestExitCodesAndAdvice(t *testing.T) {
 		{"401", replyProblem(401, "unauthenticated", "the token is not valid", "WWW-Authenticate", "Bearer"), 3,
 			[]string{"Vigil refused: the token is not valid [unauthenticated]", "What to do: run `starter login`"}},
 		{"404 request", replyProblem(404, "request_not_found", "no request req_7kq2m4xa", ""), 3,
-			[]string{"no request req_7kq2m4xa", "check the request id", "an agent sees only the requests they opened"}},
+			[]string{"Vigil refused: no request with id req_7kq2m4xa [request_not_found]", "check the request id", "an agent sees only the requests they opened"}},
 		{"429", replyProblem(429, "rate_limited", "too many calls", "Retry-After", "17"), 3,
 			[]string{"too many calls", "wait 17 seconds"}},
 		{"500", replyProblem(500, "internal", "something went wrong on our side", ""), 1,

@@ -58,7 +58,21 @@ func withReason(s, reason string) string {
 // the text rule refuses (text stored before it, such as an escape sequence
 // for the terminal) written out as [U+001B].
 func describe(r cliclient.Request, now time.Time) string {
-	return textrule.Escape(describeState(r, now))
+	return textrule.Escape(describeState(current(r), now))
+}
+
+// current returns r without what stopped being true when it ended: the
+// approval deadline, and, unless it ran, the end of the cooling period
+// (the time it would have run at). The --json output keeps them.
+func current(r cliclient.Request) cliclient.Request {
+	if !r.Final && !r.Status.Final() {
+		return r
+	}
+	r.ApprovalDeadline = time.Time{}
+	if r.Status != domain.StatusExecuted {
+		r.CoolingEndsAt = time.Time{}
+	}
+	return r
 }
 
 func describeState(r cliclient.Request, now time.Time) string {
@@ -153,6 +167,7 @@ func plural(n int, suffix string) string {
 
 // printBlock writes a readable status block for r.
 func printBlock(w io.Writer, r cliclient.Request, now time.Time) {
+	r = current(r)
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	// Values come from the server, some typed by people: anything the text
 	// rule refuses is written out, so nothing can rewrite the terminal.

@@ -8,6 +8,7 @@ import (
 	"math"
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // usageError is a bad invocation caught before anything was sent.
@@ -64,12 +65,22 @@ func (a *app) fail(err error) int {
 		if detail == "" {
 			detail = p.Title
 		}
-		fmt.Fprintf(a.stderr, "starter: %s: %s [%s]\n", verb, detail, label)
-		if adv := advice(p); adv != "" {
-			fmt.Fprintf(a.stderr, "What to do: %s\n", adv)
+		notFound := p.Code == "request_not_found"
+		if notFound {
+			// The id asked about, not one for the operators: there is none.
+			detail = "no request with that id"
+			if p.RequestID != "" {
+				detail = "no request with id " + p.RequestID
+			}
 		}
-		if p.RequestID != "" {
-			fmt.Fprintf(a.stderr, "Vigil request id (for the operators): %s\n", p.RequestID)
+		// The server's words may quote what someone typed; nothing in them
+		// reaches the terminal as a control character.
+		fmt.Fprintf(a.stderr, "starter: %s: %s [%s]\n", verb, textrule.Escape(detail), textrule.Escape(label))
+		if adv := advice(p); adv != "" {
+			fmt.Fprintf(a.stderr, "What to do: %s\n", textrule.Escape(adv))
+		}
+		if p.RequestID != "" && !notFound {
+			fmt.Fprintf(a.stderr, "Vigil request id (for the operators): %s\n", textrule.Escape(p.RequestID))
 		}
 		return code
 	}

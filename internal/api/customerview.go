@@ -17,8 +17,9 @@ type CustomerView struct {
 	ID           string `json:"id"`
 	Name         string `json:"name"`
 	PrimaryEmail string `json:"primary_email"`
-	// PrimaryEmailSince is when a Vigil email change made the address the
-	// primary; left out when it came with the import from billing.
+	// PrimaryEmailSince is when the address became the primary; left out
+	// when it has been the primary since the first import (such an address
+	// is established from the start).
 	PrimaryEmailSince  *time.Time `json:"primary_email_since,omitempty"`
 	PrimaryEstablished bool       `json:"primary_established"`
 	// ImportedAt is when the customer was first imported.

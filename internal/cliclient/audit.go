@@ -92,7 +92,7 @@ func (c *Client) RequestAudit(ctx context.Context, id string) (AuditTrail, error
 	}
 	var out AuditTrail
 	err = c.call(ctx, http.MethodGet, "/api/v1/requests/"+seg+"/audit", nil, nil, &out, &out.Raw)
-	return out, err
+	return out, aboutRequest(err, id)
 }
 
 // AuditPage returns one page of the filtered audit export (GET

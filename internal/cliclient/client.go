@@ -337,7 +337,7 @@ func (c *Client) GetRequest(ctx context.Context, id string) (Request, error) {
 	}
 	var out Request
 	err = c.call(ctx, http.MethodGet, "/api/v1/requests/"+seg, nil, nil, &out, &out.Raw)
-	return out, err
+	return out, aboutRequest(err, id)
 }
 
 // Withdraw cancels the caller's own request.
@@ -360,7 +360,7 @@ func (c *Client) cancel(ctx context.Context, id, verb, reason string) (Request, 
 		jsonBody(struct {
 			Reason string `json:"reason"`
 		}{reason}), &out, &out.Raw)
-	return out, err
+	return out, aboutRequest(err, id)
 }
 
 // CreateAgent creates an agent and its first token (admin).
@@ -439,5 +439,5 @@ func (c *Client) BreakGlass(ctx context.Context, id string, d BreakGlassDecision
 	}
 	var out Request
 	err = c.call(ctx, http.MethodPost, "/admin/v1/requests/"+seg+"/break-glass", nil, jsonBody(d), &out, &out.Raw)
-	return out, err
+	return out, aboutRequest(err, id)
 }

@@ -118,3 +118,13 @@ func parseRetryAfter(v string, now time.Time) time.Duration {
 	}
 	return 0
 }
+
+// aboutRequest fills in the request id of a request_not_found problem that
+// came without one (the server names only ids that look like request ids),
+// so the caller can say which id was not found.
+func aboutRequest(err error, id string) error {
+	if p, ok := AsProblem(err); ok && p.Code == "request_not_found" && p.RequestID == "" {
+		p.RequestID = id
+	}
+	return err
+}

@@ -12,9 +12,9 @@ import (
 // when the primary address is the primary, and the PIN lockout as it stands.
 // It is read-only and never holds the PIN hash.
 type CustomerStanding struct {
-	// PrimaryEmailSince is when a Vigil email change made the primary
-	// address the primary; zero when it came with the import from billing
-	// (such an address counts as established from the start).
+	// PrimaryEmailSince is when the primary address became the primary;
+	// zero when it has been the primary since the first import (such an
+	// address counts as established from the start).
 	PrimaryEmailSince time.Time
 	// LockedUntil is set while wrong PINs keep the customer locked.
 	LockedUntil *time.Time
