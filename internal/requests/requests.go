@@ -378,6 +378,11 @@ func duplicateRefusal(p OpenParams, customerID string, dup *store.DuplicateOpenE
 	case p.Email != "":
 		target = " for " + p.Email
 	}
+	if dup.OtherCustomer {
+		return &Refusal{Code: CodeDuplicate, Message: fmt.Sprintf(
+			"another %s request%s is still open for the server's previous owner; it must end before one opens for customer %s",
+			p.Action, target, customerID)}
+	}
 	if dup.ID == "" {
 		return &Refusal{Code: CodeDuplicate, Message: fmt.Sprintf(
 			"another %s request%s for customer %s was open a moment ago; check `starter list --open` and try again",

@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
 )
 
 // Contact is an extra email address on a customer's account.
@@ -21,9 +23,12 @@ type Contact struct {
 // Customer is an account as agents see it; it never carries the PIN hash.
 type Customer struct {
 	ID, Name, PrimaryEmail string
-	Contacts               []Contact
-	Servers                []string
-	CreatedAt              time.Time
+	// PrimaryEmailSince is when the primary became the primary; it gets
+	// notices once that is longer ago than the ageing period.
+	PrimaryEmailSince time.Time
+	Contacts          []Contact
+	Servers           []string
+	CreatedAt         time.Time
 }
 
 // CustomerImport is a customer record from the billing system, PIN hash
@@ -54,64 +59,284 @@ func (c CustomerImport) LogValue() slog.Value {
 	)
 }
 
-// UpsertCustomer inserts the customer or updates its name, primary email and
-// PIN hash, then upserts its contacts and servers, all in one transaction.
-// Contacts and servers absent from c are left in place. A contact's AddedAt
-// and VerifiedAt overwrite the stored ones when set (the import is the
-// authority on them); a server listed for c is moved to c. PIN lockout state
-// is left untouched.
+// UpsertCustomer is ImportCustomer for callers that need only the error.
 func (s *Store) UpsertCustomer(ctx context.Context, c CustomerImport) error {
+	_, err := s.ImportCustomer(ctx, c)
+	return err
+}
+
+// ImportResult says what an import changed that decides who hears about a
+// request and whose server a request acts on.
+type ImportResult struct {
+	// Created is true when the customer was new.
+	Created bool
+	// PreviousPrimary is the primary address the import replaced, "" when
+	// it kept it. It stays on file as a contact, as established as it was;
+	// the new primary starts ageing now.
+	PreviousPrimary string
+	// AddedContacts are addresses new to an existing customer: they start
+	// ageing now, whatever dates the import gave.
+	AddedContacts []string
+	// DatesKept are addresses already on file for which the import gave
+	// other dates: the stored ones were kept (an unverified one the import
+	// calls verified counts from the import).
+	DatesKept []string
+	// MovedServers are the listed servers that belonged to another customer.
+	MovedServers []ServerMove
+	// OpenRequests are the customer's requests open at the import, oldest
+	// first: the import happened while they ran.
+	OpenRequests []string
+}
+
+// ServerMove is a server an import took from another customer.
+type ServerMove struct{ Server, From string }
+
+// ErrServerBusy means an import would move a server to another customer
+// while a request on it is open. It is a kind of ErrConflict; the error is a
+// *ServerBusyError naming the request.
+var ErrServerBusy = fmt.Errorf("%w: a request on the server is open", ErrConflict)
+
+// ServerBusyError names the open request that keeps a server where it is.
+type ServerBusyError struct {
+	Server, Owner, RequestID string
+	Status                   domain.Status
+}
+
+func (e *ServerBusyError) Error() string {
+	return fmt.Sprintf("server %s has open request %s (%s) for customer %s; it cannot move to another customer until that request ends (withdraw or veto it first)",
+		e.Server, e.RequestID, e.Status, e.Owner)
+}
+
+// Unwrap makes errors.Is match ErrServerBusy and ErrConflict.
+func (e *ServerBusyError) Unwrap() error { return ErrServerBusy }
+
+// ImportCustomer inserts the customer or updates its name, primary email
+// and PIN hash, then adds its contacts and servers, all in one transaction.
+// PIN lockout state is left untouched.
+//
+// A new customer is taken as the import describes it: billing is the
+// authority on an account Vigil has never seen, and its addresses count as
+// established from the dates given. An existing customer is Vigil's own
+// record, and an import may not redirect its notices:
+//   - a changed primary starts ageing now (primary_email_since), and the
+//     old primary stays on file as a contact, as established as it was;
+//   - an address already on file keeps its dates: moving them into the
+//     past would establish it at once, moving them forward would silence
+//     it; an unverified one the import calls verified is verified now;
+//   - a new contact starts ageing now, whatever dates the import gives;
+//   - nothing is removed: contacts and servers absent from c stay.
+//
+// A listed server that belongs to another customer moves to c, unless a
+// request on it is open: then nothing changes and the error is a
+// *ServerBusyError (errors.Is ErrServerBusy, ErrConflict).
+func (s *Store) ImportCustomer(ctx context.Context, c CustomerImport) (ImportResult, error) {
 	switch {
 	case c.ID == "":
-		return errors.New("store: upsert customer: empty id")
+		return ImportResult{}, errors.New("store: upsert customer: empty id")
 	case strings.TrimSpace(c.PrimaryEmail) == "":
-		return fmt.Errorf("store: upsert customer %s: empty primary email", c.ID)
+		return ImportResult{}, fmt.Errorf("store: upsert customer %s: empty primary email", c.ID)
 	case !strings.HasPrefix(c.PINHash, "$"):
 		// Catches a plain PIN passed by mistake; the value is not echoed.
-		return fmt.Errorf("store: upsert customer %s: PIN hash is not a PHC string", c.ID)
+		return ImportResult{}, fmt.Errorf("store: upsert customer %s: PIN hash is not a PHC string", c.ID)
 	}
 	for _, ct := range c.Contacts {
 		if strings.TrimSpace(ct.Email) == "" {
-			return fmt.Errorf("store: upsert customer %s: empty contact email", c.ID)
+			return ImportResult{}, fmt.Errorf("store: upsert customer %s: empty contact email", c.ID)
 		}
 	}
 	for _, srv := range c.Servers {
 		if srv == "" {
-			return fmt.Errorf("store: upsert customer %s: empty server id", c.ID)
+			return ImportResult{}, fmt.Errorf("store: upsert customer %s: empty server id", c.ID)
 		}
 	}
+	primary := strings.TrimSpace(c.PrimaryEmail)
+	var res ImportResult
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `
+		res = ImportResult{}
+		err := tx.QueryRowContext(ctx, `
 			INSERT INTO customers (id, name, primary_email, pin_hash) VALUES ($1, $2, $3, $4)
-			ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name,
-				primary_email = EXCLUDED.primary_email, pin_hash = EXCLUDED.pin_hash`,
-			c.ID, c.Name, strings.TrimSpace(c.PrimaryEmail), c.PINHash); err != nil {
+			ON CONFLICT (id) DO NOTHING RETURNING true`,
+			c.ID, c.Name, primary, c.PINHash).Scan(&res.Created)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+			if err := updateCustomer(ctx, tx, c, primary, &res); err != nil {
+				return err
+			}
+		case err != nil:
 			return fmt.Errorf("customer row: %w", err)
 		}
 		for _, ct := range c.Contacts {
-			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO customer_contacts (customer_id, email, added_at, verified_at)
-				VALUES ($1, $2, COALESCE($3, now()), $4)
-				ON CONFLICT (customer_id, lower(email)) DO UPDATE SET
-					added_at = COALESCE($3, customer_contacts.added_at),
-					verified_at = COALESCE($4, customer_contacts.verified_at)`,
-				c.ID, strings.TrimSpace(ct.Email), nullTime(ct.AddedAt), ptrTime(ct.VerifiedAt)); err != nil {
-				return fmt.Errorf("contact: %w", err)
+			if err := importContact(ctx, tx, c.ID, ct, &res); err != nil {
+				return err
 			}
 		}
 		for _, srv := range c.Servers {
-			if _, err := tx.ExecContext(ctx, `
-				INSERT INTO customer_servers (server_id, customer_id) VALUES ($1, $2)
-				ON CONFLICT (server_id) DO UPDATE SET customer_id = EXCLUDED.customer_id`,
-				srv, c.ID); err != nil {
-				return fmt.Errorf("server %s: %w", srv, err)
+			if err := importServer(ctx, tx, c.ID, srv, &res); err != nil {
+				return err
 			}
 		}
-		return nil
+		rows, err := tx.QueryContext(ctx, `SELECT id FROM requests WHERE customer_id = $1 AND ended_at IS NULL ORDER BY created_at, id`, c.ID)
+		if err != nil {
+			return fmt.Errorf("open requests: %w", err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id string
+			if err := rows.Scan(&id); err != nil {
+				return fmt.Errorf("open requests: %w", err)
+			}
+			res.OpenRequests = append(res.OpenRequests, id)
+		}
+		return rows.Err()
 	})
 	if err != nil {
-		return fmt.Errorf("store: upsert customer %s: %w", c.ID, err)
+		return ImportResult{}, fmt.Errorf("store: upsert customer %s: %w", c.ID, err)
 	}
+	return res, nil
+}
+
+// updateCustomer updates an existing customer's row, holding it locked for
+// the rest of the import so that imports of one customer run one at a time.
+func updateCustomer(ctx context.Context, tx *sql.Tx, c CustomerImport, primary string, res *ImportResult) error {
+	var (
+		old   string
+		since time.Time
+	)
+	if err := tx.QueryRowContext(ctx, `SELECT primary_email, primary_email_since FROM customers WHERE id = $1 FOR UPDATE`, c.ID).
+		Scan(&old, &since); err != nil {
+		return fmt.Errorf("customer row: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE customers SET name = $2, pin_hash = $3 WHERE id = $1`, c.ID, c.Name, c.PINHash); err != nil {
+		return fmt.Errorf("customer row: %w", err)
+	}
+	if strings.EqualFold(old, primary) {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE customers SET primary_email = $2, primary_email_since = now() WHERE id = $1`, c.ID, primary); err != nil {
+		return fmt.Errorf("primary email: %w", err)
+	}
+	if err := keepAsContact(ctx, tx, c.ID, old, since); err != nil {
+		return fmt.Errorf("previous primary email: %w", err)
+	}
+	res.PreviousPrimary = old
+	return nil
+}
+
+// keepAsContact keeps a replaced primary address on file as a contact,
+// established from when it became the primary (or earlier, if it was a
+// contact before): whoever replaced it must not silence it.
+func keepAsContact(ctx context.Context, tx *sql.Tx, customerID, email string, since time.Time) error {
+	_, err := tx.ExecContext(ctx, `
+		INSERT INTO customer_contacts AS cc (customer_id, email, added_at, verified_at) VALUES ($1, $2, $3, $3)
+		ON CONFLICT (customer_id, lower(email)) DO UPDATE SET
+			added_at = LEAST(cc.added_at, EXCLUDED.added_at),
+			verified_at = LEAST(COALESCE(cc.verified_at, EXCLUDED.verified_at), EXCLUDED.verified_at)`,
+		customerID, email, since)
+	return err
+}
+
+// importContact adds one contact of the import. See ImportCustomer for
+// which dates count.
+func importContact(ctx context.Context, tx *sql.Tx, customerID string, ct Contact, res *ImportResult) error {
+	email := strings.TrimSpace(ct.Email)
+	if res.Created {
+		// A contact listed twice in one import (in two letter cases) keeps
+		// the first dates unless the second gives some.
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO customer_contacts AS cc (customer_id, email, added_at, verified_at)
+			VALUES ($1, $2, COALESCE($3, now()), $4)
+			ON CONFLICT (customer_id, lower(email)) DO UPDATE SET
+				added_at = COALESCE($3, cc.added_at),
+				verified_at = COALESCE($4, cc.verified_at)`,
+			customerID, email, nullTime(ct.AddedAt), ptrTime(ct.VerifiedAt)); err != nil {
+			return fmt.Errorf("contact: %w", err)
+		}
+		return nil
+	}
+	var (
+		added    time.Time
+		verified sql.NullTime
+	)
+	err := tx.QueryRowContext(ctx, `SELECT added_at, verified_at FROM customer_contacts WHERE customer_id = $1 AND lower(email) = lower($2)`,
+		customerID, email).Scan(&added, &verified)
+	if errors.Is(err, sql.ErrNoRows) {
+		// New to this customer: it ages from now, as one added by a request.
+		// ON CONFLICT covers a contact added by an executing request
+		// meanwhile; that one's dates stand.
+		res.AddedContacts = append(res.AddedContacts, email)
+		_, err := tx.ExecContext(ctx, `
+			INSERT INTO customer_contacts (customer_id, email, added_at, verified_at)
+			VALUES ($1, $2, now(), CASE WHEN $3 THEN now() END)
+			ON CONFLICT (customer_id, lower(email)) DO NOTHING`,
+			customerID, email, ct.VerifiedAt != nil)
+		if err != nil {
+			return fmt.Errorf("contact: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("contact: %w", err)
+	}
+	differs := !ct.AddedAt.IsZero() && !sameInstant(ct.AddedAt, added) ||
+		ct.VerifiedAt != nil && (!verified.Valid || !sameInstant(*ct.VerifiedAt, verified.Time))
+	if differs {
+		res.DatesKept = append(res.DatesKept, email)
+	}
+	if ct.VerifiedAt != nil && !verified.Valid {
+		// Verified by billing just now, as far as Vigil can tell.
+		if _, err := tx.ExecContext(ctx, `UPDATE customer_contacts SET verified_at = now()
+			WHERE customer_id = $1 AND lower(email) = lower($2) AND verified_at IS NULL`, customerID, email); err != nil {
+			return fmt.Errorf("contact: %w", err)
+		}
+	}
+	return nil
+}
+
+// sameInstant compares at Postgres's precision, a microsecond.
+func sameInstant(a, b time.Time) bool {
+	d := a.Sub(b)
+	return d > -time.Microsecond && d < time.Microsecond
+}
+
+// importServer gives srv to the customer, unless it belongs to another one
+// with a request on it still open.
+func importServer(ctx context.Context, tx *sql.Tx, customerID, srv string, res *ImportResult) error {
+	var owner string
+	err := tx.QueryRowContext(ctx, `SELECT customer_id FROM customer_servers WHERE server_id = $1 FOR UPDATE`, srv).Scan(&owner)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		// ON CONFLICT: another import created it meanwhile; this one waits
+		// for it and then moves it like any other server.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO customer_servers (server_id, customer_id) VALUES ($1, $2)
+			ON CONFLICT (server_id) DO NOTHING`, srv, customerID); err != nil {
+			return fmt.Errorf("server %s: %w", srv, err)
+		}
+		if err := tx.QueryRowContext(ctx, `SELECT customer_id FROM customer_servers WHERE server_id = $1 FOR UPDATE`, srv).Scan(&owner); err != nil {
+			return fmt.Errorf("server %s: %w", srv, err)
+		}
+		if owner == customerID {
+			return nil
+		}
+	case err != nil:
+		return fmt.Errorf("server %s: %w", srv, err)
+	case owner == customerID:
+		return nil
+	}
+	var busy ServerBusyError
+	var status string
+	err = tx.QueryRowContext(ctx, `SELECT id, status, customer_id FROM requests WHERE server_id = $1 AND ended_at IS NULL
+		ORDER BY created_at, id LIMIT 1`, srv).Scan(&busy.RequestID, &status, &busy.Owner)
+	switch {
+	case err == nil:
+		busy.Server, busy.Status = srv, domain.Status(status)
+		return &busy
+	case !errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("server %s: open requests: %w", srv, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE customer_servers SET customer_id = $2 WHERE server_id = $1`, srv, customerID); err != nil {
+		return fmt.Errorf("server %s: %w", srv, err)
+	}
+	res.MovedServers = append(res.MovedServers, ServerMove{Server: srv, From: owner})
 	return nil
 }
 
@@ -120,8 +345,8 @@ func (s *Store) UpsertCustomer(ctx context.Context, c CustomerImport) error {
 func (s *Store) Customer(ctx context.Context, id string) (Customer, error) {
 	c := Customer{ID: id}
 	err := s.db.QueryRowContext(ctx,
-		`SELECT name, primary_email, created_at FROM customers WHERE id = $1`, id).
-		Scan(&c.Name, &c.PrimaryEmail, &c.CreatedAt)
+		`SELECT name, primary_email, primary_email_since, created_at FROM customers WHERE id = $1`, id).
+		Scan(&c.Name, &c.PrimaryEmail, &c.PrimaryEmailSince, &c.CreatedAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return Customer{}, fmt.Errorf("store: customer %s: %w", id, ErrNotFound)
 	}
@@ -266,10 +491,7 @@ func (s *Store) SetPrimaryEmail(ctx context.Context, customerID, email string) e
 		if _, err := tx.ExecContext(ctx, `UPDATE customers SET primary_email = $2, primary_email_since = now() WHERE id = $1`, customerID, email); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `
-			INSERT INTO customer_contacts (customer_id, email, added_at, verified_at)
-			VALUES ($1, $2, $3, $3) ON CONFLICT DO NOTHING`, customerID, old, since)
-		return err
+		return keepAsContact(ctx, tx, customerID, old, since)
 	})
 	if err != nil {
 		return fmt.Errorf("store: set primary email of %s: %w", customerID, err)

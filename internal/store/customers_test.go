@@ -61,8 +61,11 @@ func TestUpsertCustomerAndRead(t *testing.T) {
 	if c.Name != "Globex Corp" || c.PrimaryEmail != "scorpio@globex.test" || !reflect.DeepEqual(c.Servers, []string{"srv_a", "srv_b", "srv_c"}) {
 		t.Fatalf("after re-import customer = %+v", c)
 	}
-	if len(c.Contacts) != 1 || c.Contacts[0].VerifiedAt == nil || !c.Contacts[0].AddedAt.Equal(t0.Add(-10*24*time.Hour)) {
-		t.Fatalf("after re-import contacts = %+v (want the original, still verified)", c.Contacts)
+	// The replaced primary stays on file, established as it was (imported
+	// addresses count from the epoch).
+	if len(c.Contacts) != 2 || c.Contacts[0].Email != "hank@globex.test" || !c.Contacts[0].AddedAt.Equal(time.Unix(0, 0)) ||
+		c.Contacts[1].VerifiedAt == nil || !c.Contacts[1].AddedAt.Equal(t0.Add(-10*24*time.Hour)) {
+		t.Fatalf("after re-import contacts = %+v (want the old primary, then the original contact, still verified)", c.Contacts)
 	}
 	var stored string
 	if err := s.DB().QueryRow("SELECT pin_hash FROM customers WHERE id = 'cus_9'").Scan(&stored); err != nil || stored != hash2 {
@@ -143,6 +146,8 @@ func TestEstablishedEmails(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A customer new to Vigil is taken with the dates billing gives.
+	f.customer = "cus_est"
 	if err := s.UpsertCustomer(ctx, CustomerImport{ID: f.customer, PrimaryEmail: "owner@acme.test", PINHash: hash, Contacts: contacts}); err != nil {
 		t.Fatal(err)
 	}

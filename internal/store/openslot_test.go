@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
@@ -85,6 +86,10 @@ func TestOpenSlotTargets(t *testing.T) {
 		{"same address, another action", req{action: domain.ActionAddContactEmail, email: "cto@example.com"}, req{action: domain.ActionChangeAccountEmail, email: "cto@example.com"}, false},
 		{"no target", req{action: domain.ActionDisable2FA}, req{action: domain.ActionDisable2FA}, true},
 		{"no target, another customer", req{action: domain.ActionDisable2FA}, req{action: domain.ActionDisable2FA, customer: "cus_2"}, false},
+		// A server moved to another customer keeps one open slot (0008).
+		{"same server, another customer", req{action: domain.ActionReinstallVPS, server: "srv_a"}, req{action: domain.ActionReinstallVPS, server: "srv_a", customer: "cus_2"}, true},
+		{"same server, another customer and action", req{action: domain.ActionReinstallVPS, server: "srv_a"}, req{action: domain.ActionResendCredentials, server: "srv_a", customer: "cus_2"}, false},
+		{"same address, another customer", req{action: domain.ActionAddContactEmail, email: "cto@example.com"}, req{action: domain.ActionAddContactEmail, email: "cto@example.com", customer: "cus_2"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -111,8 +116,12 @@ func TestOpenSlotTargets(t *testing.T) {
 			}
 			err := s.CreateRequest(ctx, mk("req_second", tt.second))
 			var dup *DuplicateOpenError
+			// A holder of another customer is not named to the caller.
+			otherCustomer := tt.same && tt.second.customer != tt.first.customer
 			switch {
-			case tt.same && (!errors.As(err, &dup) || dup.ID != "req_first"):
+			case otherCustomer && (!errors.As(err, &dup) || !dup.OtherCustomer || dup.ID != "" || strings.Contains(err.Error(), "req_first")):
+				t.Fatalf("second = %v, want a duplicate of another customer's request, not named", err)
+			case tt.same && !otherCustomer && (!errors.As(err, &dup) || dup.ID != "req_first"):
 				t.Fatalf("second = %v, want a duplicate of req_first", err)
 			case !tt.same && err != nil:
 				t.Fatalf("second = %v, want accepted (another slot)", err)
@@ -300,5 +309,105 @@ func TestMigrationKeepsExistingDuplicates(t *testing.T) {
 	var dup *DuplicateOpenError
 	if !errors.As(err, &dup) || dup.ID != "req_1" {
 		t.Fatalf("new open after the migration = %v, want a duplicate of req_1", err)
+	}
+}
+
+// TestMigration0008KeepsExistingDuplicates: open requests on one server
+// under two customers (a server moved while a request was open) neither
+// stop migration 0008 nor get ended; the oldest holds the server's slot,
+// the others are marked and run to their end. A group whose oldest open
+// row 0004 already marked still gets a holder.
+func TestMigration0008KeepsExistingDuplicates(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	s := New(testpg.New(t))
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version >= 8 {
+			break
+		}
+		if err := applyMigration(ctx, conn, m); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	_ = conn.Close()
+	f := seed(t, s) // req_1 at t0: reinstall_vps on srv_1 of cus_1, open
+	hash, err := pinhash.Hash("1", pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"cus_2", "cus_3"} {
+		if err := s.UpsertCustomer(ctx, CustomerImport{ID: id, PrimaryEmail: "b@b.test", PINHash: hash}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows := []struct {
+		id, customer, server, status string
+		legacy                       bool
+		at                           time.Duration
+	}{
+		{"req_2", "cus_2", "srv_1", "cooling", false, time.Minute},       // srv_1 moved to cus_2 with req_1 open
+		{"req_3", "cus_3", "srv_1", "notifying", false, 2 * time.Minute}, // and then to cus_3
+		// srv_2: its oldest open row was marked by 0004 (its holder ended
+		// since), and a newer one holds 0004's slot.
+		{"req_4", "cus_1", "srv_2", "cooling", true, 3 * time.Minute},
+		{"req_5", "cus_1", "srv_2", "cooling", false, 4 * time.Minute},
+		{"req_6", "cus_2", "srv_2", "awaiting_approval", false, 5 * time.Minute},
+	}
+	for _, r := range rows {
+		if _, err := s.DB().ExecContext(ctx, `INSERT INTO requests (id, workflow_id, action, customer_id, requester_id, server_id, reason, status, created_at, legacy_duplicate)
+			VALUES ($1, 'wf-' || $1, 'reinstall_vps', $2, 'alice', $3, 'r', $4, $5, $6)`, r.id, r.customer, r.server, r.status, t0.Add(r.at), r.legacy); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Migrate(ctx); err != nil {
+		t.Fatalf("Migrate over existing duplicates: %v", err)
+	}
+	var marked []string
+	rs, err := s.DB().QueryContext(ctx, "SELECT id FROM requests WHERE legacy_duplicate ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var id string
+		if err := rs.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		marked = append(marked, id)
+	}
+	rs.Close()
+	if strings.Join(marked, ",") != "req_2,req_3,req_4,req_6" {
+		t.Fatalf("marked %v, want req_2, req_3 (req_1 holds srv_1), req_4 (from 0004), req_6 (req_5 holds srv_2)", marked)
+	}
+	// Every row is still readable and open, and moves on as before.
+	for _, r := range rows {
+		got, err := s.Request(ctx, r.id)
+		if err != nil || string(got.Status) != r.status || got.EndedAt != nil {
+			t.Fatalf("%s after the migration: %+v, %v", r.id, got, err)
+		}
+	}
+	if err := s.UpdateRequest(ctx, "req_3", RequestUpdate{Status: domain.StatusCancelled}, time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+	// New opens on either server, for either customer, are refused.
+	for _, tt := range []struct{ customer, server, holder string }{
+		{f.customer, "srv_1", "req_1"}, {"cus_2", "srv_1", ""}, {f.customer, "srv_2", "req_5"}, {"cus_2", "srv_2", ""},
+	} {
+		err := s.CreateRequest(ctx, Request{ID: "req_new", WorkflowID: "wf-req_new", Action: domain.ActionReinstallVPS,
+			CustomerID: tt.customer, RequesterID: f.requester, ServerID: tt.server, Reason: "r"})
+		var dup *DuplicateOpenError
+		if !errors.As(err, &dup) || dup.ID != tt.holder || dup.OtherCustomer != (tt.holder == "") {
+			t.Fatalf("new open for %s on %s = %v, want a duplicate of %q", tt.customer, tt.server, err, tt.holder)
+		}
 	}
 }

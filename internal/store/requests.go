@@ -86,13 +86,21 @@ func scanRequest(row interface{ Scan(...any) error }) (Request, error) {
 var ErrDuplicateOpen = fmt.Errorf("%w: a request for this customer, action and target is already open", ErrConflict)
 
 // DuplicateOpenError names the open request that holds the slot. ID is empty
-// in the rare case that request ended between the refusal and the look-up.
+// in the rare case that request ended between the refusal and the look-up,
+// and when OtherCustomer is set.
 type DuplicateOpenError struct {
 	ID     string
 	Status domain.Status
+	// OtherCustomer: the holder is a request of another customer on the
+	// same server (the server was moved while it was open). It is not
+	// named: the caller may not read it.
+	OtherCustomer bool
 }
 
 func (e *DuplicateOpenError) Error() string {
+	if e.OtherCustomer {
+		return "a request for this action and server is still open for the server's previous owner"
+	}
 	if e.ID == "" {
 		return ErrDuplicateOpen.Error()
 	}
@@ -102,9 +110,14 @@ func (e *DuplicateOpenError) Error() string {
 // Unwrap makes errors.Is match ErrDuplicateOpen and ErrConflict.
 func (e *DuplicateOpenError) Unwrap() error { return ErrDuplicateOpen }
 
-// openSlotIndex is the unique index of migration 0004 that allows one open
-// request per customer, action and target.
-const openSlotIndex = "requests_one_open"
+// The unique indexes that hold the open slots: migration 0004's, one open
+// request per customer, action and target; and migration 0008's, one open
+// request per action and server whoever the customer, since a server can
+// move between customers.
+const (
+	openSlotIndex       = "requests_one_open"
+	openServerSlotIndex = "requests_one_open_server"
+)
 
 // queryer is what inserting a request needs: the pool or a transaction.
 type queryer interface {
@@ -286,7 +299,7 @@ func insertRequest(ctx context.Context, q queryer, r Request) error {
 			what = "requester " + r.RequesterID
 		}
 		return fmt.Errorf("store: create request %s: %s: %w", r.ID, what, ErrNotFound)
-	case code == codeUniqueViolation && constraint == openSlotIndex:
+	case code == codeUniqueViolation && (constraint == openSlotIndex || constraint == openServerSlotIndex):
 		return errSlotTaken
 	case code == codeUniqueViolation:
 		return fmt.Errorf("store: create request %s: %w (%s)", r.ID, ErrConflict, constraint)
@@ -329,16 +342,26 @@ func sameRequest(ctx context.Context, q queryer, r Request) error {
 // slotHolder returns the open request holding r's slot, or nil if there is
 // none any more.
 func (s *Store) slotHolder(ctx context.Context, r Request) (*DuplicateOpenError, error) {
-	var id, status string
-	err := s.db.QueryRowContext(ctx, `SELECT id, status FROM requests
+	var id, status, customer string
+	// A server's slot is the server's whoever holds it (0008); any other
+	// slot is the customer's (0004). A server action also holds a 0004
+	// slot, but a holder of that one holds the server's too.
+	query, args := `SELECT id, status, customer_id FROM requests
 		WHERE customer_id = $1 AND action = $2 AND server_id = $3 AND lower(email) = lower($4)
-		  AND ended_at IS NULL AND NOT legacy_duplicate`,
-		r.CustomerID, string(r.Action), r.ServerID, r.Email).Scan(&id, &status)
+		  AND ended_at IS NULL AND NOT legacy_duplicate`, []any{r.CustomerID, string(r.Action), r.ServerID, r.Email}
+	if r.ServerID != "" {
+		query, args = `SELECT id, status, customer_id FROM requests
+			WHERE action = $1 AND server_id = $2 AND ended_at IS NULL AND NOT legacy_duplicate`, []any{string(r.Action), r.ServerID}
+	}
+	err := s.db.QueryRowContext(ctx, query, args...).Scan(&id, &status, &customer)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find the open request: %w", err)
+	}
+	if customer != r.CustomerID {
+		return &DuplicateOpenError{OtherCustomer: true}, nil
 	}
 	return &DuplicateOpenError{ID: id, Status: domain.Status(status)}, nil
 }
