@@ -289,7 +289,11 @@ func (a *app) cmdImportCustomers(ctx context.Context, g globals, args []string) 
 			`    "pin_hash":"$argon2id$…","contacts":[{"email":"…","added_at":"2025-01-01T00:00:00Z"}],`+"\n"+
 			`    "servers":["srv-1"]}]}`+"\n"+
 			"(make pin_hash with `starter admin hash-pin`). The whole file is checked before\n"+
-			"anything is sent; customers are then sent one by one, and the upsert makes a re-run safe.",
+			"anything is sent; customers are then sent one by one, and the upsert makes a re-run safe.\n"+
+			"Dates are taken only for a customer new to Vigil. For one it has, addresses on file keep\n"+
+			"their dates, new addresses and a changed primary_email get notices only after\n"+
+			"VIGIL_ESTABLISHED_AFTER, and the replaced primary stays on file and keeps getting them.\n"+
+			"A server moves from another customer only when no request on it is open.",
 		"starter admin import-customers customers.json")
 	pos, err := a.parse(f, args, 1, 1)
 	if err != nil {

@@ -164,6 +164,8 @@ func advice(p *cliclient.Problem) string {
 		return "ask the customer to spell the address letter by letter; an address that only looks like theirs is refused"
 	case "conflict":
 		return "it changed meanwhile; check `starter status ID` and try again"
+	case "server_has_open_request":
+		return "import this customer again once the request the message names has ended (or without that server); nothing of it was imported"
 	case "rate_limited":
 		if p.RetryAfter > 0 {
 			return fmt.Sprintf("wait %d seconds, then try again", int(math.Ceil(p.RetryAfter.Seconds())))

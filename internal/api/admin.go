@@ -349,7 +349,13 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 		}
 		imp.Contacts = append(imp.Contacts, ct)
 	}
-	if err := a.store.UpsertCustomer(r.Context(), imp); err != nil {
+	res, err := a.store.ImportCustomer(r.Context(), imp)
+	var busy *store.ServerBusyError
+	if errors.As(err, &busy) {
+		writeProblem(w, newProblem(codeServerBusy, busy.Error()+"; nothing was imported"))
+		return
+	}
+	if err != nil {
 		a.internal(w, r, "import customer", err)
 		return
 	}
@@ -358,11 +364,42 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "load customer", err)
 		return
 	}
-	if !a.audit(w, r, store.AuditEvent{Event: "customer.imported", Details: map[string]any{
-		"customer_id": id, "contacts": len(body.Contacts), "servers": body.Servers}}, true) {
+	if !a.audit(w, r, store.AuditEvent{Event: "customer.imported", Details: importDetails(id, body, res)}, true) {
 		return
 	}
+	// The requests that were running see it in their own trail.
+	for _, reqID := range res.OpenRequests {
+		if !a.audit(w, r, store.AuditEvent{RequestID: reqID, Event: "customer.imported_during_request", Details: importDetails(id, body, res)}, true) {
+			return
+		}
+	}
 	writeJSON(w, http.StatusOK, customerFromStore(cust))
+}
+
+// importDetails is what the audit trail keeps of an import: what it changed
+// that decides who hears about a request and whose server it acts on.
+func importDetails(id string, body customerBody, res store.ImportResult) map[string]any {
+	d := map[string]any{"customer_id": id, "contacts": len(body.Contacts), "servers": body.Servers, "created": res.Created}
+	if res.PreviousPrimary != "" {
+		d["previous_primary_email"], d["primary_email"] = res.PreviousPrimary, body.PrimaryEmail
+	}
+	if len(res.AddedContacts) > 0 {
+		d["added_contacts"] = res.AddedContacts
+	}
+	if len(res.DatesKept) > 0 {
+		d["dates_kept"] = res.DatesKept
+	}
+	if len(res.MovedServers) > 0 {
+		moved := make([]map[string]string, len(res.MovedServers))
+		for i, m := range res.MovedServers {
+			moved[i] = map[string]string{"server": m.Server, "from": m.From}
+		}
+		d["moved_servers"] = moved
+	}
+	if len(res.OpenRequests) > 0 {
+		d["open_requests"] = res.OpenRequests
+	}
+	return d
 }
 
 // checkCustomer validates an import and returns it with the name trimmed

@@ -22,6 +22,7 @@ const (
 	codeAgentNotFound    = "agent_not_found"
 	codeNotSenior        = string(requests.CodeNotSenior)
 	codeConflict         = "conflict"
+	codeServerBusy       = "server_has_open_request"
 	codeRateLimited      = "rate_limited"
 	codeDBUnavailable    = "database_unavailable"
 	codeInternal         = "internal"
@@ -58,6 +59,7 @@ var problemKinds = map[string]struct {
 	string(requests.CodeEnded):          {http.StatusConflict, "Request already ended"},
 	string(requests.CodeExecuting):      {http.StatusConflict, "Already executing"},
 	codeConflict:                        {http.StatusConflict, "Conflict"},
+	codeServerBusy:                      {http.StatusConflict, "Server has an open request"},
 	codeRateLimited:                     {http.StatusTooManyRequests, "Too many requests"},
 	string(requests.CodeUnavailable):    {http.StatusServiceUnavailable, "Temporarily unavailable"},
 	codeDBUnavailable:                   {http.StatusServiceUnavailable, "Database temporarily unavailable"},

@@ -90,11 +90,15 @@ type AgentWithToken struct {
 // Customer is an imported customer as the admin API shows it, without the
 // PIN hash.
 type Customer struct {
-	ID           string    `json:"id"`
-	Name         string    `json:"name"`
-	PrimaryEmail string    `json:"primary_email"`
-	Contacts     []Contact `json:"contacts"`
-	Servers      []string  `json:"servers"`
+	ID           string `json:"id"`
+	Name         string `json:"name"`
+	PrimaryEmail string `json:"primary_email"`
+	// PrimaryEmailSince is when the primary became the primary: it gets
+	// notices once that is longer ago than VIGIL_ESTABLISHED_AFTER. Left
+	// out for a primary imported with the customer (established at once).
+	PrimaryEmailSince *time.Time `json:"primary_email_since,omitempty"`
+	Contacts          []Contact  `json:"contacts"`
+	Servers           []string   `json:"servers"`
 }
 
 // Contact is an extra address of a customer.
@@ -177,6 +181,9 @@ func agentFromStore(a store.Agent) Agent {
 
 func customerFromStore(c store.Customer) Customer {
 	out := Customer{ID: c.ID, Name: c.Name, PrimaryEmail: c.PrimaryEmail, Contacts: []Contact{}, Servers: []string{}}
+	if c.PrimaryEmailSince.After(time.Unix(0, 0)) {
+		out.PrimaryEmailSince = ts(c.PrimaryEmailSince)
+	}
 	for _, ct := range c.Contacts {
 		out.Contacts = append(out.Contacts, Contact{Email: ct.Email, AddedAt: ts(ct.AddedAt), VerifiedAt: tsp(ct.VerifiedAt)})
 	}
