@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"slices"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -51,6 +53,11 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 	key := IdempotencyKey(in.RequestID)
 	stop := keepAlive(ctx)
 	res, err := a.Store.ExecuteOnce(ctx, in.RequestID, in.Action, key, func(ctx context.Context) (string, error) {
+		// Checked here, not before ExecuteOnce: a retry of a run that
+		// already finished must report it, whatever changed since.
+		if err := a.checkTargets(ctx, in); err != nil {
+			return "", err
+		}
 		out, err := a.Executor.Execute(ctx, panel.Job{
 			IdempotencyKey: key, Action: in.Action, CustomerID: in.CustomerID, ServerID: in.ServerID, Email: in.Email,
 		})
@@ -63,6 +70,10 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 		return out.Reference, nil
 	})
 	stop()
+	var refused *refusedError
+	if errors.As(err, &refused) {
+		return ExecuteResult{}, a.refuse(ctx, in, refused)
+	}
 	if err != nil {
 		if refused := executeRefusal(err, in); refused != nil {
 			return ExecuteResult{}, refused
@@ -111,6 +122,80 @@ func panelRefusalType(pe *panel.PermanentError) string {
 		return ErrTypePanelUnauthorized
 	}
 	return ErrTypePanelRefused
+}
+
+// Reasons an execution is refused before the panel is called.
+const (
+	// RefusedServerMoved: the server no longer belongs to the request's
+	// customer (an import moved it while the request was open).
+	RefusedServerMoved = "server_moved"
+	// RefusedPrimaryNotNotified: credentials would go to a primary address
+	// that never got the notice (it changed after the customer was told).
+	RefusedPrimaryNotNotified = "primary_not_notified"
+)
+
+// refusedError is a check of checkTargets that failed: retrying cannot
+// help, and nothing was done.
+type refusedError struct {
+	reason string // one of the Refused constants
+	why    string // one line, no address
+}
+
+func (e *refusedError) Error() string { return e.why }
+
+// checkTargets re-reads, just before the panel is called, what the request
+// acts on: what was true when it opened may have been changed by an import
+// since.
+func (a *Activities) checkTargets(ctx context.Context, in ExecuteInput) error {
+	if in.Action.NeedsServer() {
+		ok, err := a.Store.ServerBelongsTo(ctx, in.CustomerID, in.ServerID)
+		if err != nil {
+			return fmt.Errorf("check the server's owner: %w", err)
+		}
+		if !ok {
+			return &refusedError{reason: RefusedServerMoved, why: fmt.Sprintf(
+				"server %s no longer belongs to customer %s (it was moved while the request was open); the %s was not carried out",
+				in.ServerID, in.CustomerID, in.Action)}
+		}
+	}
+	if in.Action == domain.ActionResendCredentials {
+		cust, err := a.Store.Customer(ctx, in.CustomerID)
+		if err != nil {
+			return fmt.Errorf("load customer: %w", err)
+		}
+		notified, err := a.noticeRecipients(ctx, in.RequestID)
+		if err != nil {
+			return err
+		}
+		if !slices.ContainsFunc(notified, func(e string) bool { return strings.EqualFold(e, cust.PrimaryEmail) }) {
+			return &refusedError{reason: RefusedPrimaryNotNotified, why: fmt.Sprintf(
+				"the primary address of customer %s is not one the notice went to (it changed after the customer was told); the credentials were not sent",
+				in.CustomerID)}
+		}
+	}
+	return nil
+}
+
+// refuse records a refused execution (audit trail, security channel) and
+// returns the permanent error that ends the request failed.
+func (a *Activities) refuse(ctx context.Context, in ExecuteInput, r *refusedError) error {
+	a.log(ctx).Warn("execution refused", "request", in.RequestID, "action", in.Action, "reason", r.reason, "why", r.why)
+	details := map[string]any{"action": string(in.Action), "reason": r.reason, "why": r.why}
+	if in.ServerID != "" {
+		details["server"] = in.ServerID
+	}
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "execution.refused",
+		Details: details}, "execution-refused"); err != nil {
+		// Retried until written: a refusal nobody can see is not one.
+		return fmt.Errorf("audit refused execution: %w", err)
+	}
+	if a.Approvals != nil {
+		if err := a.Approvals.Security(ctx, fmt.Sprintf("Request %s (%s for %s) was not executed: %s.", in.RequestID, in.Action, in.CustomerID, r.why)); err != nil {
+			a.log(ctx).Warn("security alert for a refused execution not posted", "request", in.RequestID, "error", err)
+		}
+	}
+	// InvalidJob: the workflow's words for it say the panel was never called.
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("request %s not executed: %s", in.RequestID, r.why), ErrTypeInvalidJob, r)
 }
 
 // afterPanel finishes what the panel call started on Vigil's side.
