@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
+
+	"go.temporal.io/sdk/activity"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/mail"
@@ -46,6 +49,7 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 	stop := keepAlive(ctx)
 	defer stop()
 	runsAt := now.Add(in.CoolingPeriod)
+	expires := a.linkExpiry(ctx, now, in)
 	for i, rcpt := range to {
 		// A cancel accepted while the notice is retried cancels this
 		// attempt: stop before the next message, not after the last.
@@ -57,7 +61,6 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 		if err != nil {
 			return NotifyResult{}, fmt.Errorf("cancel token id: %w", err)
 		}
-		expires := runsAt.Add(a.Settings.CancelGrace)
 		if err := a.Store.CreateCancelToken(ctx, store.CancelToken{ID: id, RequestID: in.RequestID, Recipient: rcpt, ExpiresAt: expires}); err != nil {
 			return NotifyResult{}, fmt.Errorf("store cancel token: %w", err)
 		}
@@ -92,6 +95,34 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 	}
 	a.log(ctx).Info("customer notified", "request", in.RequestID, "recipients", len(to))
 	return NotifyResult{Recipients: len(to), AcceptedAt: a.now(), RunsAt: runsAt}, nil
+}
+
+// linkExpiry is when this notice's cancel links stop working: after the
+// latest moment the action can run, as far as the attempt can know it. The
+// cooling period starts once the notice is accepted, and that may be as late
+// as the notice gate's own deadline: its first scheduling plus its
+// schedule-to-close timeout, which the attempts that retry it share. Every
+// attempt mails every address again with new links, but the links of the
+// first must still work when a cooling period started by the last runs
+// out. So they all get that deadline plus the cooling period, or
+// in.CancelUntil if the workflow names a later one, plus CancelGrace.
+// Outside an activity (or with no schedule-to-close timeout) the deadline
+// is now.
+func (a *Activities) linkExpiry(ctx context.Context, now time.Time, in NotifyInput) time.Time {
+	accepted := now
+	if activity.IsActivity(ctx) {
+		info := activity.GetInfo(ctx)
+		if info.ScheduleToCloseTimeout > 0 {
+			if d := info.ScheduledTime.Add(info.ScheduleToCloseTimeout); d.After(accepted) {
+				accepted = d
+			}
+		}
+	}
+	until := accepted.Add(in.CoolingPeriod)
+	if in.CancelUntil.After(until) {
+		until = in.CancelUntil
+	}
+	return until.Add(a.Settings.CancelGrace).UTC()
 }
 
 // NotifyOutcome tells the customer how a request they were told about ended.

@@ -89,6 +89,12 @@ type NotifyInput struct {
 	Email         string
 	RequesterID   string
 	CoolingPeriod time.Duration
+	// CancelUntil, when set, is a time until which the cancel links must
+	// work at least (CancelGrace is added): the latest moment the workflow
+	// may still run the action, if it knows one. Zero leaves it to the
+	// activity, which counts the cooling period from the notice gate's own
+	// deadline (see NotifyCustomer).
+	CancelUntil time.Time `json:",omitzero"`
 }
 
 // NotifyResult says the mail server accepted the notice.
