@@ -28,6 +28,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/api"
 	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/cancelpage"
+	"github.com/vigil-oss/vigil/internal/clientip"
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/metrics"
@@ -74,9 +75,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	proxies, err := clientip.New(cfg.TrustedProxies)
+	if err != nil {
+		return err
+	}
 	pageOpts := cancelpage.Options{
 		PublicURL: cfg.PublicURL, SupportEmail: cfg.SupportEmail, ProductName: cfg.ProductName,
-		CSRFKey: csrfKey(key), Location: cfg.Timezone,
+		CSRFKey: csrfKey(key), Location: cfg.Timezone, ClientIP: proxies,
 	}
 	if err := pageOpts.Validate(); err != nil {
 		return err

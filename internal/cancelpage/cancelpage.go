@@ -25,6 +25,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/clientip"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/ratelimit"
@@ -58,11 +59,17 @@ type Options struct {
 	// CSRFKey signs the form's CSRF field; at least 32 bytes. Derive it from
 	// the token key rather than reusing that key as is.
 	CSRFKey []byte
-	// RatePerMinute and RateBurst limit requests per client address (defaults
-	// 30 and 10); MaxClients bounds how many addresses are tracked.
+	// RatePerMinute and RateBurst limit requests (defaults 30 and 10): those
+	// carrying a correctly signed link per link, every other one per client
+	// address, so a flood of junk from one address (behind a proxy, the
+	// proxy's) cannot block anyone's real link. MaxClients bounds how many
+	// addresses, and how many links, are tracked.
 	RatePerMinute int
 	RateBurst     int
 	MaxClients    int
+	// ClientIP finds the client address behind trusted proxies
+	// (VIGIL_TRUSTED_PROXIES); nil means the connection's peer.
+	ClientIP *clientip.Resolver
 	// CancelTimeout bounds the cancel Update (default 15s), so an unreachable
 	// Temporal shows "try again" instead of a page that never loads.
 	CancelTimeout time.Duration
@@ -94,7 +101,8 @@ type Pages struct {
 	origin     string // scheme://host[:port] of PublicURL, lower case, no default port
 	secure     bool
 	cookieName string
-	limiter    *ratelimit.Limiter
+	limiter    *ratelimit.Limiter // per client address: requests without a valid link
+	links      *ratelimit.Limiter // per correctly signed link
 }
 
 // New builds the pages. It panics if opts fail Validate: that is a wiring
@@ -129,8 +137,10 @@ func New(svc *requests.Service, st *store.Store, signer *tokens.Signer, opts Opt
 	p := &Pages{
 		svc: svc, store: st, signer: signer, opts: opts, logger: logger.With("component", "cancelpage"),
 		origin: originOf(u), secure: u.Scheme == "https",
-		limiter: ratelimit.New(ratelimit.Limit{PerMinute: float64(opts.RatePerMinute), Burst: opts.RateBurst}, opts.MaxClients, opts.Now),
 	}
+	limit := ratelimit.Limit{PerMinute: float64(opts.RatePerMinute), Burst: opts.RateBurst}
+	p.limiter = ratelimit.New(limit, opts.MaxClients, opts.Now)
+	p.links = ratelimit.New(limit, opts.MaxClients, opts.Now)
 	// A __Host- cookie must be Secure, so plain-http development (loopback)
 	// uses an ordinary name; both are host-only, Path=/ and SameSite=Strict.
 	p.cookieName = "vigil_cancel_csrf"
@@ -205,7 +215,7 @@ func (p *Pages) secured(next http.Handler) http.Handler {
 				}
 			}
 		}()
-		if ok, wait := p.limiter.Allow(clientKey(r)); !ok {
+		if ok, wait := p.allow(r); !ok {
 			sw.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
 			note(r, "rate_limited", "")
 			p.render(sw, http.StatusTooManyRequests, pageData{
@@ -220,14 +230,20 @@ func (p *Pages) secured(next http.Handler) http.Handler {
 	})
 }
 
-// clientKey is the rate-limit key: the connection's address without port.
-// X-Forwarded-For is not trusted; behind a proxy all clients share its key.
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
+// allow takes a token from the request's budget. A correctly signed link
+// that has not expired has a budget of its own, so that nobody else can
+// exhaust it (only Vigil can sign one, so there are no more of them than
+// links mailed); anything else, junk, forged and expired links, counts
+// against its client address. The signature check is one HMAC, cheaper than anything
+// behind it.
+func (p *Pages) allow(r *http.Request) (bool, time.Duration) {
+	if tok, ok := strings.CutPrefix(r.URL.Path, "/c/"); ok && tok != "" && !strings.Contains(tok, "/") {
+		claims, err := p.signer.Parse(tok, p.opts.Now())
+		if err == nil {
+			return p.links.Allow(claims.ID)
+		}
 	}
-	return host
+	return p.limiter.Allow(clientip.Bucket(p.opts.ClientIP.IP(r)))
 }
 
 // tokenRef names a token in logs: the first 12 hex digits of its SHA-256,

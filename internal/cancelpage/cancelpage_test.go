@@ -583,7 +583,11 @@ func TestOtherPaths(t *testing.T) {
 	}
 }
 
-func TestRateLimitPerAddress(t *testing.T) {
+// TestRateLimitBudgets: a correctly signed link has a budget of its own;
+// junk and forged links count against the client's address. So a flood of
+// junk from one address blocks only more junk from there, and a link is
+// limited only by its own use.
+func TestRateLimitBudgets(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, Options{RatePerMinute: 1, RateBurst: 3})
 	tok, _ := e.link("req_live", e.now.Add(time.Hour), true)
@@ -599,15 +603,39 @@ func TestRateLimitPerAddress(t *testing.T) {
 	if s, err := strconv.Atoi(p.header.Get("Retry-After")); err != nil || s < 1 || s > 60 {
 		t.Fatalf("Retry-After = %q", p.header.Get("Retry-After"))
 	}
-	// POSTs count against the same address.
+	// POSTs count against the same link.
 	if p := e.do(nil, "POST", "/c/"+tok, nil, url.Values{}); p.status != http.StatusTooManyRequests {
 		t.Fatalf("POST while limited: %d", p.status)
 	}
+	// Junk from the same address has the address's budget, untouched so far.
+	junk := []string{"/c/not-a-token", "/c/" + tamper(tok), "/c/a/b"}
+	for _, path := range junk {
+		if p := e.do(nil, "GET", path, nil, nil); p.status == http.StatusTooManyRequests {
+			t.Fatalf("GET %s: limited by the link's budget", path)
+		}
+	}
+	if p := e.do(nil, "GET", junk[0], nil, nil); p.status != http.StatusTooManyRequests {
+		t.Fatalf("fourth junk GET: %d, want 429", p.status)
+	}
+	// Another link, from the address that is out of junk budget, works.
+	other, _ := e.link("req_live", e.now.Add(time.Hour), true)
+	if p := e.do(nil, "GET", "/c/"+other, nil, nil); p.status != http.StatusOK {
+		t.Fatalf("another link from the limited address: %d", p.status)
+	}
+	// An expired link counts as junk: it is limited per address.
+	expired, _ := e.link("req_live", e.now.Add(-time.Minute), true)
+	if p := e.do(nil, "GET", "/c/"+expired, nil, nil); p.status != http.StatusTooManyRequests {
+		t.Fatalf("expired link from the limited address: %d, want 429", p.status)
+	}
 	// Another client address has its own bucket.
-	other := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+	otherAddr := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
 		LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}).DialContext}}
-	if p := e.do(other, "GET", "/c/"+tok, nil, nil); p.status != http.StatusOK {
-		t.Fatalf("GET from 127.0.0.2: %d", p.status)
+	if p := e.do(otherAddr, "GET", junk[0], nil, nil); p.status != http.StatusBadRequest {
+		t.Fatalf("junk from 127.0.0.2: %d, want 400 (not a link)", p.status)
+	}
+	// Without a trusted proxy, X-Forwarded-For cannot buy a fresh budget.
+	if p := e.do(nil, "GET", junk[0], http.Header{"X-Forwarded-For": {"198.51.100.7"}}, nil); p.status != http.StatusTooManyRequests {
+		t.Fatalf("junk with a forwarded-for header from an untrusted peer: %d, want 429", p.status)
 	}
 }
 

@@ -56,6 +56,12 @@ const seniorID = "ag_senior"
 
 func newLiveEnv(t *testing.T) *liveEnv {
 	t.Helper()
+	return newLiveEnvWith(t, Options{})
+}
+
+// newLiveEnvWith is newLiveEnv with the pages' options.
+func newLiveEnvWith(t *testing.T, opts Options) *liveEnv {
+	t.Helper()
 	addr := temporaltest.StartDevServer(t)
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
@@ -69,7 +75,7 @@ func newLiveEnv(t *testing.T) *liveEnv {
 		t.Fatalf("dial Temporal: %v", err)
 	}
 	t.Cleanup(tc.Close)
-	le := &liveEnv{env: newEnvWith(t, Options{}, tc), temporal: tc}
+	le := &liveEnv{env: newEnvWith(t, opts, tc), temporal: tc}
 	ctx := context.Background()
 	if err := le.st.CreateAgent(ctx, store.Agent{ID: seniorID, Name: "Sam", Role: domain.RoleSenior}, nil); err != nil {
 		t.Fatal(err)

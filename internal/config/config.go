@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -72,6 +73,7 @@ type Config struct {
 
 	// Web
 	HTTPAddr           string
+	TrustedProxies     []string // addresses or CIDR ranges whose X-Forwarded-For is believed
 	AdminToken         Secret
 	ApprovalTimeout    time.Duration
 	NoticeTimeout      time.Duration
@@ -169,6 +171,7 @@ var fixedVars = []Var{
 	{"VIGIL_SLACK_SECURITY_CHANNEL", "#vigil-security", "channel for lockouts, customer cancellations and refused approvals"},
 	{"VIGIL_SLACK_USERGROUP", "", "optional user group id S…; approvers must also be members"},
 	{"VIGIL_HTTP_ADDR", "127.0.0.1:8080", "listen address of the web front"},
+	{"VIGIL_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges of the reverse proxies in front of the web front (e.g. 10.0.0.0/8); on a connection from one, the client is the rightmost X-Forwarded-For address that is not one of them; empty: the header is ignored and the client is the connection's peer"},
 	{"VIGIL_WEB_METRICS_ADDR", "", "listen address for Prometheus /metrics of the web front (HTTP counts and latencies, requests per status); off when empty; keep it off the public network"},
 	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address for Prometheus /metrics of the worker (Temporal SDK: task latencies, failures, polls); off when empty"},
 	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
@@ -274,6 +277,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ExecuteMaxAttempts: l.integer("VIGIL_EXECUTE_MAX_ATTEMPTS", 10, 1, 1000),
 		Cooling:            domain.CoolingPeriods{},
 	}
+	c.TrustedProxies = l.cidrs("VIGIL_TRUSTED_PROXIES")
 	c.OIDCIssuer = l.str("VIGIL_OIDC_ISSUER", "")
 	if c.OIDCIssuer != "" {
 		_ = l.url("VIGIL_OIDC_ISSUER", "") // validates; the issuer is kept as written, since it must equal the tokens' iss
@@ -458,6 +462,21 @@ func (l *loader) oneOf(name, def string, allowed ...string) string {
 	}
 	l.fail("%s=%q must be one of %s", name, v, strings.Join(allowed, ", "))
 	return def
+}
+
+// cidrs reads a comma-separated list of IP addresses and CIDR ranges.
+func (l *loader) cidrs(name string) []string {
+	var out []string
+	for _, v := range list(l.str(name, "")) {
+		_, perr := netip.ParsePrefix(v)
+		_, aerr := netip.ParseAddr(v)
+		if perr != nil && aerr != nil {
+			l.fail("%s: %q is neither an IP address nor a CIDR range", name, v)
+			continue
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 func (l *loader) level(name string) slog.Level {

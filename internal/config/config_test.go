@@ -292,3 +292,29 @@ func TestLoadWorkerTuning(t *testing.T) {
 		})
 	}
 }
+
+func TestTrustedProxies(t *testing.T) {
+	tests := []struct {
+		name, value string
+		want        []string
+		wantErr     string
+	}{
+		{"unset trusts none", "", nil, ""},
+		{"one range", "10.0.0.0/8", []string{"10.0.0.0/8"}, ""},
+		{"addresses and ranges, spaces", " 192.0.2.7 , 2001:db8::/32,10.0.0.0/8", []string{"192.0.2.7", "2001:db8::/32", "10.0.0.0/8"}, ""},
+		{"a host name", "proxy.internal", nil, `"proxy.internal" is neither`},
+		{"a bad mask", "10.0.0.0/33", nil, `"10.0.0.0/33" is neither`},
+		{"with a port", "10.0.0.1:443", nil, "is neither"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(map[string]string{"VIGIL_TRUSTED_PROXIES": tt.value}))
+			switch {
+			case tt.wantErr == "" && (err != nil || strings.Join(c.TrustedProxies, "|") != strings.Join(tt.want, "|")):
+				t.Fatalf("%q: %q, %v; want %q", tt.value, c.TrustedProxies, err, tt.want)
+			case tt.wantErr != "" && (err == nil || !strings.Contains(err.Error(), tt.wantErr) || !strings.Contains(err.Error(), "VIGIL_TRUSTED_PROXIES")):
+				t.Fatalf("%q: error %v, want one naming the variable and saying %q", tt.value, err, tt.wantErr)
+			}
+		})
+	}
+}
