@@ -530,10 +530,10 @@ func tamper(t *testing.T, link string) string {
 // TestCancelLinkRefusals attacks the cancel link on real processes: each
 // refusal has its status code and plain words, and changes nothing, neither
 // the request's status nor what reached the control panel. An expired link
-// is not tried here: links stay valid an hour past the planned run (the
-// worker's CancelGrace, which the environment does not set), so it would
-// take an hour; internal/cancelpage's unit tests cover that page (410 "This
-// link has expired") with a fake clock.
+// is not tried here: links stay valid past the notice gate's deadline plus
+// the cooling period plus an hour (the worker's CancelGrace, which the
+// environment does not set), so it would take hours; internal/cancelpage's
+// unit tests cover that page (410 "This link has expired") with a fake clock.
 func TestCancelLinkRefusals(t *testing.T) {
 	s := startStack(t, stackOptions{extraEnv: []string{
 		"VIGIL_COOLING_REINSTALL_VPS=30m",
