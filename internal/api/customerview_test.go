@@ -35,6 +35,19 @@ func TestCustomerView(t *testing.T) {
 		Servers: []string{"srv-1", "srv-2"}}); err != nil {
 		t.Fatal(err)
 	}
+	// C-1042 existed already (newEnv), so the import took none of those
+	// dates: addresses new to a customer age from the import. Backdate them
+	// in Vigil's own record instead.
+	for _, ct := range []struct {
+		email    string
+		added    time.Time
+		verified *time.Time
+	}{{"ops@acme.test", old, &old}, {"cto@acme.test", fourDays, &fourDays}, {"new@acme.test", twoDays, &twoDays}, {"unverified@acme.test", old, nil}} {
+		if _, err := e.db.ExecContext(ctx, `UPDATE customer_contacts SET added_at = $2, verified_at = $3 WHERE customer_id = 'C-1042' AND email = $1`,
+			ct.email, ct.added, ct.verified); err != nil {
+			t.Fatal(err)
+		}
+	}
 	show := func(who string) CustomerView {
 		t.Helper()
 		res := e.as(who, "GET", "/api/v1/customers/C-1042", "")
