@@ -36,6 +36,10 @@ const (
 	// ErrTypeInvalidJob: the job failed the panel client's own checks, so
 	// the panel was never called.
 	ErrTypeInvalidJob = "InvalidJob"
+	// ErrTypeTargetChanged: what the request acts on changed while it waited
+	// (the server moved to another customer, the credentials' address is no
+	// longer one the notice went to), so it was not executed.
+	ErrTypeTargetChanged = "TargetChanged"
 	// ErrTypeMailRefused: the mail relay refused the credentials email with
 	// a 5xx reply.
 	ErrTypeMailRefused = "MailRefused"
@@ -195,7 +199,7 @@ func (a *Activities) refuse(ctx context.Context, in ExecuteInput, r *refusedErro
 		}
 	}
 	// InvalidJob: the workflow's words for it say the panel was never called.
-	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("request %s not executed: %s", in.RequestID, r.why), ErrTypeInvalidJob, r)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("request %s not executed: %s", in.RequestID, r.why), ErrTypeTargetChanged, r)
 }
 
 // afterPanel finishes what the panel call started on Vigil's side.

@@ -78,8 +78,8 @@ func TestExecuteRechecksTargets(t *testing.T) {
 				return
 			}
 			app := appError(t, err)
-			if !app.NonRetryable() || app.Type() != activities.ErrTypeInvalidJob {
-				t.Fatalf("Execute = %q type %q non-retryable %v, want a non-retryable InvalidJob (the panel was never called)", app.Error(), app.Type(), app.NonRetryable())
+			if !app.NonRetryable() || app.Type() != activities.ErrTypeTargetChanged {
+				t.Fatalf("Execute = %q type %q non-retryable %v, want a non-retryable TargetChanged (the panel was never called)", app.Error(), app.Type(), app.NonRetryable())
 			}
 			if !strings.Contains(app.Error(), "not") || strings.Contains(app.Error(), "@") {
 				t.Fatalf("message %q: want it to say what was not done, and no address", app.Error())

@@ -602,6 +602,7 @@ var failureWords = map[string]string{
 	activities.ErrTypePanelBadAnswer:    "the control panel answered with something Vigil cannot use",
 	activities.ErrTypeInvalidJob:        "the request is not one the control panel accepts (it was not sent)",
 	activities.ErrTypeMailRefused:       "the mail relay refused the credentials email",
+	activities.ErrTypeTargetChanged:     "what it acts on changed while it waited (a server moved, or the address is no longer one the notice went to); nothing was sent to the control panel",
 }
 
 func (r *request) cancelled(ctx workflow.Context) (Status, error) {
