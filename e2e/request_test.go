@@ -48,7 +48,7 @@ type agentToken struct {
 
 // seed imports one customer and creates a requester and a senior, returning
 // their tokens.
-func seed(t *testing.T, s *stack) (alice, bob string) {
+func seed(t testing.TB, s *stack) (alice, bob string) {
 	t.Helper()
 	hash, err := pinhash.Hash(customerPIN, pinhash.TestParams())
 	if err != nil {

@@ -102,7 +102,7 @@ func (l *lockedBuffer) String() string {
 
 // stack is a whole Vigil installation of real processes on loopback ports.
 type stack struct {
-	t          *testing.T
+	t          testing.TB
 	dir        string
 	dsn        string
 	env        []string
@@ -136,7 +136,7 @@ type stackOptions struct {
 	ui bool
 }
 
-func freeAddr(t *testing.T) string {
+func freeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -146,7 +146,7 @@ func freeAddr(t *testing.T) string {
 	return l.Addr().String()
 }
 
-func randKey(t *testing.T) string {
+func randKey(t testing.TB) string {
 	t.Helper()
 	b := make([]byte, 32)
 	if _, err := rand.Read(b); err != nil {
@@ -157,7 +157,7 @@ func randKey(t *testing.T) string {
 
 // startStack starts devserver, mail catcher, panel stand-in, worker and web
 // against a fresh database, and stops them all when the test ends.
-func startStack(t *testing.T, o stackOptions) *stack {
+func startStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
 	s := &stack{
 		t:          t,
@@ -288,7 +288,7 @@ func (s *stack) start(name, bin string, args []string, readyLine string) *proc {
 
 // readyField returns key's value in a ready line such as
 // "devserver ready addr=127.0.0.1:7233 namespace=default".
-func readyField(t *testing.T, line, key string) string {
+func readyField(t testing.TB, line, key string) string {
 	t.Helper()
 	for _, f := range strings.Fields(line) {
 		if v, ok := strings.CutPrefix(f, key+"="); ok {
@@ -395,7 +395,7 @@ func (s *stack) call(method, path, token string, body, out any) (int, []byte) {
 }
 
 // eventually polls cond until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() (bool, string)) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	last := ""

@@ -131,7 +131,7 @@ func TestCheckPINErrors(t *testing.T) {
 	if strings.Contains(err.Error(), "13579") {
 		t.Fatalf("error leaks the PIN: %v", err)
 	}
-	if n := countRows(t, s, "SELECT pin_failed_attempts FROM customers WHERE id = $1", f.customer); n != 0 {
+	if n := countRows(t, s, "SELECT count(*) FROM pin_failures WHERE customer_id = $1", f.customer); n != 0 {
 		t.Fatalf("verify error counted as a failure: %d", n)
 	}
 
@@ -166,8 +166,8 @@ func TestCheckPINConcurrentFailuresAllCount(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	if got := countRows(t, s, "SELECT pin_failed_attempts FROM customers WHERE id = $1", f.customer); got != n {
-		t.Fatalf("pin_failed_attempts = %d after %d concurrent failures (lost updates)", got, n)
+	if got := countRows(t, s, "SELECT count(*) FROM pin_failures WHERE customer_id = $1", f.customer); got != n {
+		t.Fatalf("%d failures recorded after %d concurrent failures (lost updates)", got, n)
 	}
 }
 
@@ -194,18 +194,14 @@ func TestCheckPINForRequestIsOncePerRequest(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", tt.name, err)
 		}
-		if got != tt.want {
+		if got.Verified != tt.want.Verified || got.Locked != tt.want.Locked || got.Failures != tt.want.Failures {
 			t.Fatalf("%s: got %+v, want %+v", tt.name, got, tt.want)
 		}
 	}
 	if n := cv.calls.Load(); n != 1 {
 		t.Fatalf("verify called %d times for one request, want 1", n)
 	}
-	var failures int
-	if err := s.DB().QueryRowContext(ctx, `SELECT pin_failed_attempts FROM customers WHERE id = $1`, f.customer).Scan(&failures); err != nil {
-		t.Fatal(err)
-	}
-	if failures != 1 {
+	if failures := countRows(t, s, "SELECT count(*) FROM pin_failures WHERE customer_id = $1 AND agent_id = $2", f.customer, f.requester); failures != 1 {
 		t.Fatalf("customer has %d counted failures after retries, want 1", failures)
 	}
 	if _, err := s.CheckPINForRequest(ctx, "", f.customer, "000000", now, DefaultPINPolicy(), cv.verify); err == nil {
@@ -299,14 +295,14 @@ func TestCheckPINRacingGuessesGainNothing(t *testing.T) {
 		wrongs      int // racing wrong guesses
 		rightAfter  bool
 		max         int
-		wantCounted int // failures on the row after the race (0 once locked)
+		wantCounted int // failures recorded after the race
 		wantLocked  bool
 	}{
 		{"fewer than the budget all count", 0, 4, false, 5, 4, false},
-		{"exactly the budget locks once", 0, 5, false, 5, 0, true},
-		{"30 at once on a budget of 5", 0, 30, false, 5, 0, true},
-		{"the race starts one short of the lock", 4, 10, false, 5, 0, true},
-		{"a right PIN after the racing lock is refused", 0, 30, true, 5, 0, true},
+		{"exactly the budget locks once", 0, 5, false, 5, 5, true},
+		{"30 at once on a budget of 5", 0, 30, false, 5, 5, true},
+		{"the race starts one short of the lock", 4, 10, false, 5, 5, true},
+		{"a right PIN after the racing lock is refused", 0, 30, true, 5, 5, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -375,8 +371,8 @@ func TestCheckPINRacingGuessesGainNothing(t *testing.T) {
 				t.Fatalf("outcomes: %d just locked, %d counted failures, %d refused as locked; want %d, %d, %d",
 					justLocked, failed, lockedRefusals, wantJust, wantFailed, tt.wrongs-wantJust-wantFailed)
 			}
-			if got := countRows(t, s, "SELECT pin_failed_attempts FROM customers WHERE id = $1", f.customer); got != tt.wantCounted {
-				t.Fatalf("pin_failed_attempts = %d, want %d", got, tt.wantCounted)
+			if got := countRows(t, s, "SELECT count(*) FROM pin_failures WHERE customer_id = $1", f.customer); got != tt.wantCounted {
+				t.Fatalf("%d failures recorded, want %d", got, tt.wantCounted)
 			}
 			if locked := countRows(t, s, "SELECT count(*) FROM customers WHERE id = $1 AND pin_locked_until > $2", f.customer, t0); (locked == 1) != tt.wantLocked {
 				t.Fatalf("locked = %v, want %v", locked == 1, tt.wantLocked)

@@ -206,6 +206,13 @@ func (s *Store) retryTakenSlot(ctx context.Context, what string, r Request, inse
 // rolled back). So does the workflow's own Open activity for this id, which
 // then finds the committed row and does nothing.
 func (s *Store) OpenRequest(ctx context.Context, r Request, start func(context.Context) error) error {
+	return s.OpenRequestWith(ctx, r, nil, start)
+}
+
+// OpenRequestWith is OpenRequest with more audit events of r written in the
+// same transaction, after request.opened (the PIN check's gate.pin.verified),
+// each once per request and event name.
+func (s *Store) OpenRequestWith(ctx context.Context, r Request, events []AuditEvent, start func(context.Context) error) error {
 	if err := checkNewRequest(&r); err != nil {
 		return err
 	}
@@ -216,14 +223,26 @@ func (s *Store) OpenRequest(ctx context.Context, r Request, start func(context.C
 	// stops it.
 	txCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), openTxTimeout)
 	defer cancel()
-	return s.retryTakenSlot(ctx, "open request", r, func() error { return s.openOnce(ctx, txCtx, r, start) })
+	return s.retryTakenSlot(ctx, "open request", r, func() error { return s.openOnce(ctx, txCtx, r, events, start) })
+}
+
+// OpenSlotHolder returns the open request holding r's slot (same customer,
+// action and target), or nil when the slot is free: a read before the PIN
+// is checked, so a duplicate is refused without spending a guess.
+// OpenRequest still decides, under the unique index.
+func (s *Store) OpenSlotHolder(ctx context.Context, r Request) (*DuplicateOpenError, error) {
+	dup, err := s.slotHolder(ctx, r)
+	if err != nil {
+		return nil, fmt.Errorf("store: open slot of %s: %w", r.ID, err)
+	}
+	return dup, nil
 }
 
 // openTxTimeout bounds OpenRequest's transaction: its INSERT may wait for a
 // competing open's start, and start itself is bounded by the caller.
 const openTxTimeout = time.Minute
 
-func (s *Store) openOnce(ctx, txCtx context.Context, r Request, start func(context.Context) error) error {
+func (s *Store) openOnce(ctx, txCtx context.Context, r Request, events []AuditEvent, start func(context.Context) error) error {
 	tx, err := s.db.BeginTx(txCtx, nil)
 	if err != nil {
 		return fmt.Errorf("store: open request %s: begin: %w", r.ID, err)
@@ -234,6 +253,12 @@ func (s *Store) openOnce(ctx, txCtx context.Context, r Request, start func(conte
 	}
 	if err := auditOnce(ctx, tx, OpenedEvent(r), OpenedDedupe); err != nil {
 		return fmt.Errorf("store: open request %s: %w", r.ID, err)
+	}
+	for _, e := range events {
+		e.RequestID = r.ID
+		if err := auditOnce(ctx, tx, e, "open/"+e.Event); err != nil {
+			return fmt.Errorf("store: open request %s: %w", r.ID, err)
+		}
 	}
 	if err := start(ctx); err != nil {
 		return err // start's own error, for the caller to judge

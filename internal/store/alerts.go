@@ -1,0 +1,116 @@
+package store
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// Kinds of queued security alert.
+const (
+	// AlertCustomerLocked: wrong PINs locked a customer (the short window
+	// or the daily budget; details say which).
+	AlertCustomerLocked = "customer_locked"
+	// AlertSlowGuessing: a customer's wrong PINs of the day reached the
+	// short window's limit while staying under it.
+	AlertSlowGuessing = "slow_guessing"
+	// AlertAgentBlocked: an agent's wrong PINs across customers reached
+	// the limit; their PIN checks stop.
+	AlertAgentBlocked = "agent_blocked"
+	// AlertVerdictRefused: a workflow run claimed a PIN verdict it may not
+	// pass on (another customer's, consumed, ...).
+	AlertVerdictRefused = "pin_verdict_refused"
+)
+
+// Alert is one queued line for the security channel: what happened, as
+// facts; the relay puts it into words.
+type Alert struct {
+	ID        int64
+	Kind      string
+	Details   map[string]any
+	CreatedAt time.Time
+	Attempts  int
+}
+
+// queueAlert queues an alert through q, inside the transaction that records
+// what it reports. A non-empty dedupe key queues it once.
+func queueAlert(ctx context.Context, q queryer, kind, dedupe string, details map[string]any) error {
+	b, err := json.Marshal(details)
+	if err != nil {
+		return fmt.Errorf("alert %s: %w", kind, err)
+	}
+	if _, err := q.ExecContext(ctx, `INSERT INTO security_alerts (kind, dedupe, details) VALUES ($1, $2, $3)
+		ON CONFLICT (dedupe) DO NOTHING`, kind, nullString(dedupe), string(b)); err != nil {
+		return fmt.Errorf("alert %s: %w", kind, err)
+	}
+	return nil
+}
+
+// ClaimAlerts leases up to limit unsent alerts, oldest first, for lease:
+// another relay (another worker replica) does not see them until the lease
+// runs out, so an alert whose relay died is sent by the next. An alert is
+// sent at least once; MarkAlertSent ends it.
+func (s *Store) ClaimAlerts(ctx context.Context, limit int, lease time.Duration) ([]Alert, error) {
+	rows, err := s.db.QueryContext(ctx, `
+		UPDATE security_alerts SET claimed_until = now() + $2 * interval '1 microsecond', attempts = attempts + 1
+		WHERE id IN (SELECT id FROM security_alerts
+			WHERE sent_at IS NULL AND (claimed_until IS NULL OR claimed_until < now())
+			ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)
+		RETURNING id, kind, details, created_at, attempts`, limit, lease.Microseconds())
+	if err != nil {
+		return nil, fmt.Errorf("store: claim alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var a Alert
+		var raw []byte
+		if err := rows.Scan(&a.ID, &a.Kind, &raw, &a.CreatedAt, &a.Attempts); err != nil {
+			return nil, fmt.Errorf("store: claim alerts: %w", err)
+		}
+		if err := json.Unmarshal(raw, &a.Details); err != nil {
+			return nil, fmt.Errorf("store: claim alerts: alert %d details: %w", a.ID, err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: claim alerts: %w", err)
+	}
+	// UPDATE ... RETURNING has no order of its own.
+	slices.SortFunc(out, func(a, b Alert) int { return cmp.Compare(a.ID, b.ID) })
+	return out, nil
+}
+
+// MarkAlertSent records that alert id reached the security channel.
+func (s *Store) MarkAlertSent(ctx context.Context, id int64) error {
+	if _, err := s.db.ExecContext(ctx, `UPDATE security_alerts SET sent_at = now(), claimed_until = NULL WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("store: mark alert %d sent: %w", id, err)
+	}
+	return nil
+}
+
+// QueuedAlerts returns every alert, sent or not, oldest first: for tests and
+// operators.
+func (s *Store) QueuedAlerts(ctx context.Context) ([]Alert, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT id, kind, details, created_at, attempts FROM security_alerts ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("store: alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []Alert
+	for rows.Next() {
+		var a Alert
+		var raw []byte
+		if err := rows.Scan(&a.ID, &a.Kind, &raw, &a.CreatedAt, &a.Attempts); err != nil {
+			return nil, fmt.Errorf("store: alerts: %w", err)
+		}
+		if err := json.Unmarshal(raw, &a.Details); err != nil {
+			return nil, fmt.Errorf("store: alerts: %w", err)
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
