@@ -15,15 +15,15 @@ import (
 // PINVerdict is the web front's PIN check of one request, bound to the
 // request as it was opened.
 type PINVerdict struct {
-	RequestID, WorkflowID                          string
-	Action                                         domain.Action
-	CustomerID, ServerID, Email, RequesterID       string
-	Verified, Locked, JustLocked                   bool
-	LockedUntil                                    time.Time
-	Failures                                       int
-	CheckedAt, ExpiresAt                           time.Time
-	VoidedAt, ConsumedAt                           *time.Time
-	ConsumedByRun                                  string
+	RequestID, WorkflowID                    string
+	Action                                   domain.Action
+	CustomerID, ServerID, Email, RequesterID string
+	Verified, Locked, JustLocked             bool
+	LockedUntil                              time.Time
+	Failures                                 int
+	CheckedAt, ExpiresAt                     time.Time
+	VoidedAt, ConsumedAt                     *time.Time
+	ConsumedByRun                            string
 }
 
 // VerdictClaim is what a workflow run says it is when its PIN gate reads
