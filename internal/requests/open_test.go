@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 func seedAccount(t *testing.T, st *store.Store) {
 	t.Helper()
 	ctx := context.Background()
-	hash, err := pinhash.Hash("1234", pinhash.TestParams())
+	hash, err := pinhash.Hash("123456", pinhash.TestParams())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,8 +66,7 @@ func newLiveTemporal(t *testing.T) *liveTemporal {
 	return &liveTemporal{tc: tc}
 }
 
-// service is a Service on a fresh, seeded database that returns right
-// after the start (no worker would ever answer the PIN gate).
+// service is a Service on a fresh, seeded database.
 func (lt *liveTemporal) service(t *testing.T) (*Service, *store.Store) {
 	t.Helper()
 	st := store.New(testpg.New(t))
@@ -78,7 +77,6 @@ func (lt *liveTemporal) service(t *testing.T) (*Service, *store.Store) {
 	logger := slog.New(slog.DiscardHandler)
 	svc := New(lt.tc, st, Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
 		Cooling: domain.DefaultCoolingPeriods()}, logger)
-	svc.PINGateWait = 0
 	return svc, st
 }
 
@@ -117,7 +115,7 @@ func count(t *testing.T, st *store.Store, query string, args ...any) int {
 }
 
 func reinstall(server string) OpenParams {
-	return OpenParams{Action: domain.ActionReinstallVPS, CustomerID: "C-1", ServerID: server, Reason: "server compromised", PIN: "1234"}
+	return OpenParams{Action: domain.ActionReinstallVPS, CustomerID: "C-1", ServerID: server, Reason: "server compromised", PIN: "123456"}
 }
 
 // TestOpenOnRealTemporal runs Open against a real Temporal with no worker:
@@ -131,7 +129,7 @@ func TestOpenOnRealTemporal(t *testing.T) {
 		svc, st := lt.service(t)
 		requester, _ := st.Agent(ctx, "ag_req")
 		got, err := svc.Open(ctx, requester, OpenParams{Action: domain.ActionAddContactEmail, CustomerID: "C-1",
-			Email: "cto@example.test", Reason: "  new CTO  ", PIN: "1234"})
+			Email: "cto@example.test", Reason: "  new CTO  ", PIN: "123456"})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -155,15 +153,23 @@ func TestOpenOnRealTemporal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(trail) != 1 || trail[0].Event != "request.opened" || trail[0].Actor != "agent:ag_req" || trail[0].Details["email"] != "cto@example.test" {
-			t.Fatalf("audit trail %+v, want request.opened", trail)
+		if len(trail) != 2 || trail[0].Event != "request.opened" || trail[0].Actor != "agent:ag_req" || trail[0].Details["email"] != "cto@example.test" ||
+			trail[1].Event != "gate.pin.verified" {
+			t.Fatalf("audit trail %+v, want request.opened, gate.pin.verified", trail)
+		}
+		// The PIN was checked here, and its verdict waits for the workflow.
+		if got.Status != domain.StatusPINCheck || got.PINVerifiedAt.IsZero() {
+			t.Fatalf("open answered %+v, want pin_check with the PIN verified", got)
+		}
+		if v, err := st.PINVerdictOf(ctx, got.RequestID); err != nil || !v.Verified || v.ConsumedAt != nil || v.WorkflowID != r.WorkflowID {
+			t.Fatalf("verdict %+v %v", v, err)
 		}
 	})
 
 	t.Run("two at once: one request, one duplicate_request", func(t *testing.T) {
 		svc, st := lt.service(t)
 		// A customer of its own, so that Temporal's listing counts only these.
-		hash, _ := pinhash.Hash("1234", pinhash.TestParams())
+		hash, _ := pinhash.Hash("123456", pinhash.TestParams())
 		if err := st.UpsertCustomer(ctx, store.CustomerImport{ID: "C-race", PrimaryEmail: "r@example.test", PINHash: hash}); err != nil {
 			t.Fatal(err)
 		}
@@ -180,7 +186,7 @@ func TestOpenOnRealTemporal(t *testing.T) {
 			requester, _ := st.Agent(ctx, agent)
 			wg.Go(func() {
 				<-barrier
-				s, err := svc.Open(ctx, requester, OpenParams{Action: domain.ActionDisable2FA, CustomerID: "C-race", Reason: "lost phone", PIN: "1234"})
+				s, err := svc.Open(ctx, requester, OpenParams{Action: domain.ActionDisable2FA, CustomerID: "C-race", Reason: "lost phone", PIN: "123456"})
 				out[i] = result{s.RequestID, err}
 			})
 		}
@@ -207,8 +213,13 @@ func TestOpenOnRealTemporal(t *testing.T) {
 		if n := count(t, st, "SELECT count(*) FROM requests WHERE customer_id = 'C-race'"); n != 1 {
 			t.Fatalf("%d rows, want 1", n)
 		}
-		if n := count(t, st, "SELECT count(*) FROM audit_events"); n != 1 {
-			t.Fatalf("%d audit events, want the winner's request.opened", n)
+		if n := count(t, st, "SELECT count(*) FROM audit_events"); n != 2 {
+			t.Fatalf("%d audit events, want the winner's request.opened and gate.pin.verified", n)
+		}
+		// The loser's PIN may have been checked before the index refused
+		// it; its verdict then serves no start.
+		if n := count(t, st, "SELECT count(*) FROM pin_verdicts WHERE request_id <> $1 AND voided_at IS NULL", won); n != 0 {
+			t.Fatalf("%d verdicts of the refused open are still usable", n)
 		}
 		if n := lt.workflowsFor(t, "C-race", 1); n != 1 {
 			t.Fatalf("Temporal lists %d workflows for the customer, want 1", n)
@@ -255,11 +266,11 @@ func TestOpenOnRealTemporal(t *testing.T) {
 		for _, p := range []OpenParams{
 			reinstall("srv-1"),
 			reinstall("srv-2"),
-			{Action: domain.ActionResendCredentials, CustomerID: "C-1", ServerID: "srv-1", Reason: "lost them", PIN: "1234"},
-			{Action: domain.ActionAddContactEmail, CustomerID: "C-1", Email: "one@example.test", Reason: "new admin", PIN: "1234"},
-			{Action: domain.ActionAddContactEmail, CustomerID: "C-1", Email: "two@example.test", Reason: "new admin", PIN: "1234"},
-			{Action: domain.ActionChangeAccountEmail, CustomerID: "C-1", Email: "one@example.test", Reason: "moving", PIN: "1234"},
-			{Action: domain.ActionDisable2FA, CustomerID: "C-1", Reason: "lost phone", PIN: "1234"},
+			{Action: domain.ActionResendCredentials, CustomerID: "C-1", ServerID: "srv-1", Reason: "lost them", PIN: "123456"},
+			{Action: domain.ActionAddContactEmail, CustomerID: "C-1", Email: "one@example.test", Reason: "new admin", PIN: "123456"},
+			{Action: domain.ActionAddContactEmail, CustomerID: "C-1", Email: "two@example.test", Reason: "new admin", PIN: "123456"},
+			{Action: domain.ActionChangeAccountEmail, CustomerID: "C-1", Email: "one@example.test", Reason: "moving", PIN: "123456"},
+			{Action: domain.ActionDisable2FA, CustomerID: "C-1", Reason: "lost phone", PIN: "123456"},
 		} {
 			if _, err := svc.Open(ctx, requester, p); err != nil {
 				t.Fatalf("open %s: %v", p, err)
@@ -269,7 +280,7 @@ func TestOpenOnRealTemporal(t *testing.T) {
 			t.Fatalf("%d open rows, want 7", n)
 		}
 		_, err := svc.Open(ctx, requester, OpenParams{Action: domain.ActionAddContactEmail, CustomerID: "C-1",
-			Email: "TWO@example.TEST", Reason: "new admin", PIN: "1234"})
+			Email: "TWO@example.TEST", Reason: "new admin", PIN: "123456"})
 		if r, ok := AsRefusal(err); !ok || r.Code != CodeDuplicate {
 			t.Fatalf("the same address in other case = %v, want duplicate_request", err)
 		}
@@ -288,7 +299,7 @@ func TestOpenWritesNothingWhenRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	email := func(a domain.Action, addr string) OpenParams {
-		return OpenParams{Action: a, CustomerID: "C-1", Email: addr, Reason: "customer asked", PIN: "1234"}
+		return OpenParams{Action: a, CustomerID: "C-1", Email: addr, Reason: "customer asked", PIN: "123456"}
 	}
 	tests := []struct {
 		name string

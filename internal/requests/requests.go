@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
+	"strconv"
 	"strings"
 	"time"
 
@@ -22,6 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/textrule"
 	"github.com/vigil-oss/vigil/workflows"
@@ -58,6 +61,9 @@ const (
 	// already has only in characters that look alike ("exarnple.com" for
 	// "example.com"); the customer's notice would read as their own address.
 	CodeLookalikeAddress Code = "lookalike_address"
+	// CodePINAttempts: the agent typed too many wrong PINs across
+	// customers; their PIN checks stop for a while and security was told.
+	CodePINAttempts Code = "pin_attempts_exceeded"
 )
 
 // Refusal is an expected "no": nothing changed and the message says why in
@@ -89,6 +95,8 @@ type Timings struct {
 	NoticeTimeout      time.Duration
 	ExecuteMaxAttempts int
 	Cooling            domain.CoolingPeriods
+	// PIN bounds PIN guessing; the zero value means store.DefaultPINPolicy.
+	PIN store.PINPolicy
 }
 
 // Service opens and steers requests.
@@ -97,14 +105,16 @@ type Service struct {
 	store    *store.Store
 	timings  Timings
 	logger   *slog.Logger
-	// PINGateWait is how long Open waits for the PIN verdict so that the agent
-	// hears "wrong PIN" at once; zero returns right after the start.
-	PINGateWait time.Duration
+	// pinChecks bounds the argon2id checks running at once: each holds
+	// about 19 MiB while it hashes.
+	pinChecks chan struct{}
 	// VerdictWait is how long CancelByLink waits, once the cancel Update is
 	// in Temporal, to tell a refusal from an acceptance. Refusals come back
 	// at once; an accepted cancel is already durable, so the wait only ever
 	// ends early, never decides anything.
 	VerdictWait time.Duration
+	// Now is the clock the PIN checks count by (default time.Now).
+	Now func() time.Time
 }
 
 // New builds a Service.
@@ -112,7 +122,11 @@ func New(tc client.Client, st *store.Store, t Timings, logger *slog.Logger) *Ser
 	if logger == nil {
 		logger = slog.Default()
 	}
-	return &Service{temporal: tc, store: st, timings: t, logger: logger, PINGateWait: 10 * time.Second, VerdictWait: 2 * time.Second}
+	if t.PIN == (store.PINPolicy{}) {
+		t.PIN = store.DefaultPINPolicy()
+	}
+	return &Service{temporal: tc, store: st, timings: t, logger: logger, VerdictWait: 2 * time.Second, Now: time.Now,
+		pinChecks: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
 }
 
 // OpenParams is what an agent supplies. The requester is never part of it:
@@ -132,9 +146,14 @@ func (p OpenParams) String() string {
 }
 
 var (
-	pinPattern = regexp.MustCompile(`^[0-9A-Za-z]{4,32}$`)
+	pinPattern = regexp.MustCompile(`^[0-9A-Za-z]{` + strconv.Itoa(MinPINLen) + `,32}$`)
 	idPattern  = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,63}$`)
 )
+
+// MinPINLen is the shortest support PIN: 6 digits (or letters). A customer
+// whose imported PIN is shorter can never pass the PIN gate and needs a new
+// PIN; `starter admin hash-pin` refuses to hash a shorter one.
+const MinPINLen = 6
 
 // MaxReasonLen bounds the free-text reason, in characters.
 const MaxReasonLen = 500
@@ -195,7 +214,7 @@ func (p OpenParams) Normalized() (OpenParams, error) {
 		return p, refusal(CodeInvalid, "email: %s does not take an email address", p.Action)
 	}
 	if !pinPattern.MatchString(p.PIN) {
-		return p, refusal(CodeInvalid, "pin: the PIN must be 4 to 32 letters or digits")
+		return p, refusal(CodeInvalid, "pin: the PIN must be %d to 32 letters or digits (a customer whose PIN is shorter needs a new one)", MinPINLen)
 	}
 	return p, nil
 }
@@ -209,11 +228,21 @@ func NewID() (string, error) {
 	return "req_" + strings.ToLower(base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(b)), nil
 }
 
-// Open starts a request for the authenticated requester. Refusals
-// (invalid input, unknown customer or server, already_on_account,
-// email_unchanged, duplicate_request, temporal_unavailable for a start that
-// failed) come before anything is written, or undo it; an accepted request
-// has its row and request.opened event when Open returns.
+// Open opens a request for the authenticated requester. It checks the PIN
+// itself (argon2id, the lockouts) before any workflow starts, so the PIN
+// never enters Temporal, and answers at once:
+//   - a right PIN: the workflow is started without the PIN in its input;
+//     its PIN gate consumes the verdict recorded here, bound to this
+//     request. The answer is pin_check with the PIN's verification time.
+//   - a wrong PIN or a locked customer: the request ends there, pin_rejected
+//     or locked, its row and audit trail written with the verdict; no
+//     workflow is started.
+//
+// Refusals (invalid input, unknown customer or server, already_on_account,
+// email_unchanged, duplicate_request, pin_attempts_exceeded for an agent over
+// the limit across customers, temporal_unavailable for a start that failed)
+// open nothing; an accepted request has its row and request.opened event
+// when Open returns.
 func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams) (workflows.Status, error) {
 	p, err := p.Normalized()
 	if err != nil {
@@ -248,37 +277,107 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 	if err != nil {
 		return workflows.Status{}, err
 	}
-	pol := workflows.DefaultPolicy(p.Action, s.timings.Cooling)
-	pol.ApprovalTimeout = s.timings.ApprovalTimeout
-	pol.NoticeTimeout = s.timings.NoticeTimeout
-	pol.ExecuteMaxAttempts = int32(s.timings.ExecuteMaxAttempts)
-	in := workflows.Input{
-		RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
-		ServerID: p.ServerID, Email: p.Email, Reason: p.Reason, PIN: p.PIN, Policy: pol,
-	}
-	// The row goes in before the workflow starts, in one transaction with
-	// the start (see store.OpenRequest for every point this can stop at),
-	// so the request is listed from its first second and a start Temporal
-	// refused leaves nothing behind. It is exactly the row the workflow's
-	// Open activity writes: that activity stays (recorded histories call
-	// it) and finds the row there, or writes it if the commit was lost.
+	// The row the request opens with; the PIN check below writes it final
+	// when the PIN is not accepted, OpenRequest otherwise, in one
+	// transaction with the workflow's start.
 	row := store.Request{
 		ID: id, WorkflowID: workflows.WorkflowID(id), Action: p.Action, CustomerID: cust.ID,
 		RequesterID: requester.ID, ServerID: p.ServerID, Email: p.Email, Reason: p.Reason,
 		Status: domain.StatusPINCheck,
 	}
+	// A duplicate is refused before a guess is spent on it.
+	if dup, err := s.store.OpenSlotHolder(ctx, row); err != nil {
+		return workflows.Status{}, err
+	} else if dup != nil {
+		return workflows.Status{}, duplicateRefusal(p, cust.ID, dup)
+	}
+	pin, err := s.checkPIN(ctx, row, p.PIN)
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	st := workflows.Status{RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
+		ServerID: p.ServerID, Email: p.Email, Status: domain.StatusPINCheck, OpenedAt: pin.at,
+		PINFailures: pin.out.Failures, LockedUntil: pin.out.LockedUntil}
+	if !pin.out.Verified {
+		// Ended: the store wrote the row final with its trail and any
+		// alert. No workflow starts; the PIN went nowhere near Temporal.
+		st.Status, st.EndedAt = domain.StatusPINRejected, pin.at
+		if pin.out.Locked && !pin.out.JustLocked {
+			st.Status = domain.StatusLocked
+		}
+		s.logger.Info("request refused at the PIN", "request", id, "action", p.Action, "customer", cust.ID,
+			"requester", requester.ID, "status", st.Status, "failures", pin.out.Failures, "locked", pin.out.Locked)
+		return st, nil
+	}
+	st.PINVerifiedAt = pin.at
+	if err := s.start(ctx, row, pin.at); err != nil {
+		return workflows.Status{}, err
+	}
+	s.logger.Info("request opened", "request", id, "action", p.Action, "customer", cust.ID, "requester", requester.ID)
+	return st, nil
+}
+
+// pinResult is a PIN check made for an open, and when it was made.
+type pinResult struct {
+	out store.PINOutcome
+	at  time.Time
+}
+
+// checkPIN checks the PIN typed for row before its workflow starts, at most
+// len(pinChecks) at a time. An agent over the limit across customers is a
+// refusal; a missing customer (deleted meanwhile) is unknown_customer.
+func (s *Service) checkPIN(ctx context.Context, row store.Request, pin string) (pinResult, error) {
+	select {
+	case s.pinChecks <- struct{}{}:
+		defer func() { <-s.pinChecks }()
+	case <-ctx.Done():
+		return pinResult{}, &Refusal{Code: CodeUnavailable, Message: "too many PINs are being checked right now; try again in a moment"}
+	}
+	at := s.Now().UTC().Truncate(time.Microsecond)
+	out, err := s.store.CheckPINForOpen(ctx, row, pin, at, s.timings.PIN, pinhash.Verify)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return pinResult{}, refusal(CodeUnknownCust, "customer %s does not exist; check the id in the billing system", row.CustomerID)
+	case err != nil:
+		return pinResult{}, fmt.Errorf("check PIN: %w", err)
+	case out.AgentBlocked:
+		s.logger.Warn("PIN check refused: the agent typed too many wrong PINs", "requester", row.RequesterID,
+			"customer", row.CustomerID, "until", out.AgentBlockedUntil)
+		return pinResult{}, refusal(CodePINAttempts,
+			"you have typed %d wrong support PINs within %s across customers, so Vigil checks no more PINs for you until %s; security has been told. Nothing was opened",
+			s.timings.PIN.AgentMaxFailures, s.timings.PIN.AgentWindow, out.AgentBlockedUntil.UTC().Format("2006-01-02 15:04 UTC"))
+	}
+	return pinResult{out: out, at: at}, nil
+}
+
+// start writes row (its request.opened and gate.pin.verified events) and
+// starts its workflow in one transaction; see store.OpenRequest for every
+// point this can stop at. The workflow's input has no PIN: its PIN gate
+// consumes the verdict checkPIN recorded. When the start did not happen
+// the verdict is voided, so no start made later can pass on it.
+func (s *Service) start(ctx context.Context, row store.Request, checkedAt time.Time) error {
+	pol := workflows.DefaultPolicy(row.Action, s.timings.Cooling)
+	pol.ApprovalTimeout = s.timings.ApprovalTimeout
+	pol.NoticeTimeout = s.timings.NoticeTimeout
+	pol.ExecuteMaxAttempts = int32(s.timings.ExecuteMaxAttempts)
+	in := workflows.Input{
+		RequestID: row.ID, Action: row.Action, CustomerID: row.CustomerID, RequesterID: row.RequesterID,
+		ServerID: row.ServerID, Email: row.Email, Reason: row.Reason, Policy: pol,
+	}
+	verified := store.AuditEvent{Actor: "system", Event: "gate.pin.verified", At: checkedAt,
+		Details: map[string]any{"customer": row.CustomerID}}
 	var started bool
 	var startErr error
-	err = s.store.OpenRequest(ctx, row, func(ctx context.Context) error {
+	err := s.store.OpenRequestWith(ctx, row, []store.AuditEvent{verified}, func(ctx context.Context) error {
 		_, startErr = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
-			ID:                       workflows.WorkflowID(id),
+			ID:                       row.WorkflowID,
 			TaskQueue:                workflows.TaskQueue,
 			WorkflowIDReusePolicy:    enums.WORKFLOW_ID_REUSE_POLICY_REJECT_DUPLICATE,
 			WorkflowExecutionTimeout: 0,
 			TypedSearchAttributes: temporal.NewSearchAttributes(
-				workflows.SAAction.ValueSet(string(p.Action)),
-				workflows.SACustomer.ValueSet(cust.ID),
-				workflows.SARequester.ValueSet(requester.ID),
+				workflows.SAAction.ValueSet(string(row.Action)),
+				workflows.SACustomer.ValueSet(row.CustomerID),
+				workflows.SARequester.ValueSet(row.RequesterID),
 				workflows.SAStatus.ValueSet(string(domain.StatusPINCheck)),
 			),
 		}, workflows.WorkflowName, in)
@@ -291,23 +390,36 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 		// The workflow runs, so the request exists: say so. Its Open
 		// activity writes the row the lost commit did not.
 		s.logger.Error("request started but its row was not committed; the workflow will write it",
-			"request", id, "error", err)
+			"request", row.ID, "error", err)
+		return nil
+	case err == nil:
+		return nil
+	case startErr != nil && isTimeout(startErr):
+		// Ambiguous: the start may have happened, and its workflow then
+		// needs the verdict (and writes the row the rollback dropped).
+		return s.temporalErr("start request", startErr)
+	}
+	s.void(row.ID)
+	switch {
 	case startErr != nil:
-		// Rolled back: no row. An ambiguous start (a timeout) that did
-		// start after all gets its row from the Open activity.
-		return workflows.Status{}, s.temporalErr("start request", startErr)
+		return s.temporalErr("start request", startErr)
 	case errors.As(err, &dup):
-		return workflows.Status{}, duplicateRefusal(p, cust.ID, dup)
-	case err != nil:
-		return workflows.Status{}, fmt.Errorf("record request: %w", err)
+		p := OpenParams{Action: row.Action, ServerID: row.ServerID, Email: row.Email}
+		return duplicateRefusal(p, row.CustomerID, dup)
 	}
-	s.logger.Info("request opened", "request", id, "action", p.Action, "customer", cust.ID, "requester", requester.ID)
-	st := workflows.Status{RequestID: id, Action: p.Action, CustomerID: cust.ID, RequesterID: requester.ID,
-		ServerID: p.ServerID, Email: p.Email, Status: domain.StatusPINCheck}
-	if s.PINGateWait <= 0 {
-		return st, nil
+	return fmt.Errorf("record request: %w", err)
+}
+
+// void voids request id's verdict after a start that did not happen. It
+// runs on its own context: the caller's may be what ended the open.
+func (s *Service) void(id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.store.VoidPINVerdict(ctx, id, s.Now().UTC()); err != nil {
+		// Only a workflow with exactly this request's id and contents could
+		// use it, within the verdict's lifetime.
+		s.logger.Error("PIN verdict of a request that did not start not voided", "request", id, "error", err)
 	}
-	return s.waitPastPIN(ctx, id, st)
 }
 
 // refuseNoOpEmail refuses an email action that would change nothing: adding
@@ -393,28 +505,6 @@ func duplicateRefusal(p OpenParams, customerID string, dup *store.DuplicateOpenE
 		dup.ID, dup.Status, p.Action, target, customerID, dup.ID)}
 }
 
-// waitPastPIN polls the status Query until the PIN gate has answered.
-func (s *Service) waitPastPIN(ctx context.Context, id string, st workflows.Status) (workflows.Status, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.PINGateWait)
-	defer cancel()
-	delay := 50 * time.Millisecond
-	for {
-		cur, err := s.Status(ctx, id)
-		if err == nil && cur.Status != domain.StatusPINCheck {
-			return cur, nil
-		}
-		select {
-		case <-ctx.Done():
-			return st, nil
-		case <-time.After(delay):
-		}
-		if delay < 500*time.Millisecond {
-			delay *= 2
-		}
-	}
-}
-
-// Status answers the workflow's status Query; it works on ended requests too.
 // CheckReadable answers, for an agent calling the agent API, a not_found
 // refusal worded exactly as for a request that does not exist when reader
 // may not read request id (store.ReadableRequest holds the rule), so the API
@@ -432,11 +522,20 @@ func (s *Service) CheckReadable(ctx context.Context, reader store.Agent, id stri
 	return nil
 }
 
+// Status answers the workflow's status Query; it works on ended requests
+// too. A request that never had a workflow (refused at the PIN, before any
+// start) is answered from its row and its PIN verdict.
 func (s *Service) Status(ctx context.Context, id string) (workflows.Status, error) {
 	if !validRequestID(id) {
 		return workflows.Status{}, refusal(CodeNotFound, "request %q does not exist", id)
 	}
 	v, err := s.temporal.QueryWorkflow(ctx, workflows.WorkflowID(id), "", workflows.QueryStatus)
+	var notFound *serviceerror.NotFound
+	if errors.As(err, &notFound) {
+		if st, ok, rerr := s.statusWithoutWorkflow(ctx, id); rerr != nil || ok {
+			return st, rerr
+		}
+	}
 	if err != nil {
 		return workflows.Status{}, s.temporalErr("query request "+id, err)
 	}
@@ -445,6 +544,36 @@ func (s *Service) Status(ctx context.Context, id string) (workflows.Status, erro
 		return workflows.Status{}, fmt.Errorf("decode status of %s: %w", id, err)
 	}
 	return st, nil
+}
+
+// statusWithoutWorkflow is the status of request id when it ended at the PIN
+// check, before any workflow: ok is false for any other request.
+func (s *Service) statusWithoutWorkflow(ctx context.Context, id string) (workflows.Status, bool, error) {
+	row, err := s.store.Request(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return workflows.Status{}, false, nil
+	}
+	if err != nil {
+		return workflows.Status{}, false, err
+	}
+	if row.Status != domain.StatusPINRejected && row.Status != domain.StatusLocked {
+		return workflows.Status{}, false, nil
+	}
+	v, err := s.store.PINVerdictOf(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// An old request: its workflow ended and Temporal no longer keeps it.
+		return workflows.Status{}, false, nil
+	}
+	if err != nil {
+		return workflows.Status{}, false, err
+	}
+	st := workflows.Status{RequestID: row.ID, Action: row.Action, CustomerID: row.CustomerID, RequesterID: row.RequesterID,
+		ServerID: row.ServerID, Email: row.Email, Status: row.Status, OpenedAt: row.CreatedAt, LockedUntil: v.LockedUntil,
+		PINFailures: v.Failures}
+	if row.EndedAt != nil {
+		st.EndedAt = *row.EndedAt
+	}
+	return st, true, nil
 }
 
 // Decide sends a senior's decision through the decide Update. The caller has

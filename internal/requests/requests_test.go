@@ -116,7 +116,7 @@ func TestRefusalsFromValidators(t *testing.T) {
 func TestCancelByLinkWithoutTemporal(t *testing.T) {
 	svc, st := unreachableService(t)
 	ctx := context.Background()
-	hash, err := pinhash.Hash("1234", pinhash.TestParams())
+	hash, err := pinhash.Hash("123456", pinhash.TestParams())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,6 +35,7 @@ func TestNormalized(t *testing.T) {
 		{"zero-width in the customer id", func(p *OpenParams) { p.CustomerID = "C-10\u200b42" }, "customer_id: contains an invisible character (U+200B)"},
 		{"bad action", func(p *OpenParams) { p.Action = "wipe\x1b" }, "action: contains a control character (U+001B)"},
 		{"bad PIN", func(p *OpenParams) { p.PIN = "12" }, "pin: the PIN must be"},
+		{"five-digit PIN", func(p *OpenParams) { p.PIN = "48291" }, "pin: the PIN must be 6 to 32 letters or digits"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
