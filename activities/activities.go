@@ -227,6 +227,37 @@ func (a *Activities) VerifyPIN(ctx context.Context, in VerifyPINInput) (VerifyPI
 	return res, nil
 }
 
+// ConsumePINVerdict is the PIN gate of a workflow started without the PIN:
+// it consumes the verdict the web front recorded when it checked the PIN,
+// for this workflow run, once. The claim is the workflow's input with the
+// workflow and run id Temporal gave this activity, so a run started by hand
+// cannot name another's. A verdict bound to another customer, action,
+// target, requester or workflow id, already consumed by another run,
+// voided, expired or not verified is refused (store.ConsumePINVerdict
+// audits it, queues the alert and ends the request's own row).
+func (a *Activities) ConsumePINVerdict(ctx context.Context, in PINVerdictInput) (PINVerdictResult, error) {
+	if !activity.IsActivity(ctx) {
+		return PINVerdictResult{}, permanent(nil, "ConsumePINVerdict runs only as an activity: it needs the run's identity")
+	}
+	run := activity.GetInfo(ctx).WorkflowExecution
+	v, err := a.Store.ConsumePINVerdict(ctx, store.VerdictClaim{
+		RequestID: in.RequestID, WorkflowID: run.ID, RunID: run.RunID, Action: in.Action,
+		CustomerID: in.CustomerID, RequesterID: in.RequesterID, ServerID: in.ServerID, Email: in.Email,
+		PINInInput: in.PINInInput,
+	}, a.now())
+	var refused *store.VerdictRefusedError
+	if errors.As(err, &refused) {
+		a.log(ctx).Warn("PIN verdict refused", "request", in.RequestID, "customer", in.CustomerID,
+			"reason", refused.Reason, "fields", refused.Fields)
+		return PINVerdictResult{Refused: true, Reason: refused.Reason, Fields: refused.Fields}, nil
+	}
+	if err != nil {
+		return PINVerdictResult{}, fmt.Errorf("consume PIN verdict of %s: %w", in.RequestID, err)
+	}
+	a.log(ctx).Info("PIN verdict consumed", "request", in.RequestID, "customer", in.CustomerID, "checked_at", v.CheckedAt)
+	return PINVerdictResult{CheckedAt: v.CheckedAt}, nil
+}
+
 // Record moves the request projection and appends the gate's audit event.
 func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	u := store.RequestUpdate{Status: in.Status}

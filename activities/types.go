@@ -18,8 +18,10 @@ type OpenInput struct {
 	Reason      string
 }
 
-// VerifyPINInput asks whether pin is the customer's support PIN. The payload
-// codec encrypts it in history; it never reaches a log.
+// VerifyPINInput asks whether pin is the customer's support PIN: the PIN
+// gate of workflows started with the PIN in their input, before change
+// pin-verdict-before-start. The payload codec encrypts it in history; it
+// never reaches a log.
 type VerifyPINInput struct {
 	RequestID  string
 	CustomerID string
@@ -29,6 +31,35 @@ type VerifyPINInput struct {
 // String keeps the PIN out of any accidental %v.
 func (in VerifyPINInput) String() string {
 	return "VerifyPINInput{RequestID:" + in.RequestID + " CustomerID:" + in.CustomerID + " PIN:[redacted]}"
+}
+
+// PINVerdictInput is the PIN gate of a workflow started without the PIN:
+// the workflow's own input, which the verdict the web front recorded must
+// match. The workflow and run ids come from Temporal, not from here.
+type PINVerdictInput struct {
+	RequestID   string
+	Action      domain.Action
+	CustomerID  string
+	RequesterID string
+	ServerID    string
+	Email       string
+	// PINInInput says the workflow's input carried a PIN, which the web
+	// front never sends any more: the verdict is refused and voided.
+	PINInInput bool
+}
+
+// PINVerdictResult is what the PIN gate read. Refused is an answer, not an
+// error: the refusal is already audited, alerted and, when the request is
+// this workflow's own, its row ended failed.
+type PINVerdictResult struct {
+	// CheckedAt is when the web front verified the PIN.
+	CheckedAt time.Time
+	Refused   bool
+	// Reason is why it was refused (store.Verdict*): missing, mismatch,
+	// voided, expired, consumed, not_verified or pin_in_input.
+	Reason string `json:",omitempty"`
+	// Fields are the bound fields that differ, for a mismatch.
+	Fields []string `json:",omitempty"`
 }
 
 // VerifyPINResult is the PIN gate's verdict.

@@ -111,7 +111,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 
 	svc := requests.New(tc, st, requests.Timings{
 		ApprovalTimeout: cfg.ApprovalTimeout, NoticeTimeout: cfg.NoticeTimeout,
-		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling,
+		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling, PIN: cfg.PINPolicy(),
 	}, logger)
 	apiOpts := api.Options{EstablishedAfter: cfg.EstablishedAfter,
 		PINPolicy: store.PINPolicy{MaxFailures: cfg.PINMaxFailures, Window: cfg.PINWindow, Lockout: cfg.PINLockout}}
@@ -212,8 +212,8 @@ func csrfKey(tokenKey []byte) []byte {
 }
 
 // newServer sets the timeouts that keep slow or hostile clients from holding
-// connections. WriteTimeout leaves room for opening a request, which waits
-// up to ~10 s for the PIN gate.
+// connections. WriteTimeout leaves room for a call that waits on Temporal
+// (opening a request checks the PIN, then starts the workflow).
 func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 	return &http.Server{
 		Handler:           h,

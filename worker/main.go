@@ -21,6 +21,7 @@ import (
 	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-oss/vigil/activities"
+	"github.com/vigil-oss/vigil/internal/alertrelay"
 	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
@@ -107,6 +108,15 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err := w.Start(); err != nil {
 		return fmt.Errorf("start worker: %w", err)
 	}
+	// Alerts queued where no workflow runs (the web front's PIN checks, a
+	// refused PIN verdict) reach the security channel from here.
+	relayCtx, stopRelay := context.WithCancel(ctx)
+	relayDone := make(chan struct{})
+	go func() {
+		defer close(relayDone)
+		alertrelay.New(acts.Store, acts.Approvals, logger).Run(relayCtx)
+	}()
+	defer func() { stopRelay(); <-relayDone }()
 	logger.Info("worker ready", "temporal", cfg.TemporalAddress, "namespace", cfg.TemporalNamespace, "task_queue", workflows.TaskQueue)
 	// Scripts and tests wait for this line on stdout.
 	fmt.Println("worker ready task_queue=" + workflows.TaskQueue)
@@ -155,7 +165,7 @@ func buildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		return nil, nil, err
 	}
 	acts, err := activities.New(st, pc, sender, signer, activities.Settings{
-		PINPolicy:        store.PINPolicy{MaxFailures: cfg.PINMaxFailures, Window: cfg.PINWindow, Lockout: cfg.PINLockout},
+		PINPolicy:        cfg.PINPolicy(),
 		EstablishedAfter: cfg.EstablishedAfter,
 		CancelBaseURL:    cfg.PublicURL,
 		MailFrom:         cfg.MailFrom,

@@ -35,9 +35,8 @@ type Options struct {
 	GeneralLimit ratelimit.Limit
 	// MaxLimiterKeys bounds how many agents each limiter tracks.
 	MaxLimiterKeys int
-	// CallTimeout bounds each call that goes to Temporal (default 20s, which
-	// covers Open's wait for the PIN gate), so an unreachable cluster turns
-	// into a 503 instead of a hung request.
+	// CallTimeout bounds each call that goes to Temporal (default 20s), so
+	// an unreachable cluster turns into a 503 instead of a hung request.
 	CallTimeout time.Duration
 	// Now is the clock (default time.Now).
 	Now func() time.Time

@@ -61,7 +61,7 @@ func newEnvOn(t *testing.T, admin string, opts Options, db, apiDB, svcDB *sql.DB
 }
 
 // newEnvAt is newEnvOn with the Temporal at temporalAddr ("" for one nobody
-// listens on). No worker runs there, so Open does not wait for the PIN gate.
+// listens on). No worker runs there; Open does not wait for one.
 func newEnvAt(t testing.TB, admin string, opts Options, db, apiDB, svcDB *sql.DB, temporalAddr string) *env {
 	t.Helper()
 	st := store.New(db)
@@ -74,9 +74,6 @@ func newEnvAt(t testing.TB, admin string, opts Options, db, apiDB, svcDB *sql.DB
 	tw := watchTemporal(t, logger, temporalAddr)
 	svc := requests.New(tw.client, store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
 		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, logger)
-	if temporalAddr != "" {
-		svc.PINGateWait = 0
-	}
 	srv := httptest.NewServer(New(svc, store.New(apiDB), admin, logger, opts).Handler())
 	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}, temporal: tw}
 	t.Cleanup(srv.Close)

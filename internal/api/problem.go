@@ -74,6 +74,9 @@ var problemKinds = map[string]struct {
 	string(requests.CodeAlreadyOnAccount): {http.StatusConflict, "Address already on the account"},
 	string(requests.CodeEmailUnchanged):   {http.StatusConflict, "Address already the primary"},
 	string(requests.CodeLookalikeAddress): {http.StatusConflict, "Address looks like one on the account"},
+	// An agent over the limit of wrong PINs across customers: their PIN
+	// checks stop until the oldest failure leaves the window.
+	string(requests.CodePINAttempts): {http.StatusForbidden, "Too many wrong PINs"},
 }
 
 // Problem is an RFC 9457 problem details body.

@@ -91,7 +91,7 @@ func newEnvWith(t *testing.T, opts Options, tc client.Client) *env {
 	opts.ProductName = "Acme Hosting"
 	h = New(svc, st, signer, opts, logger).Handler()
 
-	hash, err := pinhash.Hash("1234", pinhash.TestParams())
+	hash, err := pinhash.Hash("123456", pinhash.TestParams())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -162,7 +162,7 @@ func (le *liveEnv) cooling(t *testing.T) (requestID, token string) {
 		t.Fatal(err)
 	}
 	st, err := le.svc.Open(ctx, requester, requests.OpenParams{Action: domain.ActionReinstallVPS, CustomerID: "C-1", ServerID: server,
-		Reason: "customer says the server is compromised", PIN: "1234"})
+		Reason: "customer says the server is compromised", PIN: "123456"})
 	if err != nil {
 		t.Fatalf("open: %v", err)
 	}

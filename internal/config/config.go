@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/action"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
@@ -39,23 +40,30 @@ type Config struct {
 	LogFormat string
 
 	// Worker
-	SMTPAddr         string
-	SMTPUsername     string
-	SMTPPassword     Secret
-	SMTPRequireTLS   bool
-	MailFrom         string
-	SupportEmail     string
-	ProductName      string
-	Timezone         *time.Location
-	PublicURL        string
-	PanelURL         string
-	PanelToken       Secret
-	PanelTimeout     time.Duration // each control panel call; at most MaxPanelTimeout
-	PINMaxFailures   int
-	PINWindow        time.Duration
-	PINLockout       time.Duration
-	EstablishedAfter time.Duration
-	Worker           WorkerTuning
+	SMTPAddr       string
+	SMTPUsername   string
+	SMTPPassword   Secret
+	SMTPRequireTLS bool
+	MailFrom       string
+	SupportEmail   string
+	ProductName    string
+	Timezone       *time.Location
+	PublicURL      string
+	PanelURL       string
+	PanelToken     Secret
+	PanelTimeout   time.Duration // each control panel call; at most MaxPanelTimeout
+	PINMaxFailures int
+	PINWindow      time.Duration
+	PINLockout     time.Duration
+	// The daily budget, the limit per agent across customers and how long
+	// a right PIN's verdict waits for its workflow (see store.PINPolicy).
+	PINDayMaxFailures   int
+	PINDayLockout       time.Duration
+	PINAgentMaxFailures int
+	PINAgentWindow      time.Duration
+	PINVerdictTTL       time.Duration
+	EstablishedAfter    time.Duration
+	Worker              WorkerTuning
 
 	// Slack
 	SlackBotToken         Secret
@@ -153,9 +161,14 @@ var fixedVars = []Var{
 	{"VIGIL_PANEL_URL", "http://127.0.0.1:8091", "hosting control panel API base URL"},
 	{"VIGIL_PANEL_TOKEN", "(required by worker)", "bearer token for the control panel (secret)"},
 	{"VIGIL_PANEL_TIMEOUT", "60s", "time limit of each control panel call; at most 110s, so that it stays below the 2 minute limit of the executor activity that makes the call"},
-	{"VIGIL_PIN_MAX_FAILURES", "5", "wrong PINs within the window that lock a customer"},
-	{"VIGIL_PIN_WINDOW", "15m", "window in which wrong PINs are counted"},
+	{"VIGIL_PIN_MAX_FAILURES", "5", "wrong PINs within the window that lock a customer (the web front checks PINs, the worker only those of requests opened before it did)"},
+	{"VIGIL_PIN_WINDOW", "15m", "rolling window in which wrong PINs are counted"},
 	{"VIGIL_PIN_LOCKOUT", "1h", "how long a customer stays locked"},
+	{"VIGIL_PIN_DAY_MAX_FAILURES", "10", "wrong PINs within any 24 hours that lock a customer, however slowly they come; at least VIGIL_PIN_MAX_FAILURES (reaching VIGIL_PIN_MAX_FAILURES in a day warns security first)"},
+	{"VIGIL_PIN_DAY_LOCKOUT", "24h", "how long the daily budget locks a customer"},
+	{"VIGIL_PIN_AGENT_MAX_FAILURES", "20", "wrong PINs one agent may type within VIGIL_PIN_AGENT_WINDOW across all customers; the next PIN check is refused and security told"},
+	{"VIGIL_PIN_AGENT_WINDOW", "24h", "rolling window of the per-agent limit"},
+	{"VIGIL_PIN_VERDICT_TTL", "1h", "how long a right PIN's verdict waits for its workflow to consume it; after that the request fails at the PIN gate"},
 	{"VIGIL_ESTABLISHED_AFTER", "168h", "age after which a verified contact address gets notices"},
 	{"VIGIL_WORKER_STICKY_CACHE_SIZE", "1000", "workflows the worker keeps in memory between their tasks, 0 to 100000 (about 85 KiB each while waiting; an evicted one replays its history at its next task; 0 turns sticky execution off)"},
 	{"VIGIL_WORKER_WORKFLOW_POLLERS", "2", "workflow task pollers, 2 to 64 (the SDK refuses 1); at most VIGIL_WORKER_MAX_WORKFLOW_TASKS"},
@@ -258,6 +271,12 @@ func Load(getenv func(string) string) (Config, error) {
 		EstablishedAfter: l.duration("VIGIL_ESTABLISHED_AFTER", 7*24*time.Hour),
 		Worker:           l.workerTuning(),
 
+		PINDayMaxFailures:   l.integer("VIGIL_PIN_DAY_MAX_FAILURES", 10, 1, 1000),
+		PINDayLockout:       l.duration("VIGIL_PIN_DAY_LOCKOUT", 24*time.Hour),
+		PINAgentMaxFailures: l.integer("VIGIL_PIN_AGENT_MAX_FAILURES", 20, 1, 10000),
+		PINAgentWindow:      l.duration("VIGIL_PIN_AGENT_WINDOW", 24*time.Hour),
+		PINVerdictTTL:       l.duration("VIGIL_PIN_VERDICT_TTL", time.Hour),
+
 		SlackBotToken:         Secret(l.str("VIGIL_SLACK_BOT_TOKEN", "")),
 		SlackSigningSecret:    Secret(l.str("VIGIL_SLACK_SIGNING_SECRET", "")),
 		SlackAPIURL:           l.url("VIGIL_SLACK_API_URL", "https://slack.com/api/") + "/",
@@ -295,6 +314,9 @@ func Load(getenv func(string) string) (Config, error) {
 	for _, sp := range action.Specs() {
 		c.Cooling[sp.Name] = l.duration(sp.CoolingSetting, sp.CoolingDefault)
 	}
+	if c.PINDayMaxFailures < c.PINMaxFailures {
+		l.fail("VIGIL_PIN_DAY_MAX_FAILURES (%d) must be at least VIGIL_PIN_MAX_FAILURES (%d)", c.PINDayMaxFailures, c.PINMaxFailures)
+	}
 	if c.CodecKeyID == "" && c.CodecKeys != "" {
 		first, _, _ := strings.Cut(string(c.CodecKeys), ",")
 		c.CodecKeyID, _, _ = strings.Cut(strings.TrimSpace(first), ":")
@@ -306,6 +328,17 @@ func Load(getenv func(string) string) (Config, error) {
 		l.fail("VIGIL_TEMPORAL_TLS_CERT and VIGIL_TEMPORAL_TLS_KEY must be set together")
 	}
 	return c, errors.Join(l.errs...)
+}
+
+// PINPolicy is the PIN guessing bounds the web front checks PINs with (and
+// the worker, for requests opened before it did).
+func (c Config) PINPolicy() store.PINPolicy {
+	return store.PINPolicy{
+		MaxFailures: c.PINMaxFailures, Window: c.PINWindow, Lockout: c.PINLockout,
+		DayMaxFailures: c.PINDayMaxFailures, DayLockout: c.PINDayLockout,
+		AgentMaxFailures: c.PINAgentMaxFailures, AgentWindow: c.PINAgentWindow,
+		VerdictTTL: c.PINVerdictTTL,
+	}
 }
 
 // RequireSecrets checks the secrets every Temporal client needs.

@@ -1,0 +1,130 @@
+// Package alertrelay delivers the security alerts queued in Postgres to the
+// security channel. They are queued where no workflow runs to send them: the
+// web front's PIN checks (a lockout, slow guessing, an agent stopped) and
+// the workflow's PIN gate refusing a verdict (queued in the refusal's own
+// transaction, so a run that is terminated at once cannot silence it). The
+// worker runs the relay: it holds the Slack client, and the web front, which
+// faces the internet, keeps no Slack retry loop of its own.
+package alertrelay
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/textrule"
+)
+
+// Poster sends one line to the security channel; *approvals.Client is the
+// real one.
+type Poster interface {
+	Security(ctx context.Context, text string) error
+}
+
+// Relay sends queued alerts, oldest first, at least once each.
+type Relay struct {
+	store  *store.Store
+	poster Poster
+	logger *slog.Logger
+	// Every is the pause between two passes over the queue.
+	Every time.Duration
+	// Lease is how long a claimed alert is hidden from other relays (other
+	// worker replicas) while it is being sent; a failed send is retried
+	// once it runs out.
+	Lease time.Duration
+	// Batch bounds the alerts claimed in one pass.
+	Batch int
+}
+
+// New builds a Relay with a two-second pass and a one-minute lease.
+func New(st *store.Store, p Poster, logger *slog.Logger) *Relay {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	return &Relay{store: st, poster: p, logger: logger.With("component", "alertrelay"), Every: 2 * time.Second, Lease: time.Minute, Batch: 20}
+}
+
+// Run relays until ctx ends.
+func (r *Relay) Run(ctx context.Context) {
+	t := time.NewTicker(r.Every)
+	defer t.Stop()
+	for {
+		if _, err := r.SendPending(ctx); err != nil && ctx.Err() == nil {
+			r.logger.Warn("security alerts not relayed; retrying", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// SendPending makes one pass: it claims up to Batch alerts and sends each,
+// marking those that went out. It returns how many were sent; an alert
+// that could not be sent stays queued and its lease runs out.
+func (r *Relay) SendPending(ctx context.Context) (int, error) {
+	alerts, err := r.store.ClaimAlerts(ctx, r.Batch, r.Lease)
+	if err != nil {
+		return 0, err
+	}
+	sent := 0
+	for _, a := range alerts {
+		sctx, cancel := context.WithTimeout(ctx, r.Lease/2)
+		err := r.poster.Security(sctx, Text(a))
+		cancel()
+		if err != nil {
+			return sent, fmt.Errorf("alert %d (%s), attempt %d: %w", a.ID, a.Kind, a.Attempts, err)
+		}
+		if err := r.store.MarkAlertSent(ctx, a.ID); err != nil {
+			// Sent, but it will be sent again: at least once.
+			return sent, err
+		}
+		sent++
+		r.logger.Info("security alert sent", "alert", a.ID, "kind", a.Kind)
+	}
+	return sent, nil
+}
+
+// field is one detail of a, made safe for a Slack line: the text rule's
+// escapes for anything invisible or controlling, and Slack's own for &, <
+// and > (a forged id must not become a mention or a link).
+func field(a store.Alert, key string) string {
+	v, ok := a.Details[key]
+	if !ok || v == nil {
+		return "?"
+	}
+	s := textrule.Escape(fmt.Sprint(v))
+	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// Text words an alert for the security channel.
+func Text(a store.Alert) string {
+	f := func(key string) string { return field(a, key) }
+	switch a.Kind {
+	case store.AlertCustomerLocked:
+		why := "within the short window"
+		if f("reason") == store.LockDay {
+			why = "within 24 hours (the daily budget: slow guessing)"
+		}
+		return fmt.Sprintf("Customer %s is locked until %s after %s wrong support PINs %s (request %s, opened by %s).",
+			f("customer"), f("locked_until"), f("failures"), why, f("request"), f("agent"))
+	case store.AlertSlowGuessing:
+		return fmt.Sprintf("Slow PIN guessing: customer %s has had %s wrong support PINs within 24 hours, spread out below the lockout window (the last by %s, request %s). The daily budget will lock them if it goes on.",
+			f("customer"), f("day_failures"), f("agent"), f("request"))
+	case store.AlertAgentBlocked:
+		return fmt.Sprintf("Agent %s has typed %s wrong support PINs across customers; Vigil checks no more PINs for them until %s (the last for customer %s, request %s).",
+			f("agent"), f("failures"), f("blocked_until"), f("customer"), f("request"))
+	case store.AlertVerdictRefused:
+		s := fmt.Sprintf("A workflow was refused the PIN verdict of request %s (%s", f("request"), f("reason"))
+		if _, ok := a.Details["fields"]; ok {
+			s += ": " + f("fields") + " differ"
+		}
+		return s + fmt.Sprintf(") and did not pass the PIN gate. Workflow %s, run %s, claimed %s for customer %s by %s. A workflow started outside Vigil's web front, or a replay, is the likely cause.",
+			f("workflow_id"), f("run_id"), f("action"), f("customer"), f("requester"))
+	}
+	return fmt.Sprintf("Security alert %s: %v", textrule.Escape(a.Kind), a.Details)
+}

@@ -1,0 +1,109 @@
+package alertrelay
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/slack-go/slack"
+
+	"github.com/vigil-oss/vigil/internal/approvals"
+	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/slackstandin"
+	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/testpg"
+)
+
+// flaky fails its first n posts, then hands them to next.
+type flaky struct {
+	n    int
+	next Poster
+}
+
+func (f *flaky) Security(ctx context.Context, text string) error {
+	if f.n > 0 {
+		f.n--
+		return errors.New("slack is down")
+	}
+	return f.next.Security(ctx, text)
+}
+
+// TestRelayDeliversQueuedAlerts: a lockout queued by a PIN check in the web
+// front reaches the security channel of the Slack stand-in through the real
+// Slack client, once, after an outage; a forged id in an alert cannot
+// become a mention.
+func TestRelayDeliversQueuedAlerts(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(testpg.New(t))
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	hash, err := pinhash.Hash("246810", pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.UpsertCustomer(ctx, store.CustomerImport{ID: "C-1", Name: "Ann", PrimaryEmail: "ann@example.test", PINHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAgent(ctx, store.Agent{ID: "ag_eve", Name: "Eve", Role: domain.RoleAgent}, nil); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	for i := range 5 {
+		r := store.Request{ID: "req_" + string(rune('a'+i)), WorkflowID: "wf-" + string(rune('a'+i)), Action: domain.ActionDisable2FA,
+			CustomerID: "C-1", RequesterID: "ag_eve", Reason: "caller insists"}
+		if _, err := st.CheckPINForOpen(ctx, r, "000000", now.Add(time.Duration(i)*time.Second), store.DefaultPINPolicy(), pinhash.Verify); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A refusal of a verdict for a run that claims a forged customer id.
+	if _, err := st.ConsumePINVerdict(ctx, store.VerdictClaim{RequestID: "req_a", WorkflowID: "wf-a", RunID: "run-1",
+		Action: domain.ActionDisable2FA, CustomerID: "<!channel>", RequesterID: "ag_eve"}, now); err == nil {
+		t.Fatal("a forged claim consumed a verdict")
+	}
+
+	sl, err := slackstandin.New(slackstandin.Config{BotToken: "xoxb-relay-test", SigningSecret: "relay-signing"}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sl.Handler())
+	t.Cleanup(srv.Close)
+	api := slack.New("xoxb-relay-test", slack.OptionAPIURL(srv.URL+"/api/"), slack.OptionHTTPClient(srv.Client()))
+	client := approvals.NewClient(api, approvals.Config{ApprovalsChannel: "#vigil-approvals", SecurityChannel: "#vigil-security"},
+		slog.New(slog.DiscardHandler), approvals.WithRetryPolicy(approvals.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 1}))
+	r := New(st, &flaky{n: 1, next: client}, slog.New(slog.DiscardHandler))
+	r.Lease = 50 * time.Millisecond
+
+	if n, err := r.SendPending(ctx); err == nil || n != 0 {
+		t.Fatalf("first pass during the outage: %d sent, %v", n, err)
+	}
+	time.Sleep(2 * r.Lease)
+	if n, err := r.SendPending(ctx); err != nil || n != 2 {
+		t.Fatalf("after the outage: %d sent, %v; want the lockout and the refusal", n, err)
+	}
+	if n, err := r.SendPending(ctx); err != nil || n != 0 {
+		t.Fatalf("third pass: %d sent, %v; want nothing left", n, err)
+	}
+	var texts []string
+	for _, m := range sl.Messages() {
+		if m.Channel == "C0VIGILSECURITY" {
+			texts = append(texts, m.Text)
+		}
+	}
+	if len(texts) != 2 {
+		t.Fatalf("security channel got %q, want two alerts", texts)
+	}
+	if !strings.Contains(texts[0], "Customer C-1 is locked until") || !strings.Contains(texts[0], "5 wrong support PINs") ||
+		!strings.Contains(texts[0], "opened by ag_eve") {
+		t.Fatalf("lockout alert %q", texts[0])
+	}
+	if !strings.Contains(texts[1], "refused the PIN verdict of request req_a (mismatch: [customer] differ)") ||
+		strings.Contains(texts[1], "<!channel>") || !strings.Contains(texts[1], "&lt;!channel&gt;") {
+		t.Fatalf("refusal alert %q", texts[1])
+	}
+}
