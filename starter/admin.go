@@ -399,7 +399,9 @@ func (a *app) cmdHashPIN(ctx context.Context, g globals, args []string) error {
 	f := a.newFlags(g, "admin hash-pin", "admin hash-pin [--pin-stdin]",
 		"Hashes a customer PIN with argon2id (OWASP parameters) and prints the PHC string, for\n"+
 			"the pin_hash field of an import file. Asks twice without echo, or reads one line of\n"+
-			"standard input with --pin-stdin. Works offline; needs no token.",
+			"standard input with --pin-stdin. Works offline; needs no token.\n\n"+
+			"A support PIN has 6 to 32 letters or digits: Vigil refuses a shorter PIN when an agent\n"+
+			"types it, so a customer imported with one could never pass the PIN gate.",
 		"starter admin hash-pin", true)
 	pinStdin := f.Bool("pin-stdin", false, "read the PIN from one line of standard input")
 	if _, err := a.parse(f, args, 0, 0); err != nil {
@@ -421,6 +423,9 @@ func (a *app) cmdHashPIN(ctx context.Context, g globals, args []string) error {
 			return usagef("the two PINs differ; nothing was hashed")
 		}
 	}
+	if !validPIN(pin) {
+		return usagef("a support PIN has %d to %d letters or digits; nothing was hashed", minPINLen, maxPINLen)
+	}
 	hash, err := pinhash.Hash(string(pin), pinhash.DefaultParams())
 	if err != nil {
 		return fmt.Errorf("hash the PIN: %w", err)
@@ -432,4 +437,23 @@ func (a *app) cmdHashPIN(ctx context.Context, g globals, args []string) error {
 	}
 	fmt.Fprintln(a.stdout, hash)
 	return nil
+}
+
+// The support PIN's shape, as the API checks it (requests.MinPINLen).
+const (
+	minPINLen = 6
+	maxPINLen = 32
+)
+
+// validPIN reports whether pin has the shape of a support PIN.
+func validPIN(pin []byte) bool {
+	if len(pin) < minPINLen || len(pin) > maxPINLen {
+		return false
+	}
+	for _, c := range pin {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
+			return false
+		}
+	}
+	return true
 }

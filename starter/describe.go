@@ -78,6 +78,9 @@ func current(r cliclient.Request) cliclient.Request {
 func describeState(r cliclient.Request, now time.Time) string {
 	switch r.Status {
 	case domain.StatusPINCheck:
+		if !r.PINVerifiedAt.IsZero() {
+			return "PIN verified; waiting for a senior to approve in Slack"
+		}
 		return "checking the PIN; follow it with `starter watch " + r.ID + "`"
 	case domain.StatusAwaitingApproval:
 		s := "PIN verified; waiting for a senior to approve in Slack"

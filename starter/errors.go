@@ -162,6 +162,8 @@ func advice(p *cliclient.Problem) string {
 		return "nothing to do: that is already the account's address"
 	case "lookalike_address":
 		return "ask the customer to spell the address letter by letter; an address that only looks like theirs is refused"
+	case "pin_attempts_exceeded":
+		return "stop asking callers for PINs and talk to security: Vigil checks no more PINs for you until the time the message gives"
 	case "conflict":
 		return "it changed meanwhile; check `starter status ID` and try again"
 	case "server_has_open_request":

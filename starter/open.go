@@ -56,11 +56,13 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 		"You are asked for the customer's support PIN, without echo, on the terminal\n" +
 		"(\"Customer's support PIN: \"); --pin-stdin reads it from one line of standard input\n" +
 		"instead. The PIN is never a flag, an argument or an environment variable.\n" +
-		"Vigil checks the PIN, then a senior approves in Slack, the customer is emailed a\n" +
+		"Vigil checks the PIN at once, before the request starts, so the PIN never reaches the\n" +
+		"workflow engine: wrong PINs lock the customer, and an agent who types too many across\n" +
+		"customers is stopped. Then a senior approves in Slack, the customer is emailed a\n" +
 		"cancel link and a cooling period runs before anything happens.\n\n" +
-		"Exit: 0 opened (waiting for approval); 3 refused (wrong PIN, customer locked, or any\n" +
-		"other refusal); 4 ended at once without being executed; 1 network/server failure;\n" +
-		"2 usage error."
+		"Exit: 0 opened (waiting for approval); 3 refused (wrong PIN, customer locked, too many\n" +
+		"wrong PINs of yours, or any other refusal); 4 ended at once without being executed;\n" +
+		"1 network/server failure; 2 usage error."
 	if s.server {
 		help += "\n\nHere --server is the customer's server id; give Vigil's address with --url."
 		if !s.serverNeeded {

@@ -316,21 +316,30 @@ func TestVIGILPINIsIgnored(t *testing.T) {
 
 func TestHashPIN(t *testing.T) {
 	env := baseEnv(t, t.TempDir())
-	r := run(t, env, "8642\n", "admin", "hash-pin", "--pin-stdin")
+	r := run(t, env, "864213\n", "admin", "hash-pin", "--pin-stdin")
 	wantExit(t, r, 0)
 	hash := strings.TrimSpace(r.stdout)
-	if ok, err := pinhash.Verify(hash, "8642"); err != nil || !ok {
+	if ok, err := pinhash.Verify(hash, "864213"); err != nil || !ok {
 		t.Fatalf("output %q does not verify: %v, %v", hash, ok, err)
 	}
 	p, err := pinhash.ParamsOf(hash)
 	if err != nil || p != pinhash.DefaultParams() {
 		t.Errorf("params %+v, %v; want DefaultParams", p, err)
 	}
-	if ok, _ := pinhash.Verify(hash, "8643"); ok {
+	if ok, _ := pinhash.Verify(hash, "864214"); ok {
 		t.Error("another PIN verifies")
 	}
 
-	r = run(t, env, "8642\n", "admin", "hash-pin")
+	// A PIN the API would refuse to check is not hashed either.
+	for _, short := range []string{"8642", "86421", "8642-13"} {
+		r = run(t, env, short+"\n", "admin", "hash-pin", "--pin-stdin")
+		wantExit(t, r, 2, "a support PIN has 6 to 32 letters or digits")
+		if strings.Contains(r.stdout, "$argon2id") {
+			t.Errorf("%q was hashed: %s", short, r.stdout)
+		}
+	}
+
+	r = run(t, env, "864213\n", "admin", "hash-pin")
 	wantExit(t, r, 2, "no terminal to ask the PIN on")
 }
 
@@ -340,8 +349,8 @@ func TestHashPINOnTerminal(t *testing.T) {
 		wantCode            int
 		last                string // the final text on the terminal
 	}{
-		{"same twice", "5555", "5555", 0, "$argon2id$v=19$m=19456,t=2,p=1$"},
-		{"differ", "5555", "5556", 2, "the two PINs differ"},
+		{"same twice", "555555", "555555", 0, "$argon2id$v=19$m=19456,t=2,p=1$"},
+		{"differ", "555555", "555556", 2, "the two PINs differ"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
