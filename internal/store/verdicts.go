@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // PINVerdict is the web front's PIN check of one request, bound to the
@@ -48,6 +49,9 @@ const (
 	VerdictConsumed    = "consumed"     // already consumed by another run
 	VerdictNotVerified = "not_verified" // the PIN was wrong or the customer locked
 	VerdictPINInInput  = "pin_in_input" // the run carries a PIN in its input
+	// VerdictInvalidClaim: the claim holds text the text rule refuses (a
+	// NUL byte, a control character), which no verdict can match.
+	VerdictInvalidClaim = "invalid_claim"
 )
 
 // VerdictRefusedError is a verdict a workflow may not pass its PIN gate on.
@@ -242,8 +246,15 @@ func (s *Store) ConsumePINVerdict(ctx context.Context, c VerdictClaim, now time.
 		v       PINVerdict
 		refused *VerdictRefusedError
 	)
+	// A run started by hand can claim anything; text Postgres would refuse
+	// (a NUL byte) must not turn the refusal into an error that hides it.
+	clean := claimIsClean(c)
 	err := s.inTx(ctx, func(tx *sql.Tx) error {
 		var err error
+		if !clean {
+			refused = &VerdictRefusedError{Reason: VerdictInvalidClaim}
+			return recordRefusal(ctx, tx, c, refused, now)
+		}
 		v, err = scanVerdict(tx.QueryRowContext(ctx, `SELECT `+verdictColumns+` FROM pin_verdicts WHERE request_id = $1 FOR UPDATE`, c.RequestID))
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
@@ -276,6 +287,17 @@ func (s *Store) ConsumePINVerdict(ctx context.Context, c VerdictClaim, now time.
 		return PINVerdict{}, refused
 	}
 	return v, nil
+}
+
+// claimIsClean reports whether every field of c passes the text rule, so
+// that it can be used in a query as it is.
+func claimIsClean(c VerdictClaim) bool {
+	for _, f := range []string{c.RequestID, c.WorkflowID, c.RunID, string(c.Action), c.CustomerID, c.RequesterID, c.ServerID, c.Email} {
+		if textrule.Check("claim", f, textrule.Options{MaxLen: 1000}) != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // judgeVerdict says why run c may not pass on v, or nil if it may.
@@ -311,28 +333,40 @@ func recordRefusal(ctx context.Context, tx *sql.Tx, c VerdictClaim, refused *Ver
 			return err
 		}
 	}
-	details := map[string]any{"reason": refused.Reason, "workflow_id": c.WorkflowID, "run_id": c.RunID,
-		"customer": c.CustomerID, "action": string(c.Action), "requester": c.RequesterID}
+	// What the run claimed is kept as written, escaped where the text rule
+	// refuses it (a forged claim may carry anything).
+	esc := textrule.Escape
+	details := map[string]any{"reason": refused.Reason, "workflow_id": esc(c.WorkflowID), "run_id": esc(c.RunID),
+		"customer": esc(c.CustomerID), "action": esc(string(c.Action)), "requester": esc(c.RequesterID)}
 	if c.ServerID != "" {
-		details["server"] = c.ServerID
+		details["server"] = esc(c.ServerID)
 	}
 	if c.Email != "" {
-		details["email"] = c.Email
+		details["email"] = esc(c.Email)
 	}
 	if len(refused.Fields) > 0 {
 		details["fields"] = slices.Clone(refused.Fields)
 	}
-	dedupe := "verdict-refused/" + c.RunID
-	if err := auditOnce(ctx, tx, AuditEvent{RequestID: c.RequestID, Actor: "system", Event: "gate.pin.verdict_refused", At: now,
+	requestID := c.RequestID
+	if textrule.Check("request id", c.RequestID, textrule.Options{MaxLen: 1000}) != nil {
+		// Not even the request id can be used as a key: the event goes on
+		// no request's trail, and says which id was claimed.
+		details["request"], requestID = esc(c.RequestID), ""
+	}
+	dedupe := "verdict-refused/" + esc(c.RunID)
+	if err := auditOnce(ctx, tx, AuditEvent{RequestID: requestID, Actor: "system", Event: "gate.pin.verdict_refused", At: now,
 		Details: details}, dedupe); err != nil {
 		return err
 	}
-	alert := map[string]any{"request": c.RequestID}
+	alert := map[string]any{"request": esc(c.RequestID)}
 	for k, v := range details {
 		alert[k] = v
 	}
 	if err := queueAlert(ctx, tx, AlertVerdictRefused, dedupe, alert); err != nil {
 		return err
+	}
+	if !claimIsClean(c) {
+		return nil // a claim Postgres could not even compare is no row's own
 	}
 	// The request's own row, if this claim is the request (not a run that
 	// borrows its id), and still open, ends failed with it.
@@ -344,7 +378,7 @@ func recordRefusal(ctx context.Context, tx *sql.Tx, c VerdictClaim, refused *Ver
 	if err != nil || !ownRow {
 		return err
 	}
-	detail := "stopped at the PIN gate: the PIN verdict was refused (" + refused.Reason + ")"
+	detail := "stopped at the pin gate: the PIN verdict was refused (" + refused.Reason + ")"
 	if _, err := tx.ExecContext(ctx, `UPDATE requests SET status = $2, outcome_detail = $3, updated_at = $4, ended_at = $4
 		WHERE id = $1`, c.RequestID, string(domain.StatusFailed), detail, now); err != nil {
 		return err

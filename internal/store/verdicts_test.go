@@ -10,6 +10,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
 // openRow is the request a PIN is checked for before it opens.
@@ -381,6 +382,10 @@ func TestConsumePINVerdict(t *testing.T) {
 			claim: func(r Request) VerdictClaim {
 				return other(claimOf(r, "run-x"), func(c *VerdictClaim) { c.Email = "attacker@evil.test" })
 			}},
+		{name: "a NUL byte in the claimed customer", verified: true, row: true, wantReason: VerdictInvalidClaim,
+			claim: func(r Request) VerdictClaim {
+				return other(claimOf(r, "run-x"), func(c *VerdictClaim) { c.CustomerID = "cus_1\x00" })
+			}},
 		{name: "no verdict", wantReason: VerdictMissing, claim: func(r Request) VerdictClaim {
 			return other(claimOf(r, "run-1"), func(c *VerdictClaim) { c.RequestID = "req_never" })
 		}},
@@ -461,7 +466,7 @@ func TestConsumePINVerdict(t *testing.T) {
 					ev = &trail[i]
 				}
 			}
-			if ev == nil || ev.Details["reason"] != tt.wantReason || ev.Details["run_id"] != c.RunID || ev.Details["customer"] != c.CustomerID {
+			if ev == nil || ev.Details["reason"] != tt.wantReason || ev.Details["run_id"] != c.RunID || ev.Details["customer"] != textrule.Escape(c.CustomerID) {
 				t.Fatalf("refusal audit %+v in %v", ev, trail)
 			}
 			if got := alertKinds(t, s); countIn(got, AlertVerdictRefused) != 1 {
