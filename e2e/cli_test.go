@@ -160,7 +160,9 @@ type cliRequest struct {
 	Status      string `json:"status"`
 	Final       bool   `json:"final"`
 	Reference   string `json:"reference"`
-	Decision    *struct {
+	// PINVerifiedAt is when the web front verified the PIN.
+	PINVerifiedAt string `json:"pin_verified_at"`
+	Decision      *struct {
 		Decision   string `json:"decision"`
 		ApproverID string `json:"approver_id"`
 	} `json:"decision"`
@@ -269,8 +271,10 @@ func TestCLIEndToEnd(t *testing.T) {
 	res = alice.expect(t, 0, pinIn, nil, "resend-credentials", "--customer", customerID, "--server", "srv-1",
 		"--reason", "customer asked in chat", "--pin-stdin", "--json")
 	r1 := decodeRequest(t, "resend-credentials --json", res.stdout)
-	if r1.Status != "awaiting_approval" || r1.Action != "resend_credentials" || r1.ServerID != "srv-1" || r1.Final {
-		t.Fatalf("opened request: %+v, want resend_credentials on srv-1 awaiting_approval", r1)
+	// The open answers right after the start: the PIN verified by the web
+	// front, the workflow about to take it to the approval gate.
+	if r1.Status != "pin_check" || r1.PINVerifiedAt == "" || r1.Action != "resend_credentials" || r1.ServerID != "srv-1" || r1.Final {
+		t.Fatalf("opened request: %+v, want resend_credentials on srv-1, pin_check with the PIN verified", r1)
 	}
 
 	// Open, human output: it says the PIN passed and a senior must approve.

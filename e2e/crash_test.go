@@ -60,7 +60,7 @@ func callsByKey(calls []standinCall) map[string][]standinCall {
 //	(g) the action performed, the panel's answer outstanding (the ambiguous failure)
 //	(d) the notice delivered to the mail server, its "250" not yet seen
 //	(c) the notice refused (451), the retry pending
-//	(a) the PIN check in flight: the customer's row is locked, so VerifyPIN blocks
+//	(a) the PIN gate in flight: the verdicts are held, so ConsumePINVerdict blocks
 //	(b) waiting for approval, with two clicks made while the worker is dead
 //	(e) the cooling period
 //
@@ -219,27 +219,23 @@ func TestCrashWorkerAtEveryGate(t *testing.T) {
 	s.refuseMail(t, 0)
 	arm(C)
 
-	// (a) The PIN check in flight: with the customer's row locked, CheckPIN's
-	// SELECT ... FOR UPDATE blocks inside VerifyPIN. Open answers after its
-	// 10 s wait for the PIN gate, still in pin_check.
+	// (a) The PIN gate in flight: the web front checked the PINs and
+	// answered at once (pin_check, PIN verified); the workflows' consumption
+	// of their verdicts is held in Postgres, inside ConsumePINVerdict.
 	aSpecs := r.ownCustomers(batchSpecs("A", []string{outExec, outReject, outCancelCooling, outExec, outWithdraw, outExec, outCancelCooling, outExec, outReject, outExec}, rq[2:]...))
-	step("(a) locking the PIN rows of A's customers and opening batch A")
-	lock := r.lockPINRows(customersOf(aSpecs)...)
+	step("(a) holding the PIN gates and opening batch A")
+	release := r.holdVerdictConsumption()
 	A := r.openAll(aSpecs, "pin_check")
 	r.confirmAPI(A, "pin_check", 10*time.Second)
-	eventually(t, 10*time.Second, "A's PIN checks blocked in Postgres", func() (bool, string) {
-		n, err := r.pinChecksWaiting()
+	eventually(t, 10*time.Second, "A's PIN gates blocked in Postgres", func() (bool, string) {
+		n, err := r.consumesWaiting()
 		if err != nil {
 			return false, err.Error()
 		}
 		return n >= len(A), fmt.Sprintf("%d waiting", n)
 	})
-	r.waitPending(A, "VerifyPIN", 10*time.Second, started)
-	r.crashWorker("(a) PIN check in flight", func() { r.quiesce(targets("VerifyPIN", A)) }, func() {
-		if err := lock.Rollback(); err != nil {
-			t.Errorf("release the PIN row: %v", err)
-		}
-	})
+	r.waitPending(A, "ConsumePINVerdict", 10*time.Second, started)
+	r.crashWorker("(a) PIN gate in flight", func() { r.quiesce(targets("ConsumePINVerdict", A)) }, release)
 	arm(A)
 
 	// (b) + (e): B waits for approval, E is in its cooling period. Two of B

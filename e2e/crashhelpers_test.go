@@ -132,7 +132,7 @@ func (p *plan) cancelIn() string {
 // wantEvents lists the audit events the request must hold exactly once and
 // those it must not hold at all.
 func (p *plan) wantEvents() (once, never []string) {
-	once = []string{"request.opened", "gate.pin.verified", "gate.approval.waiting", "request." + p.want()}
+	once = []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "request." + p.want()}
 	rest := []string{"gate.approval.passed", "gate.notice.sent", "gate.cooling.elapsed", "execution.done"}
 	n := 0
 	switch p.Outcome {
@@ -386,15 +386,6 @@ func (r *crashRig) ownCustomers(specs []spec) []spec {
 	return out
 }
 
-// customersOf lists the specs' customers.
-func customersOf(specs []spec) []string {
-	out := make([]string, len(specs))
-	for i, sp := range specs {
-		out[i] = sp.customer
-	}
-	return out
-}
-
 // openBody is the API body for a spec: the customer's servers in turn for
 // server actions, a fresh address for email actions.
 func (r *crashRig) openBody(sp spec) map[string]any {
@@ -439,9 +430,9 @@ func (r *crashRig) openOne(sp spec) (*plan, request, error) {
 }
 
 // openAll opens the specs, twenty at a time, and checks the status each open
-// answered. Open waits up to 10 s for the PIN verdict; under load it may
-// answer pin_check instead of awaiting_approval, so for awaiting_approval
-// the API is asked again until every request is there.
+// answered. Open answers right after the start, with the PIN verified by the
+// web front (pin_check) or, rarely, already past the gate, so for
+// awaiting_approval the API is asked again until every request is there.
 func (r *crashRig) openAll(specs []spec, want string) []*plan {
 	r.t.Helper()
 	specs = r.ownCustomers(specs)
@@ -470,7 +461,7 @@ func (r *crashRig) openAll(specs []spec, want string) []*plan {
 		r.t.Fatal(err)
 	}
 	if n := len(slices.DeleteFunc(slices.Clone(early), func(b bool) bool { return !b })); n > 0 {
-		r.t.Logf("%d of %d opens answered before the PIN verdict (slower than the 10 s the API waits)", n, len(specs))
+		r.t.Logf("%d of %d opens answered before their workflow consumed the PIN verdict", n, len(specs))
 	}
 	if want == "awaiting_approval" {
 		r.confirmAPI(out, want, time.Minute)
@@ -1345,33 +1336,51 @@ func (r *crashRig) auditCounts(t *testing.T, ps []*plan) map[string]map[string]i
 	return out
 }
 
-// lockPINRows holds the customers' rows so that a PIN check (SELECT ... FOR
-// UPDATE) blocks inside VerifyPIN, while opening a request (whose foreign
-// key check takes only FOR KEY SHARE) does not. Commit or roll back the
-// returned transaction to let the checks go on.
-func (r *crashRig) lockPINRows(customers ...string) *sql.Tx {
+// verdictGateKey is the advisory lock holdVerdictConsumption holds.
+const verdictGateKey = 0x56494749_4c50494e // "VIGILPIN"
+
+// holdVerdictConsumption makes every PIN gate (ConsumePINVerdict's UPDATE of
+// pin_verdicts) wait inside the worker until release is called, while the
+// web front still checks PINs and records verdicts (INSERTs pass): a trigger
+// on the UPDATE waits for an advisory lock the returned connection holds.
+func (r *crashRig) holdVerdictConsumption() (release func()) {
 	r.t.Helper()
-	tx, err := r.db.BeginTx(context.Background(), nil)
+	ctx := context.Background()
+	if _, err := r.db.ExecContext(ctx, fmt.Sprintf(`
+		CREATE OR REPLACE FUNCTION crash_hold_verdict() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			PERFORM pg_advisory_xact_lock_shared(%d);
+			RETURN NEW;
+		END $$;
+		DROP TRIGGER IF EXISTS crash_hold_verdict ON pin_verdicts;
+		CREATE TRIGGER crash_hold_verdict BEFORE UPDATE ON pin_verdicts FOR EACH ROW
+			WHEN (NEW.consumed_at IS NOT NULL) EXECUTE FUNCTION crash_hold_verdict();`, int64(verdictGateKey))); err != nil {
+		r.t.Fatalf("install the verdict hold: %v", err)
+	}
+	conn, err := r.db.Conn(ctx)
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	var n int
-	if err := tx.QueryRow(`SELECT count(*) FROM (SELECT 1 FROM customers WHERE id = ANY($1) FOR NO KEY UPDATE) AS locked`,
-		pq.Array(customers)).Scan(&n); err != nil {
-		r.t.Fatalf("lock customers %v: %v", customers, err)
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock($1)`, int64(verdictGateKey)); err != nil {
+		r.t.Fatalf("hold the verdict lock: %v", err)
 	}
-	if n != len(customers) {
-		r.t.Fatalf("locked %d customer rows, want %d (%v)", n, len(customers), customers)
+	return func() {
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_unlock($1)`, int64(verdictGateKey)); err != nil {
+			r.t.Errorf("release the verdict lock: %v", err)
+		}
+		_ = conn.Close()
+		if _, err := r.db.ExecContext(ctx, `DROP TRIGGER crash_hold_verdict ON pin_verdicts`); err != nil {
+			r.t.Errorf("drop the verdict hold: %v", err)
+		}
 	}
-	return tx
 }
 
-// pinChecksWaiting counts backends blocked in CheckPIN's row lock.
-func (r *crashRig) pinChecksWaiting() (int, error) {
+// consumesWaiting counts PIN gates waiting on holdVerdictConsumption.
+func (r *crashRig) consumesWaiting() (int, error) {
 	var n int
 	err := r.db.QueryRow(`SELECT count(*) FROM pg_stat_activity
 		WHERE datname = current_database() AND wait_event_type = 'Lock'
-		AND query LIKE '%pin_failed_attempts%FOR UPDATE%'`).Scan(&n)
+		AND query LIKE '%UPDATE pin_verdicts SET consumed_at%'`).Scan(&n)
 	return n, err
 }
 

@@ -272,11 +272,13 @@ func (h *harness) seed() {
 	}
 }
 
-// input is a well-formed request for action by the requester with the right PIN.
+// input is a well-formed request for action by the requester, as the web
+// front starts it: without the PIN, which it checked before the start
+// (h.run records that check, with the right PIN, unless the test did).
 func input(requestID string, action domain.Action) workflows.Input {
 	in := workflows.Input{
 		RequestID: requestID, Action: action, CustomerID: customerID, RequesterID: requesterID,
-		Reason: "customer called from the number on file", PIN: rightPIN, Policy: testPolicy,
+		Reason: "customer called from the number on file", Policy: testPolicy,
 	}
 	if action.NeedsServer() {
 		in.ServerID = serverID
@@ -285,6 +287,46 @@ func input(requestID string, action domain.Action) workflows.Input {
 		in.Email = newEmailTarget
 	}
 	return in
+}
+
+// rowOf is the request row the web front opens in with.
+func rowOf(in workflows.Input) store.Request {
+	return store.Request{ID: in.RequestID, WorkflowID: workflows.WorkflowID(in.RequestID), Action: in.Action,
+		CustomerID: in.CustomerID, RequesterID: in.RequesterID, ServerID: in.ServerID, Email: in.Email, Reason: in.Reason}
+}
+
+// opened does what the web front does when the agent types pin for in:
+// it checks the PIN and records the verdict; for a right PIN it then
+// writes the row with request.opened and gate.pin.verified, as the
+// transaction of the workflow's start does (withRow false: that commit was
+// lost, and the workflow's Open activity writes the row).
+func (h *harness) opened(in workflows.Input, pin string, withRow bool) store.PINOutcome {
+	h.t.Helper()
+	now := time.Now()
+	out, err := h.db.CheckPINForOpen(h.ctx, rowOf(in), pin, now, store.DefaultPINPolicy(), pinhash.Verify)
+	if err != nil {
+		h.t.Fatalf("check the PIN of %s: %v", in.RequestID, err)
+	}
+	if !out.Verified || !withRow {
+		return out
+	}
+	verified := store.AuditEvent{Actor: "system", Event: "gate.pin.verified", At: now, Details: map[string]any{"customer": in.CustomerID}}
+	if err := h.db.OpenRequestWith(h.ctx, rowOf(in), []store.AuditEvent{verified}, func(context.Context) error { return nil }); err != nil {
+		h.t.Fatalf("open %s: %v", in.RequestID, err)
+	}
+	return out
+}
+
+// hasVerdict reports whether a PIN was checked for request id.
+func (h *harness) hasVerdict(id string) bool {
+	_, err := h.db.PINVerdictOf(h.ctx, id)
+	return err == nil
+}
+
+// oldPath makes env run the workflow as requests started before change
+// pin-verdict-before-start did: the PIN in the input, checked by VerifyPIN.
+func oldPath(env *testsuite.TestWorkflowEnvironment) {
+	env.OnGetVersion("pin-verdict-before-start", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 }
 
 // env builds a time-skipping test environment running the real activities.
@@ -316,6 +358,8 @@ func (h *harness) recordCall(name string, args converter.EncodedValues) {
 		in = &activities.OpenInput{}
 	case "VerifyPIN":
 		in = &activities.VerifyPINInput{}
+	case "ConsumePINVerdict":
+		in = &activities.PINVerdictInput{}
 	case "Record":
 		in = &activities.RecordInput{}
 	case "NotifyCustomer":
@@ -663,6 +707,9 @@ func shown(t *testing.T, m slackstandin.Message) string {
 // run executes the workflow to its end and returns its result.
 func (h *harness) run(env *testsuite.TestWorkflowEnvironment, in workflows.Input) workflows.Status {
 	h.t.Helper()
+	if in.PIN == "" && !h.hasVerdict(in.RequestID) {
+		h.opened(in, rightPIN, true)
+	}
 	env.ExecuteWorkflow(workflows.WorkflowName, in)
 	if !env.IsWorkflowCompleted() {
 		h.t.Fatalf("workflow did not complete")

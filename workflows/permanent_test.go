@@ -55,20 +55,22 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 		since func(st workflows.Status) time.Time
 	}{
 		{
+			// Its row's commit was lost after the start (the web front's
+			// own INSERT would meet the same refusal), so Open writes it.
 			name:   "the open is refused",
 			refuse: refuseSQL("requests", "BEFORE INSERT", "true"),
-			gates:  []string{"Open", "RecordFailure"},
+			gates:  []string{"ConsumePINVerdict", "Open", "RecordFailure"},
 			slack:  slackWant{alerts: 1},
-			trail:  []string{"request.failed"},
+			trail:  []string{"gate.pin.verdict_consumed", "request.failed"},
 			gate:   "open", refused: "Open",
 			since: func(st workflows.Status) time.Time { return st.OpenedAt },
 		},
 		{
 			name:   "the approval gate's audit event is refused",
 			refuse: refuseSQL("audit_events", "BEFORE INSERT", "NEW.event = 'gate.approval.waiting'"),
-			gates:  []string{"Open", "VerifyPIN", "Record", "RecordFailure"},
+			gates:  []string{"ConsumePINVerdict", "Open", "Record", "RecordFailure"},
 			slack:  slackWant{alerts: 1},
-			trail:  []string{"request.opened", "gate.pin.verified", "request.failed"},
+			trail:  []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.failed"},
 			gate:   "approval", step: "gate.approval.waiting", refused: "Record", row: domain.StatusFailed,
 			since: func(st workflows.Status) time.Time { return st.OpenedAt },
 		},
@@ -78,9 +80,9 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, approve())}
 			},
-			gates: []string{"Open", "VerifyPIN", "Record", "Record", "RecordFailure"},
+			gates: []string{"ConsumePINVerdict", "Open", "Record", "Record", "RecordFailure"},
 			slack: slackWant{posted: true, alerts: 1, updates: []string{string(domain.StatusFailed)}},
-			trail: []string{"request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "request.failed"},
+			trail: []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.failed"},
 			gate:  "approval", step: "gate.approval.passed", refused: "Record", row: domain.StatusFailed,
 			since: func(st workflows.Status) time.Time { return st.Decision.At },
 		},
@@ -90,9 +92,9 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, reject)}
 			},
-			gates: []string{"Open", "VerifyPIN", "Record", "Record", "RecordFailure"},
+			gates: []string{"ConsumePINVerdict", "Open", "Record", "Record", "RecordFailure"},
 			slack: slackWant{posted: true, alerts: 1, updates: []string{string(domain.StatusFailed)}},
-			trail: []string{"request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "request.failed"},
+			trail: []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.failed"},
 			gate:  "end", step: "request.rejected", refused: "Record", row: domain.StatusFailed,
 			since: func(st workflows.Status) time.Time { return st.Decision.At },
 		},
@@ -104,9 +106,9 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, approve()), h.cancel(env, 2*time.Hour, veto)}
 			},
-			gates: []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record", "RecordFailure", "NotifyOutcome"},
+			gates: []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record", "RecordFailure", "NotifyOutcome"},
 			slack: slackWant{posted: true, alerts: 1, updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusFailed)}},
-			trail: []string{"request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
+			trail: []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
 				"notice.accepted", "notice.accepted", "gate.notice.sent", "request.failed"},
 			gate: "end", step: "request.cancelled", refused: "Record", row: domain.StatusFailed,
 			since: func(st workflows.Status) time.Time { return st.Cancellation.At },
@@ -120,6 +122,9 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 				t.Fatalf("install the refusing trigger: %v", err)
 			}
 			reqID := "req-refused"
+			if tc.refused == "Open" {
+				h.opened(input(reqID, domain.ActionReinstallVPS), rightPIN, false)
+			}
 			env := h.env(reqID)
 			var sent []*updateOutcome
 			if tc.drive != nil {
@@ -230,6 +235,7 @@ func TestFailureRecordRefusedFailsVisibly(t *testing.T) {
 	}
 	reqID := "req-refused-twice"
 	env := h.env(reqID)
+	h.opened(input(reqID, domain.ActionDisable2FA), rightPIN, true)
 	env.ExecuteWorkflow(workflows.WorkflowName, input(reqID, domain.ActionDisable2FA))
 	if !env.IsWorkflowCompleted() {
 		t.Fatal("workflow did not complete")
@@ -247,7 +253,7 @@ func TestFailureRecordRefusedFailsVisibly(t *testing.T) {
 	if n := len(h.securityPosts()); n != 1 {
 		t.Fatalf("%d security alerts, want 1", n)
 	}
-	if got := h.gateCalls(); !slices.Equal(got, []string{"Open", "VerifyPIN", "Record", "RecordFailure"}) {
+	if got := h.gateCalls(); !slices.Equal(got, []string{"ConsumePINVerdict", "Open", "Record", "RecordFailure"}) {
 		t.Fatalf("activities %v", got)
 	}
 	// The projection moved (its update was allowed); the trail could not.

@@ -91,7 +91,7 @@ type anchor int
 // The anchors, in the order a request meets them.
 const (
 	atStart            anchor = iota // the workflow starts (its first activity)
-	atPINChecked                     // VerifyPIN answered (last attempt)
+	atPINChecked                     // the PIN verdict consumed and the row written: the approval gate opens
 	atDecided                        // the first decision was accepted
 	atReminder                       // the approvers are reminded (PIN + ReminderAfter, or half the timeout)
 	atApprovalDeadline               // PIN + ApprovalTimeout
@@ -337,7 +337,7 @@ func (a *scripted) byName() []struct {
 		name string
 		fn   any
 	}{
-		{"Open", a.Open}, {"VerifyPIN", a.VerifyPIN}, {"Record", a.Record},
+		{"Open", a.Open}, {"VerifyPIN", a.VerifyPIN}, {"ConsumePINVerdict", a.ConsumePINVerdict}, {"Record", a.Record},
 		{"NotifyCustomer", a.NotifyCustomer}, {"NotifyOutcome", a.NotifyOutcome}, {"Execute", a.Execute},
 		{"PostApproval", a.PostApproval}, {"UpdateApprovalMessage", a.UpdateApprovalMessage},
 		{"RemindApprovers", a.RemindApprovers}, {"AlertSecurity", a.AlertSecurity},
@@ -370,6 +370,23 @@ func (a *scripted) VerifyPIN(ctx context.Context, _ activities.VerifyPINInput) (
 		return activities.VerifyPINResult{Locked: true, Failures: 5, LockedUntil: now.Add(time.Hour), CheckedAt: now}, nil
 	}
 	return activities.VerifyPINResult{}, temporal.NewNonRetryableApplicationError("customer does not exist", activities.ErrTypePermanent, nil)
+}
+
+// ConsumePINVerdict answers, after PINErrors transient errors, the verdict
+// the web front recorded for the scripted PIN: a wrong PIN or a locked
+// customer left a verdict that is refused (the web front never starts such
+// a request; a run started by hand gets this).
+func (a *scripted) ConsumePINVerdict(ctx context.Context, _ activities.PINVerdictInput) (activities.PINVerdictResult, error) {
+	if failing(ctx, a.s.PINErrors) {
+		return activities.PINVerdictResult{}, errors.New("PIN store unavailable")
+	}
+	switch a.s.PIN {
+	case pinRight:
+		return activities.PINVerdictResult{CheckedAt: activity.GetInfo(ctx).StartedTime.Add(-time.Second)}, nil
+	case pinWrong, pinWrongLocks, pinLockedOut:
+		return activities.PINVerdictResult{Refused: true, Reason: "not_verified"}, nil
+	}
+	return activities.PINVerdictResult{}, temporal.NewNonRetryableApplicationError("verdict unreadable", activities.ErrTypePermanent, nil)
 }
 
 // Record always succeeds; the listener keeps the statuses it was given.
@@ -465,8 +482,8 @@ type observed struct {
 	start      time.Time
 	anchors    [numAnchors]time.Time
 	attempts   []started
-	pins       []string // the PINs VerifyPIN was given
-	pin        *activities.VerifyPINResult
+	verdicts   []activities.PINVerdictInput // what the PIN gate claimed
+	pin        *activities.PINVerdictResult
 	pinErr     error
 	notice     *activities.NotifyResult
 	noticeErr  error
@@ -565,14 +582,13 @@ func (r *runner) started(info *activity.Info, _ context.Context, args converter.
 	name := info.ActivityType.Name
 	r.obs.attempts = append(r.obs.attempts, started{name: name, attempt: info.Attempt, at: now})
 	switch name {
-	case "Open":
+	case "ConsumePINVerdict":
 		// Counted from the first activity, so that even an event at +0
 		// finds the workflow running.
 		r.resolve(atStart, r.obs.start)
-	case "VerifyPIN":
-		var in activities.VerifyPINInput
+		var in activities.PINVerdictInput
 		if err := args.Get(&in); err == nil {
-			r.obs.pins = append(r.obs.pins, in.PIN)
+			r.obs.verdicts = append(r.obs.verdicts, in)
 		}
 	case "Record":
 		var in activities.RecordInput
@@ -602,16 +618,20 @@ func (r *runner) completed(info *activity.Info, result converter.EncodedValue, e
 	now := r.env.Now()
 	p := r.s.Policy
 	switch info.ActivityType.Name {
-	case "VerifyPIN":
+	case "ConsumePINVerdict":
 		if r.obs.pinErr = err; err != nil {
 			return
 		}
-		var res activities.VerifyPINResult
+		var res activities.PINVerdictResult
 		if r.obs.pinErr = result.Get(&res); r.obs.pinErr != nil {
 			return
 		}
 		r.obs.pin = &res
-		if res.Verified {
+	case "Open":
+		// The approval gate opens once the verdict was consumed and the
+		// row written (Open comes after the PIN gate since change
+		// pin-verdict-before-start).
+		if err == nil && r.obs.pin != nil && !r.obs.pin.Refused {
 			r.resolve(atPINChecked, now)
 			r.resolve(atReminder, now.Add(reminderAfter(p)))
 			r.resolve(atApprovalDeadline, now.Add(p.ApprovalTimeout))
@@ -883,12 +903,14 @@ func checkInvariant(s schedule, o *observed) []string {
 	}
 	if len(execStarts) > 0 {
 		first := execStarts[0].at
-		if o.pin == nil || !o.pin.Verified {
-			bad("Execute ran without a verified PIN (%+v, %v)", o.pin, o.pinErr)
+		if o.pin == nil || o.pin.Refused {
+			bad("Execute ran without a consumed PIN verdict (%+v, %v)", o.pin, o.pinErr)
 		}
-		for _, pin := range o.pins {
-			if pin != rightPIN {
-				bad("VerifyPIN was given %d characters, not the request's PIN", len(pin))
+		want := activities.PINVerdictInput{RequestID: propRequestID, Action: s.Action, CustomerID: customerID,
+			RequesterID: requesterID, ServerID: propInput(&s).ServerID, Email: propInput(&s).Email}
+		for _, v := range o.verdicts {
+			if v != want {
+				bad("the PIN gate claimed %+v, not the request's own %+v", v, want)
 			}
 		}
 		switch {
@@ -954,7 +976,14 @@ func checkInvariant(s schedule, o *observed) []string {
 		}
 		prev = rk
 	}
-	if finals != 1 {
+	// A run that did not pass the PIN gate writes nothing of the request: a
+	// refused verdict's end is recorded by its refusal, in Postgres, and an
+	// unreadable one cannot tell the request's own row from another's.
+	wantFinals := 1
+	if o.pin == nil || o.pin.Refused {
+		wantFinals = 0
+	}
+	if finals != wantFinals {
 		bad("the end state was recorded %d times (%v)", finals, o.records)
 	}
 	for _, out := range o.outcomes {
@@ -1035,12 +1064,10 @@ func sameCancellation(a, b workflows.Cancellation) bool {
 func expectedOutcome(s schedule, o *observed, decided, cancelled []int) (domain.Status, string) {
 	switch {
 	case o.pin == nil:
-		// A PIN check that failed for good (change fail-on-permanent-error).
+		// The PIN gate could not read its verdict, for good.
 		return domain.StatusFailed, "stopped at the pin gate: " + activities.ErrTypePermanent
-	case o.pin.Locked && !o.pin.JustLocked:
-		return domain.StatusLocked, ""
-	case !o.pin.Verified:
-		return domain.StatusPINRejected, ""
+	case o.pin.Refused:
+		return domain.StatusFailed, "stopped at the pin gate: the PIN verdict was refused (" + o.pin.Reason + ")"
 	case len(cancelled) > 0:
 		// A cancel accepted while the notice is retried stops it: the
 		// request ends cancelled, not failed (version 1 of the workflow).

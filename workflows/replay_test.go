@@ -69,7 +69,7 @@ var replayFixtures = []struct {
 // changeIDs are the workflow's change ids. A fixture took version 1 of
 // each one its file name carries (<end_state>.<change-id>.json) and no
 // marker of the others.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start"}
 
 // versionOf is the version a history recorded for a change id, or
 // workflow.DefaultVersion if it has no marker for it.

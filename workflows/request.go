@@ -35,6 +35,14 @@ const (
 	// the workflow (or, for the PIN, ending failed unannounced). Asked only
 	// on that error path, so histories that never failed carry no marker.
 	changeFailOnPermanentError = "fail-on-permanent-error"
+	// changePINVerdictBeforeStart (version 1): the web front checks the PIN
+	// before the workflow starts, and the input carries none. The PIN gate
+	// consumes the verdict the web front recorded (ConsumePINVerdict), and
+	// comes first, before Open: a run whose verdict is refused writes
+	// nothing of a request whose id it may only borrow. Histories without
+	// the marker were started with the PIN in their input and keep VerifyPIN
+	// after Open.
+	changePINVerdictBeforeStart = "pin-verdict-before-start"
 )
 
 // request is one run's state. Everything the Updates and the Query touch lives
@@ -52,6 +60,9 @@ type request struct {
 	// cancelStopsNotice: this run took version 1 of change
 	// cancel-stops-notice, so the notice and the executor heartbeat.
 	cancelStopsNotice bool
+	// pinVerdict: this run took version 1 of change
+	// pin-verdict-before-start: its PIN gate reads the web front's verdict.
+	pinVerdict bool
 }
 
 // messenger keeps the Slack approval message in step with the request. One
@@ -304,13 +315,17 @@ func end(st Status, err error) *ending { return &ending{st: st, err: err} }
 // run carries the request through its gates in order; each gate either lets
 // it go on or ends it, and the last one always ends it.
 func (r *request) run(ctx workflow.Context) (Status, error) {
-	for _, gate := range []func(workflow.Context) *ending{
+	gates := []func(workflow.Context) *ending{
 		r.open,
 		r.pinGate,
 		r.approvalGate,
 		r.noticeGate,
 		r.coolingGate,
-	} {
+	}
+	if r.pinVerdict = workflow.GetVersion(ctx, changePINVerdictBeforeStart, workflow.DefaultVersion, 1) >= 1; r.pinVerdict {
+		gates[0], gates[1] = r.pinGate, r.open
+	}
+	for _, gate := range gates {
 		if e := gate(ctx); e != nil {
 			return e.st, e.err
 		}
@@ -351,6 +366,9 @@ func (r *request) open(ctx workflow.Context) *ending {
 // not an error, so the activity is never retried into a lockout. The PIN
 // leaves the workflow's state as soon as it was checked.
 func (r *request) pinGate(ctx workflow.Context) *ending {
+	if r.pinVerdict {
+		return r.pinVerdictGate(ctx)
+	}
 	var pin activities.VerifyPINResult
 	err := workflow.ExecuteActivity(shortOptions(ctx), acts.VerifyPIN, activities.VerifyPINInput{
 		RequestID: r.in.RequestID, CustomerID: r.in.CustomerID, PIN: r.in.PIN,
@@ -377,6 +395,51 @@ func (r *request) pinGate(ctx workflow.Context) *ending {
 	}
 	r.st.PINVerifiedAt = pin.CheckedAt
 	return nil
+}
+
+// pinVerdictGate is gate 1 of a run started without the PIN (change
+// pin-verdict-before-start): it consumes the verdict the web front recorded
+// when it checked the PIN, claiming it with this run's own input; the
+// activity adds the workflow and run id Temporal gave it. A verdict bound to
+// another request, consumed by another run, voided, expired or of a wrong
+// PIN, or a PIN in this run's input, is refused: the refusal is audited,
+// alerted and, when this run is the request's own, recorded on its row, all
+// in Postgres with the refusal, and the run ends failed without writing
+// anything itself.
+func (r *request) pinVerdictGate(ctx workflow.Context) *ending {
+	in := activities.PINVerdictInput{
+		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID, RequesterID: r.in.RequesterID,
+		ServerID: r.in.ServerID, Email: r.in.Email, PINInInput: r.in.PIN != "",
+	}
+	r.in.PIN = ""
+	var v activities.PINVerdictResult
+	err := workflow.ExecuteActivity(shortOptions(ctx), acts.ConsumePINVerdict, in).Get(ctx, &v)
+	switch {
+	case err != nil && temporal.IsCanceledError(err):
+		return end(r.st, err)
+	case err != nil:
+		// Unread, this run cannot tell the request's row from one whose id
+		// it borrows, so it writes neither.
+		r.alert(ctx, fmt.Sprintf("Request %s (%s for %s, opened by %s) stopped at the PIN gate: its PIN verdict could not be read (%s), which retrying cannot fix. The worker's log has the error.",
+			r.in.RequestID, r.in.Action, r.in.CustomerID, r.in.RequesterID, causeClass(err)))
+		return end(r.endUnwritten(ctx, "stopped at the pin gate: "+causeClass(err)))
+	case v.Refused:
+		return end(r.endUnwritten(ctx, "stopped at the pin gate: the PIN verdict was refused ("+v.Reason+")"))
+	}
+	r.st.PINVerifiedAt = v.CheckedAt
+	return nil
+}
+
+// endUnwritten ends a run that did not pass the PIN gate failed, without
+// writing the request's row or trail: the refusal's own transaction did, or
+// the run cannot tell whose they are.
+func (r *request) endUnwritten(ctx workflow.Context, why string) (Status, error) {
+	r.st.Failure = why
+	r.st.EndedAt = workflow.Now(ctx)
+	if err := r.setStatus(ctx, domain.StatusFailed); err != nil {
+		return r.st, err
+	}
+	return r.wrapUp(ctx, domain.StatusFailed)
 }
 
 // approvalGate is gate 2: a senior other than the requester approves before

@@ -23,7 +23,7 @@ import (
 
 // The audit trail of a request that went through every gate.
 var executedTrail = []string{
-	"request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
+	"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
 	"notice.accepted", "notice.accepted", "gate.notice.sent", "gate.cooling.elapsed",
 	"execution.done", "request.executed",
 }
@@ -41,7 +41,7 @@ func executedTrailOf(a domain.Action) []string {
 // The activities of a request that went through every gate, Slack aside, and
 // what its Slack side did.
 var (
-	executedGates = []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record", "Execute", "Record", "NotifyOutcome"}
+	executedGates = []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record", "Execute", "Record", "NotifyOutcome"}
 	executedSlack = slackWant{posted: true, updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusExecuted)}}
 )
 
@@ -263,11 +263,14 @@ func hasContact(cs []store.Contact, email string) bool {
 	return false
 }
 
-// TestPINRejected: a wrong PIN ends the request and nothing else happens.
+// TestPINRejected: in a request started with the PIN in its input (before
+// change pin-verdict-before-start: the path old histories replay), a wrong
+// PIN ends the request and nothing else happens.
 func TestPINRejected(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	env := h.env("req-wrong-pin")
+	oldPath(env)
 	in := input("req-wrong-pin", domain.ActionReinstallVPS)
 	in.PIN = wrongPIN
 	st := h.run(env, in)
@@ -295,8 +298,9 @@ func TestPINRejected(t *testing.T) {
 	h.assertNowhere(wrongPIN, "the wrong PIN", []workflows.Status{st}, nil, nil)
 }
 
-// TestLockout: five wrong PINs in separate requests lock the customer; the
-// sixth request, with the right PIN, ends locked without the PIN being checked.
+// TestLockout, on the path of requests started with the PIN in their input:
+// five wrong PINs in separate requests lock the customer; the sixth request,
+// with the right PIN, ends locked without the PIN being checked.
 func TestLockout(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
@@ -305,7 +309,9 @@ func TestLockout(t *testing.T) {
 		reqID := "req-lock-" + string(rune('0'+i))
 		in := input(reqID, domain.ActionDisable2FA)
 		in.PIN = wrongPIN
-		st := h.run(h.env(reqID), in)
+		env := h.env(reqID)
+		oldPath(env)
+		st := h.run(env, in)
 		results = append(results, st)
 		if st.Status != domain.StatusPINRejected || st.PINFailures != i {
 			t.Fatalf("attempt %d: %s with %d failures, want pin_rejected with %d", i, st.Status, st.PINFailures, i)
@@ -328,7 +334,11 @@ func TestLockout(t *testing.T) {
 		t.Fatalf("customer.locked details %v", lock.Details)
 	}
 
-	st := h.run(h.env("req-lock-6"), input("req-lock-6", domain.ActionDisable2FA))
+	sixth := input("req-lock-6", domain.ActionDisable2FA)
+	sixth.PIN = rightPIN
+	env := h.env("req-lock-6")
+	oldPath(env)
+	st := h.run(env, sixth)
 	results = append(results, st)
 	if st.Status != domain.StatusLocked || st.LockedUntil.IsZero() || !st.PINVerifiedAt.IsZero() {
 		t.Fatalf("sixth request with the right PIN: %+v, want locked", st)
@@ -384,9 +394,9 @@ func TestRejected(t *testing.T) {
 	if row.Status != domain.StatusRejected || row.ApproverID != senior2ID || row.Decision != "reject" || row.DecisionReason != "caller could not confirm the invoice number" {
 		t.Fatalf("projection %+v", row)
 	}
-	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
-	h.wantActivities([]string{"Open", "VerifyPIN", "Record", "Record"}, slackWant{posted: true, updates: []string{string(domain.StatusRejected)}})
-	last := h.trail("req-reject")[4]
+	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
+	h.wantActivities([]string{"ConsumePINVerdict", "Open", "Record", "Record"}, slackWant{posted: true, updates: []string{string(domain.StatusRejected)}})
+	last := h.trail("req-reject")[5]
 	if last.Actor != "agent:"+senior2ID || last.Details["reason"] != "caller could not confirm the invoice number" {
 		t.Fatalf("request.rejected %+v", last)
 	}
@@ -424,8 +434,8 @@ func TestExpired(t *testing.T) {
 	if row := h.projection("req-expire"); row.Status != domain.StatusExpired || row.EndedAt == nil {
 		t.Fatalf("projection %s", row.Status)
 	}
-	h.wantEvents("req-expire", "request.opened", "gate.pin.verified", "gate.approval.waiting", "slack.approval_posted", "request.expired")
-	h.wantActivities([]string{"Open", "VerifyPIN", "Record", "Record"},
+	h.wantEvents("req-expire", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.expired")
+	h.wantActivities([]string{"ConsumePINVerdict", "Open", "Record", "Record"},
 		slackWant{posted: true, reminders: 1, updates: []string{string(domain.StatusExpired)}})
 	if n := len(h.catcher.Messages()); n != 0 {
 		t.Fatalf("%d emails sent", n)
@@ -524,10 +534,10 @@ func TestCancelled(t *testing.T) {
 			if slices.Contains(h.calls(), "Execute") {
 				t.Fatal("Execute activity ran for a cancelled request")
 			}
-			gates := []string{"Open", "VerifyPIN", "Record", "Record"}
+			gates := []string{"ConsumePINVerdict", "Open", "Record", "Record"}
 			updates := []string{string(tc.want)}
 			if tc.notified {
-				gates = []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record", "NotifyOutcome"}
+				gates = []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record", "NotifyOutcome"}
 				updates = []string{activities.MessageApproved, activities.MessageNotified, string(tc.want)}
 			}
 			h.wantActivities(gates, slackWant{posted: true, updates: updates, alerts: tc.alerts})
@@ -663,7 +673,7 @@ func TestFailed(t *testing.T) {
 			if n != tc.wantCalls {
 				t.Fatalf("Execute ran %d times, want %d", n, tc.wantCalls)
 			}
-			gates := []string{"Open", "VerifyPIN", "Record", "Record", "NotifyCustomer", "Record", "Record"}
+			gates := []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record"}
 			for range tc.wantCalls {
 				gates = append(gates, "Execute")
 			}

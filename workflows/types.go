@@ -67,8 +67,12 @@ func DefaultPolicy(a domain.Action, cooling domain.CoolingPeriods) Policy {
 	}
 }
 
-// Input starts a request. PIN is a secret: the payload codec encrypts it in
-// history and the workflow drops it once the PIN gate has passed.
+// Input starts a request. It carries no PIN: the web front checks the PIN
+// before the start and the PIN gate reads its verdict (change
+// pin-verdict-before-start). PIN is only set in the inputs of requests
+// started before that change, which still replay (the payload codec
+// encrypts it in their history; the workflow drops it once checked); a run
+// that carries one now is refused at the PIN gate.
 type Input struct {
 	RequestID   string
 	Action      domain.Action
