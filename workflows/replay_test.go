@@ -64,6 +64,22 @@ var replayFixtures = []struct {
 	// request ends failed instead of retrying. It stops before the notice,
 	// so it has no cancel-stops-notice marker.
 	{"failed_data_error.fail-on-permanent-error.json", domain.StatusFailed, ""},
+	// Recorded after change "pin-verdict-before-start" (workflow.GetVersion
+	// 1): the web front checked the PIN before the start, the input has
+	// none, and the PIN gate consumed the verdict before Open. Every run
+	// passes the marker; a wrong PIN starts no workflow, so pin_rejected
+	// and locked have no new fixture. verdict_refused is a run started
+	// directly that reuses a verified request's id for another customer.
+	{"executed.cancel-stops-notice.pin-verdict-before-start.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.pin-verdict-before-start.json", domain.StatusFailed, ""},
+	{"cancelled_by_customer.cancel-stops-notice.pin-verdict-before-start.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.cancel-stops-notice.pin-verdict-before-start.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"cancelled_during_notice.cancel-stops-notice.pin-verdict-before-start.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"rejected.pin-verdict-before-start.json", domain.StatusRejected, ""},
+	{"expired.pin-verdict-before-start.json", domain.StatusExpired, ""},
+	{"withdrawn.pin-verdict-before-start.json", domain.StatusWithdrawn, domain.CancelByRequester},
+	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.json", domain.StatusFailed, ""},
+	{"verdict_refused.pin-verdict-before-start.json", domain.StatusFailed, ""},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
@@ -273,6 +289,9 @@ func TestReplayCatchesIncompatibleChanges(t *testing.T) {
 		{"execute skipped", "failed.json", workflows.SensitiveRequest, &changeActivities{skip: "Execute"}, true},
 		{"execute skipped, path not taken", "expired.json", workflows.SensitiveRequest, &changeActivities{skip: "Execute"}, false},
 		{"the failure's own record skipped", "failed_data_error.fail-on-permanent-error.json", workflows.SensitiveRequest, &changeActivities{skip: "RecordFailure"}, true},
+		{"the PIN verdict not consumed", "rejected.pin-verdict-before-start.json", workflows.SensitiveRequest, &changeActivities{skip: "ConsumePINVerdict"}, true},
+		{"VerifyPIN skipped, path not taken", "withdrawn.pin-verdict-before-start.json", workflows.SensitiveRequest, &changeActivities{skip: "VerifyPIN"}, false},
+		{"VerifyPIN skipped in an old history", "withdrawn.json", workflows.SensitiveRequest, &changeActivities{skip: "VerifyPIN"}, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
