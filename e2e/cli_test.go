@@ -297,7 +297,13 @@ func TestCLIEndToEnd(t *testing.T) {
 	}
 	r3 := m[1]
 
-	// status, human and JSON.
+	// status, human and JSON, once the workflow took the verified request to
+	// the approval gate.
+	eventually(t, 30*time.Second, r1.ID+" awaiting approval", func() (bool, string) {
+		res := alice.expect(t, 0, "", nil, "status", r1.ID, "--json")
+		st := decodeRequest(t, "status --json", res.stdout)
+		return st.Status == "awaiting_approval", st.Status
+	})
 	res = alice.expect(t, 0, "", nil, "status", r1.ID)
 	mustContain(t, "status (human)", res.stdout, "Request", r1.ID, "awaiting_approval", "waiting for a senior to approve in Slack",
 		"none yet; deadline", "PIN", "verified", "Requester", "ag_alice")

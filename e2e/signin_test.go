@@ -59,7 +59,7 @@ func TestSignInThroughTheProviderThenOpen(t *testing.T) {
 	// The session opens a request, PIN and all.
 	res := alice.expect(t, 0, customerPIN+"\n", nil, "resend-credentials", "--customer", customerID, "--server", "srv-1",
 		"--reason", "customer asked in chat", "--pin-stdin", "--json")
-	if r := decodeRequest(t, "resend-credentials --json", res.stdout); r.Status != "awaiting_approval" || r.RequesterID != "ag_alice" {
+	if r := decodeRequest(t, "resend-credentials --json", res.stdout); r.Status != "pin_check" || r.PINVerifiedAt == "" || r.RequesterID != "ag_alice" {
 		t.Fatalf("opened with the session: %+v", r)
 	}
 	// The provider's tokens live 25 s here, inside starter's renewal margin, so
