@@ -114,7 +114,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling, PIN: cfg.PINPolicy(),
 	}, logger)
 	apiOpts := api.Options{EstablishedAfter: cfg.EstablishedAfter,
-		PINPolicy: store.PINPolicy{MaxFailures: cfg.PINMaxFailures, Window: cfg.PINWindow, Lockout: cfg.PINLockout}}
+		PINPolicy: cfg.PINPolicy()}
 	if cfg.OIDCIssuer != "" {
 		// Discovery at start: a misconfigured issuer stops the web front here
 		// instead of refusing every sign-in later.

@@ -26,19 +26,20 @@ type CustomerStanding struct {
 }
 
 // CustomerStanding reads the customer's primary address date and PIN
-// counters as CheckPIN keeps them, judged at now under p: a lockout that
-// has ended is not shown, and failures older than p.Window do not count
-// (CheckPIN starts counting afresh after them). It changes nothing. A
-// missing customer is ErrNotFound.
+// lockout as CheckPIN counts them, judged at now under p: a lockout that has
+// ended is not shown, and only the wrong PINs within p.Window since the PIN
+// was last verified count (the rolling window CheckPIN locks by). While the
+// customer is locked the lock is shown instead of a count. It changes
+// nothing. A missing customer is ErrNotFound.
 func (s *Store) CustomerStanding(ctx context.Context, customerID string, now time.Time, p PINPolicy) (CustomerStanding, error) {
 	var (
-		since              time.Time
-		failures           int
-		firstFailed, until sql.NullTime
+		since     time.Time
+		clearedID int64
+		until     sql.NullTime
 	)
 	err := s.db.QueryRowContext(ctx, `
-		SELECT primary_email_since, pin_failed_attempts, pin_first_failed_at, pin_locked_until
-		FROM customers WHERE id = $1`, customerID).Scan(&since, &failures, &firstFailed, &until)
+		SELECT primary_email_since, pin_cleared_id, pin_locked_until
+		FROM customers WHERE id = $1`, customerID).Scan(&since, &clearedID, &until)
 	if errors.Is(err, sql.ErrNoRows) {
 		return CustomerStanding{}, fmt.Errorf("store: standing of customer %s: %w", customerID, ErrNotFound)
 	}
@@ -52,9 +53,15 @@ func (s *Store) CustomerStanding(ctx context.Context, customerID string, now tim
 	}
 	if until.Valid && until.Time.After(now) {
 		out.LockedUntil = timePtr(until)
+		return out, nil
 	}
-	if failures > 0 && firstFailed.Valid && !firstFailed.Time.Before(now.Add(-p.Window)) {
-		out.RecentFailures, out.FirstFailureAt = failures, timePtr(firstFailed)
+	var first sql.NullTime
+	err = s.db.QueryRowContext(ctx, `SELECT count(*), min(failed_at) FROM pin_failures
+		WHERE customer_id = $1 AND id > $2 AND failed_at > $3 AND failed_at <= $4`,
+		customerID, clearedID, now.Add(-p.Window), now).Scan(&out.RecentFailures, &first)
+	if err != nil {
+		return CustomerStanding{}, fmt.Errorf("store: standing of customer %s: %w", customerID, err)
 	}
+	out.FirstFailureAt = timePtr(first)
 	return out, nil
 }
