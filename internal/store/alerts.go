@@ -3,6 +3,7 @@ package store
 import (
 	"cmp"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"slices"
@@ -63,20 +64,8 @@ func (s *Store) ClaimAlerts(ctx context.Context, limit int, lease time.Duration)
 	if err != nil {
 		return nil, fmt.Errorf("store: claim alerts: %w", err)
 	}
-	defer rows.Close()
-	var out []Alert
-	for rows.Next() {
-		var a Alert
-		var raw []byte
-		if err := rows.Scan(&a.ID, &a.Kind, &raw, &a.CreatedAt, &a.Attempts); err != nil {
-			return nil, fmt.Errorf("store: claim alerts: %w", err)
-		}
-		if err := json.Unmarshal(raw, &a.Details); err != nil {
-			return nil, fmt.Errorf("store: claim alerts: alert %d details: %w", a.ID, err)
-		}
-		out = append(out, a)
-	}
-	if err := rows.Err(); err != nil {
+	out, err := scanAlerts(rows)
+	if err != nil {
 		return nil, fmt.Errorf("store: claim alerts: %w", err)
 	}
 	// UPDATE ... RETURNING has no order of its own.
@@ -99,16 +88,26 @@ func (s *Store) QueuedAlerts(ctx context.Context) ([]Alert, error) {
 	if err != nil {
 		return nil, fmt.Errorf("store: alerts: %w", err)
 	}
+	out, err := scanAlerts(rows)
+	if err != nil {
+		return nil, fmt.Errorf("store: alerts: %w", err)
+	}
+	return out, nil
+}
+
+// scanAlerts reads rows of (id, kind, details, created_at, attempts) and
+// closes them.
+func scanAlerts(rows *sql.Rows) ([]Alert, error) {
 	defer rows.Close()
 	var out []Alert
 	for rows.Next() {
 		var a Alert
 		var raw []byte
 		if err := rows.Scan(&a.ID, &a.Kind, &raw, &a.CreatedAt, &a.Attempts); err != nil {
-			return nil, fmt.Errorf("store: alerts: %w", err)
+			return nil, err
 		}
 		if err := json.Unmarshal(raw, &a.Details); err != nil {
-			return nil, fmt.Errorf("store: alerts: %w", err)
+			return nil, fmt.Errorf("alert %d details: %w", a.ID, err)
 		}
 		out = append(out, a)
 	}
