@@ -263,27 +263,7 @@ func TestOpenRequestConcurrent(t *testing.T) {
 func TestMigrationKeepsExistingDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := New(testpg.New(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := s.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.version >= 4 {
-			break
-		}
-		if err := applyMigration(ctx, conn, m); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-	}
-	_ = conn.Close()
+	s := migratedBefore(t, 4)
 	seed(t, s) // req_1 at t0: reinstall_vps on srv_1, open
 	for i, id := range []string{"req_2", "req_3"} {
 		if _, err := s.DB().ExecContext(ctx, `INSERT INTO requests (id, workflow_id, action, customer_id, requester_id, server_id, reason, status, created_at)
@@ -304,7 +284,7 @@ func TestMigrationKeepsExistingDuplicates(t *testing.T) {
 	if err := s.UpdateRequest(ctx, "req_3", RequestUpdate{Status: domain.StatusCancelled}, time.Time{}); err != nil {
 		t.Fatal(err)
 	}
-	err = s.CreateRequest(ctx, Request{ID: "req_4", WorkflowID: "wf-req_4", Action: domain.ActionReinstallVPS,
+	err := s.CreateRequest(ctx, Request{ID: "req_4", WorkflowID: "wf-req_4", Action: domain.ActionReinstallVPS,
 		CustomerID: "cus_1", RequesterID: "alice", ServerID: "srv_1", Reason: "r"})
 	var dup *DuplicateOpenError
 	if !errors.As(err, &dup) || dup.ID != "req_1" {
@@ -320,27 +300,7 @@ func TestMigrationKeepsExistingDuplicates(t *testing.T) {
 func TestMigration0008KeepsExistingDuplicates(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := New(testpg.New(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := s.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.version >= 8 {
-			break
-		}
-		if err := applyMigration(ctx, conn, m); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-	}
-	_ = conn.Close()
+	s := migratedBefore(t, 8)
 	f := seed(t, s) // req_1 at t0: reinstall_vps on srv_1 of cus_1, open
 	hash, err := pinhash.Hash("1", pinhash.TestParams())
 	if err != nil {
@@ -410,4 +370,34 @@ func TestMigration0008KeepsExistingDuplicates(t *testing.T) {
 			t.Fatalf("new open for %s on %s = %v, want a duplicate of %q", tt.customer, tt.server, err, tt.holder)
 		}
 	}
+}
+
+// migratedBefore returns a store on a fresh database with the migrations
+// before version applied, as a database from before that migration would
+// be, so a test can put rows in it and then run Migrate.
+func migratedBefore(t *testing.T, version int) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s := New(testpg.New(t))
+	ms, err := loadMigrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := s.DB().Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version >= version {
+			break
+		}
+		if err := applyMigration(ctx, conn, m); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+	}
+	return s
 }

@@ -11,7 +11,6 @@ import (
 	"github.com/lib/pq"
 
 	"github.com/vigil-oss/vigil/internal/domain"
-	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
 // scaleRows is how many requests the scale tests put in the table; one in
@@ -381,27 +380,7 @@ func BenchmarkStatusCounts(b *testing.B) {
 func TestMigrationCountsExistingEndedRequests(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := New(testpg.New(t))
-	ms, err := loadMigrations()
-	if err != nil {
-		t.Fatal(err)
-	}
-	conn, err := s.DB().Conn(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := conn.ExecContext(ctx, `CREATE TABLE schema_migrations (version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.version >= 6 {
-			break
-		}
-		if err := applyMigration(ctx, conn, m); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-	}
-	_ = conn.Close()
+	s := migratedBefore(t, 6)
 	f := seed(t, s)
 	fillRequests(t, s, f, 3_000, 7)
 	if err := s.Migrate(ctx); err != nil {
