@@ -278,12 +278,6 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if in.OutcomeDetail != "" {
 		u.OutcomeDetail = &in.OutcomeDetail
 	}
-	if err := a.Store.UpdateRequest(ctx, in.RequestID, u, a.now()); err != nil {
-		if errors.Is(err, store.ErrFinal) {
-			return permanent(err, "request %s already ended", in.RequestID)
-		}
-		return fmt.Errorf("update request %s: %w", in.RequestID, err)
-	}
 	details := make(map[string]any, len(in.Details)+1)
 	for k, v := range in.Details {
 		details[k] = v
@@ -293,8 +287,12 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if actor == "" {
 		actor = "system"
 	}
-	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: in.RequestID, Actor: actor, Event: in.Event, Details: details}, in.Event+"/"+string(in.Status)); err != nil {
-		return fmt.Errorf("audit %s: %w", in.Event, err)
+	event := store.AuditEvent{RequestID: in.RequestID, Actor: actor, Event: in.Event, Details: details}
+	if err := a.Store.MoveRequest(ctx, in.RequestID, u, a.now(), event, in.Event+"/"+string(in.Status)); err != nil {
+		if errors.Is(err, store.ErrFinal) {
+			return permanent(err, "request %s already ended", in.RequestID)
+		}
+		return fmt.Errorf("record %s: %w", in.Event, err)
 	}
 	a.log(ctx).Info("request moved", "request", in.RequestID, "status", in.Status, "event", in.Event, "actor", actor)
 	return nil
@@ -303,7 +301,10 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 // RecordFailure moves the request's projection to failed, if the request has
 // a row (an Open that failed may have left none), and appends request.failed
 // naming the gate and the class of the cause. It writes no free text of the
-// request, so it succeeds where the Record that carried it did not.
+// request, so it succeeds where the Record that carried it did not. Unlike
+// Record its two writes are separate on purpose: it is the last resort, and
+// a listing that shows the end state is worth more than the pairing when the
+// audit table refuses the row (the workflow then fails visibly and alerts).
 func (a *Activities) RecordFailure(ctx context.Context, in FailureInput) error {
 	detail := in.OutcomeDetail
 	projection := "updated"

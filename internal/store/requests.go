@@ -424,58 +424,80 @@ func (s *Store) RequestIDBySlackMessage(ctx context.Context, channel, ts string)
 // frozen: an update with no status or the same status is a no-op returning
 // nil (a retried activity), any other status is ErrFinal.
 func (s *Store) UpdateRequest(ctx context.Context, id string, u RequestUpdate, at time.Time) error {
+	if err := s.inTx(ctx, func(tx *sql.Tx) error { return updateRequest(ctx, tx, id, u, at) }); err != nil {
+		return fmt.Errorf("store: update request %s: %w", id, err)
+	}
+	return nil
+}
+
+// MoveRequest is UpdateRequest and AuditOnce(e, dedupeKey) in one
+// transaction, so no reader ever sees a request in a status whose audit
+// event is not yet written (or the event without the status). A retried
+// move is a no-op, as each half is.
+func (s *Store) MoveRequest(ctx context.Context, id string, u RequestUpdate, at time.Time, e AuditEvent, dedupeKey string) error {
+	if e.RequestID != id {
+		return fmt.Errorf("store: move request %s: audit event names request %q", id, e.RequestID)
+	}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := updateRequest(ctx, tx, id, u, at); err != nil {
+			return err
+		}
+		return auditOnce(ctx, tx, e, dedupeKey)
+	})
+	if err != nil {
+		return fmt.Errorf("store: move request %s: %w", id, err)
+	}
+	return nil
+}
+
+// updateRequest is UpdateRequest inside tx.
+func updateRequest(ctx context.Context, tx *sql.Tx, id string, u RequestUpdate, at time.Time) error {
 	if u.Status != "" && !knownStatuses[u.Status] {
-		return fmt.Errorf("store: update request %s: unknown status %q", id, u.Status)
+		return fmt.Errorf("unknown status %q", u.Status)
 	}
 	if at.IsZero() {
 		at = time.Now()
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		var cur string
-		err := tx.QueryRowContext(ctx, `SELECT status FROM requests WHERE id = $1 FOR UPDATE`, id).Scan(&cur)
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("request %s: %w", id, ErrNotFound)
-		}
-		if err != nil {
-			return err
-		}
-		if current := domain.Status(cur); current.Final() {
-			if u.Status == "" || u.Status == current {
-				return nil
-			}
-			return fmt.Errorf("%s -> %s: %w", current, u.Status, ErrFinal)
-		}
-		var status sql.NullString
-		if u.Status != "" {
-			status = sql.NullString{String: string(u.Status), Valid: true}
-		}
-		_, err = tx.ExecContext(ctx, `
-			UPDATE requests SET
-				status          = COALESCE($2, status),
-				approver_id     = COALESCE($3, approver_id),
-				decision        = COALESCE($4, decision),
-				decision_reason = COALESCE($5, decision_reason),
-				decided_at      = COALESCE($6, decided_at),
-				notified_at     = COALESCE($7, notified_at),
-				cooling_ends_at = COALESCE($8, cooling_ends_at),
-				slack_channel   = COALESCE($9, slack_channel),
-				slack_ts        = COALESCE($10, slack_ts),
-				cancelled_by    = COALESCE($11, cancelled_by),
-				cancel_reason   = COALESCE($12, cancel_reason),
-				outcome_detail  = COALESCE($13, outcome_detail),
-				updated_at      = $14,
-				ended_at        = CASE WHEN $15 THEN $14 ELSE ended_at END
-			WHERE id = $1`,
-			id, status, ptrString(u.ApproverID), ptrString(u.Decision), ptrString(u.DecisionReason),
-			ptrTime(u.DecidedAt), ptrTime(u.NotifiedAt), ptrTime(u.CoolingEndsAt),
-			ptrString(u.SlackChannel), ptrString(u.SlackTS), ptrString(u.CancelledBy),
-			ptrString(u.CancelReason), ptrString(u.OutcomeDetail), at, u.Status.Final())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("store: update request %s: %w", id, err)
+	var cur string
+	err := tx.QueryRowContext(ctx, `SELECT status FROM requests WHERE id = $1 FOR UPDATE`, id).Scan(&cur)
+	if errors.Is(err, sql.ErrNoRows) {
+		return fmt.Errorf("request %s: %w", id, ErrNotFound)
 	}
-	return nil
+	if err != nil {
+		return err
+	}
+	if current := domain.Status(cur); current.Final() {
+		if u.Status == "" || u.Status == current {
+			return nil
+		}
+		return fmt.Errorf("%s -> %s: %w", current, u.Status, ErrFinal)
+	}
+	var status sql.NullString
+	if u.Status != "" {
+		status = sql.NullString{String: string(u.Status), Valid: true}
+	}
+	_, err = tx.ExecContext(ctx, `
+		UPDATE requests SET
+			status          = COALESCE($2, status),
+			approver_id     = COALESCE($3, approver_id),
+			decision        = COALESCE($4, decision),
+			decision_reason = COALESCE($5, decision_reason),
+			decided_at      = COALESCE($6, decided_at),
+			notified_at     = COALESCE($7, notified_at),
+			cooling_ends_at = COALESCE($8, cooling_ends_at),
+			slack_channel   = COALESCE($9, slack_channel),
+			slack_ts        = COALESCE($10, slack_ts),
+			cancelled_by    = COALESCE($11, cancelled_by),
+			cancel_reason   = COALESCE($12, cancel_reason),
+			outcome_detail  = COALESCE($13, outcome_detail),
+			updated_at      = $14,
+			ended_at        = CASE WHEN $15 THEN $14 ELSE ended_at END
+		WHERE id = $1`,
+		id, status, ptrString(u.ApproverID), ptrString(u.Decision), ptrString(u.DecisionReason),
+		ptrTime(u.DecidedAt), ptrTime(u.NotifiedAt), ptrTime(u.CoolingEndsAt),
+		ptrString(u.SlackChannel), ptrString(u.SlackTS), ptrString(u.CancelledBy),
+		ptrString(u.CancelReason), ptrString(u.OutcomeDetail), at, u.Status.Final())
+	return err
 }
 
 // ptrString maps nil to NULL; a non-nil empty string is stored as is.

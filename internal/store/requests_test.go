@@ -250,3 +250,50 @@ func TestListRequestsLimits(t *testing.T) {
 		}
 	}
 }
+
+// TestMoveRequestIsOneTransaction: the status and its audit event are
+// written together or not at all, and a retried move writes neither twice.
+func TestMoveRequestIsOneTransaction(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	f := seed(t, s)
+	move := func(actor string) error {
+		return s.MoveRequest(ctx, f.request, RequestUpdate{Status: domain.StatusAwaitingApproval}, t0.Add(time.Minute),
+			AuditEvent{RequestID: f.request, Actor: actor, Event: "gate.approval.waiting"}, "gate.approval.waiting/awaiting_approval")
+	}
+	// An event the audit table refuses (no actor) rolls the status back.
+	if err := move(""); err == nil {
+		t.Fatal("move with an invalid audit event succeeded")
+	}
+	if r, err := s.Request(ctx, f.request); err != nil || r.Status == domain.StatusAwaitingApproval {
+		t.Fatalf("status after a refused move = %v (%v), want unchanged", r.Status, err)
+	}
+	for range 2 {
+		if err := move("system"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := s.Request(ctx, f.request)
+	if err != nil || r.Status != domain.StatusAwaitingApproval {
+		t.Fatalf("status after move = %v (%v)", r.Status, err)
+	}
+	events, err := s.AuditTrail(ctx, f.request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, e := range events {
+		if e.Event == "gate.approval.waiting" {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Fatalf("%d gate.approval.waiting events after a retried move, want 1", n)
+	}
+	// An event for another request is refused outright.
+	err = s.MoveRequest(ctx, f.request, RequestUpdate{}, time.Time{}, AuditEvent{RequestID: "req_other", Actor: "system", Event: "x"}, "x")
+	if err == nil {
+		t.Fatal("move with another request's event succeeded")
+	}
+}
