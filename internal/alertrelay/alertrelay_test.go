@@ -107,3 +107,37 @@ func TestRelayDeliversQueuedAlerts(t *testing.T) {
 		t.Fatalf("refusal alert %q", texts[1])
 	}
 }
+
+// TestTextOfEachKind: every kind of alert is worded, with its facts, and a
+// fact that could carry mrkdwn is escaped.
+func TestTextOfEachKind(t *testing.T) {
+	tests := []struct {
+		kind    string
+		details map[string]any
+		want    []string
+	}{
+		{store.AlertCustomerLocked, map[string]any{"customer": "C-1", "failures": 5, "locked_until": "2026-12-08 10:00 UTC", "request": "req_1", "agent": "ag_a"},
+			[]string{"Customer C-1 is locked", "5 wrong support PINs", "req_1", "ag_a"}},
+		{store.AlertSlowGuessing, map[string]any{"customer": "C-1", "day_failures": 9, "agent": "ag_a", "request": "req_1"},
+			[]string{"Slow PIN guessing", "C-1", "9 wrong"}},
+		{store.AlertAgentBlocked, map[string]any{"agent": "ag_a", "failures": 10, "blocked_until": "soon"},
+			[]string{"Agent ag_a", "10 wrong"}},
+		{store.AlertVerdictRefused, map[string]any{"request": "req_1", "reason": "another customer", "workflow_id": "w"},
+			[]string{"refused the PIN verdict of request req_1", "another customer"}},
+		{store.AlertEndedOutside, map[string]any{"request": "req_1", "action": "reinstall_vps", "customer": "C-1", "agent": "ag_a", "temporal": "terminated", "was": "cooling"},
+			[]string{"Request req_1", "was terminated in Temporal while cooling", "outside Vigil", "marked it failed"}},
+		{store.AlertEndedOutside, map[string]any{"request": "<!channel>", "temporal": "*bold*"},
+			[]string{"&lt;!channel&gt;"}},
+	}
+	for _, tc := range tests {
+		got := Text(store.Alert{Kind: tc.kind, Details: tc.details})
+		for _, w := range tc.want {
+			if !strings.Contains(got, w) {
+				t.Errorf("%s: %q does not say %q", tc.kind, got, w)
+			}
+		}
+		if strings.HasPrefix(got, "Security alert ") {
+			t.Errorf("%s has no wording of its own: %q", tc.kind, got)
+		}
+	}
+}

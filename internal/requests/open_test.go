@@ -260,6 +260,53 @@ func TestOpenOnRealTemporal(t *testing.T) {
 		}
 	})
 
+	// An operator who terminates (or deletes) a request's workflow in
+	// Temporal must not wedge the customer's slot for good, nor end the
+	// request unseen: the next open ends the row as failed, audits and
+	// alerts it, and opens. A running holder still refuses.
+	t.Run("a slot held by a workflow ended outside Vigil is freed, audited and alerted", func(t *testing.T) {
+		svc, st := lt.service(t)
+		requester, _ := st.Agent(ctx, "ag_req")
+		first, err := svc.Open(ctx, requester, reinstall("srv-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lt.tc.TerminateWorkflow(ctx, workflows.WorkflowID(first.RequestID), "", "operator at the Temporal CLI"); err != nil {
+			t.Fatal(err)
+		}
+		other, _ := st.Agent(ctx, "ag_two")
+		again, err := svc.Open(ctx, other, reinstall("srv-1"))
+		if err != nil {
+			t.Fatalf("open after the holder's workflow was terminated: %v", err)
+		}
+		if again.RequestID == first.RequestID || !lt.workflowExists(t, again.RequestID) {
+			t.Fatalf("reopened %+v", again)
+		}
+		row, err := st.Request(ctx, first.RequestID)
+		if err != nil || row.Status != domain.StatusFailed || !strings.Contains(row.OutcomeDetail, "terminated") {
+			t.Fatalf("the terminated request's row = %+v (%v), want failed saying terminated", row, err)
+		}
+		if n := count(t, st, "SELECT count(*) FROM audit_events WHERE request_id = $1 AND event = $2 AND details->>'temporal' = 'terminated'",
+			first.RequestID, store.EventEndedOutside); n != 1 {
+			t.Fatalf("%d %s events, want 1", n, store.EventEndedOutside)
+		}
+		if n := count(t, st, "SELECT count(*) FROM security_alerts WHERE kind = $1 AND details->>'request' = $2", store.AlertEndedOutside, first.RequestID); n != 1 {
+			t.Fatalf("%d alerts, want 1", n)
+		}
+		// The new holder runs: it still refuses a third open, and is not ended.
+		_, err = svc.Open(ctx, requester, reinstall("srv-1"))
+		if r, ok := AsRefusal(err); !ok || r.Code != CodeDuplicate || r.RequestID != again.RequestID {
+			t.Fatalf("third open = %v, want duplicate_request naming %s", err, again.RequestID)
+		}
+		if row, _ := st.Request(ctx, again.RequestID); row.Status.Final() {
+			t.Fatalf("the running holder was ended: %+v", row)
+		}
+		// Ending again is a no-op: one event, one alert.
+		if ended, err := st.EndOutsideVigil(ctx, first.RequestID, "terminated", time.Time{}); err != nil || ended {
+			t.Fatalf("second EndOutsideVigil = %v, %v; want a no-op", ended, err)
+		}
+	})
+
 	t.Run("other targets are independent", func(t *testing.T) {
 		svc, st := lt.service(t)
 		requester, _ := st.Agent(ctx, "ag_req")

@@ -286,7 +286,7 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 		Status: domain.StatusPINCheck,
 	}
 	// A duplicate is refused before a guess is spent on it.
-	if dup, err := s.store.OpenSlotHolder(ctx, row); err != nil {
+	if dup, err := s.slotHolder(ctx, row); err != nil {
 		return workflows.Status{}, err
 	} else if dup != nil {
 		return workflows.Status{}, duplicateRefusal(p, cust.ID, dup)
@@ -315,6 +315,53 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 	}
 	s.logger.Info("request opened", "request", id, "action", p.Action, "customer", cust.ID, "requester", requester.ID)
 	return st, nil
+}
+
+// slotHolder is the open request holding row's slot, if any. A holder whose
+// workflow no longer runs in Temporal (terminated, cancelled or deleted there,
+// outside Vigil) is ended first (store.EndOutsideVigil: failed, audited,
+// alerted), so no one can wedge a customer's slot for good from the
+// Temporal side; the slot is then looked up again.
+func (s *Service) slotHolder(ctx context.Context, row store.Request) (*store.DuplicateOpenError, error) {
+	dup, err := s.store.OpenSlotHolder(ctx, row)
+	if err != nil || dup == nil || dup.ID == "" {
+		return dup, err
+	}
+	how, gone := s.workflowGone(ctx, dup.ID)
+	if !gone {
+		return dup, nil
+	}
+	ended, err := s.store.EndOutsideVigil(ctx, dup.ID, how, s.Now().UTC())
+	if err != nil {
+		s.logger.Error("could not end a request whose workflow is gone", "request", dup.ID, "temporal", how, "error", err)
+		return dup, nil
+	}
+	if ended {
+		s.logger.Warn("request ended outside Vigil; its slot is free again", "request", dup.ID, "temporal", how)
+	}
+	return s.store.OpenSlotHolder(ctx, row)
+}
+
+// workflowGone reports whether request id's workflow has stopped running in
+// Temporal, and how Temporal says it ended. When Temporal cannot be asked,
+// the workflow is taken to run: the duplicate is refused as before.
+func (s *Service) workflowGone(ctx context.Context, id string) (string, bool) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	desc, err := s.temporal.DescribeWorkflowExecution(ctx, workflows.WorkflowID(id), "")
+	var notFound *serviceerror.NotFound
+	switch {
+	case errors.As(err, &notFound):
+		return "not found in Temporal (deleted, or past the namespace's retention)", true
+	case err != nil:
+		s.logger.Warn("could not ask Temporal about the request holding a slot", "request", id, "error", err)
+		return "", false
+	}
+	st := desc.GetWorkflowExecutionInfo().GetStatus()
+	if st == enums.WORKFLOW_EXECUTION_STATUS_RUNNING {
+		return "", false
+	}
+	return strings.ToLower(strings.TrimPrefix(st.String(), "WorkflowExecutionStatus")), true
 }
 
 // pinResult is a PIN check made for an open, and when it was made.

@@ -24,6 +24,10 @@ const (
 	// AlertVerdictRefused: a workflow run claimed a PIN verdict it may not
 	// pass on (another customer's, consumed, ...).
 	AlertVerdictRefused = "pin_verdict_refused"
+	// AlertEndedOutside: a request's workflow ended without Vigil (an
+	// operator terminated, cancelled or deleted it in Temporal); its row
+	// was ended so it stops holding its customer's slot.
+	AlertEndedOutside = "ended_outside_vigil"
 )
 
 // Alert is one queued line for the security channel: what happened, as

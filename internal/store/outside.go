@@ -1,0 +1,60 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/vigil-oss/vigil/internal/domain"
+)
+
+// EventEndedOutside is the audit event of a request whose workflow ended
+// without Vigil recording an end state.
+const EventEndedOutside = "request.ended_outside_vigil"
+
+// EndOutsideVigil ends request id, still open in the projection, whose
+// workflow is no longer running in Temporal (how says what Temporal
+// reports: terminated, cancelled, not found, ...). In one transaction it
+// moves the row to failed, appends EventEndedOutside and queues a security
+// alert, so the request stops holding its slot and someone is told. It
+// reports whether it ended the row; a row already final is left as it is.
+func (s *Store) EndOutsideVigil(ctx context.Context, id, how string, at time.Time) (bool, error) {
+	if at.IsZero() {
+		at = time.Now()
+	}
+	ended := false
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var r struct {
+			status, action, customer, requester string
+		}
+		err := tx.QueryRowContext(ctx, `SELECT status, action, customer_id, requester_id FROM requests WHERE id = $1 FOR UPDATE`, id).
+			Scan(&r.status, &r.action, &r.customer, &r.requester)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("request %s: %w", id, ErrNotFound)
+		}
+		if err != nil {
+			return err
+		}
+		if domain.Status(r.status).Final() {
+			return nil
+		}
+		detail := "the request's workflow ended outside Vigil (" + how + "); nothing was executed by Vigil after that"
+		if err := updateRequest(ctx, tx, id, RequestUpdate{Status: domain.StatusFailed, OutcomeDetail: &detail}, at); err != nil {
+			return err
+		}
+		details := map[string]any{"status": string(domain.StatusFailed), "temporal": how, "was": r.status}
+		if err := auditOnce(ctx, tx, AuditEvent{RequestID: id, Actor: "system", Event: EventEndedOutside, Details: details, At: at}, EventEndedOutside); err != nil {
+			return err
+		}
+		ended = true
+		return queueAlert(ctx, tx, AlertEndedOutside, EventEndedOutside+"/"+id, map[string]any{
+			"request": id, "action": r.action, "customer": r.customer, "agent": r.requester, "temporal": how, "was": r.status,
+		})
+	})
+	if err != nil {
+		return false, fmt.Errorf("store: end request %s outside Vigil: %w", id, err)
+	}
+	return ended, nil
+}
