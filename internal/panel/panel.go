@@ -226,70 +226,93 @@ func (c *Client) Execute(ctx context.Context, j Job) (Result, error) {
 		return Result{}, &PermanentError{Code: "invalid_job", Message: err.Error()}
 	}
 	op := cl.method + " " + cl.path
-	var body io.Reader
-	if cl.body != nil {
-		b, err := json.Marshal(cl.body)
-		if err != nil {
-			return Result{}, fmt.Errorf("panel: %s: encode body: %w", op, err)
-		}
-		body = bytes.NewReader(b)
-	}
-	u := *c.base
-	u.Path = c.base.Path + mustUnescape(cl.path)
-	u.RawPath = c.base.EscapedPath() + cl.path
-	req, err := http.NewRequestWithContext(ctx, cl.method, u.String(), body)
+	status, raw, err := c.do(ctx, cl.method, cl.path, j.IdempotencyKey, cl.body)
 	if err != nil {
-		return Result{}, fmt.Errorf("panel: %s: build request: %w", op, err)
+		return Result{}, err
 	}
-	req.Header.Set("Authorization", "Bearer "+c.token)
-	req.Header.Set("Idempotency-Key", j.IdempotencyKey)
-	req.Header.Set("Accept", "application/json")
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
+	if err := answerError(op, status, raw); err != nil {
+		return Result{}, err
 	}
-
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		return Result{}, fmt.Errorf("panel: %s: %w", op, unwrapURLError(err))
-	}
-	defer resp.Body.Close()
-	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
-	if err != nil {
-		return Result{}, fmt.Errorf("panel: %s: read response: %w", op, err)
-	}
-	if len(raw) > maxResponseBytes {
-		return Result{}, fmt.Errorf("panel: %s: response larger than %d bytes", op, maxResponseBytes)
-	}
-
-	if resp.StatusCode < 200 || resp.StatusCode > 299 {
-		var e apiError
-		_ = json.Unmarshal(raw, &e)
-		code, msg := e.Error.Code, truncate(e.Error.Message)
-		if code == "" {
-			code = "http_" + fmt.Sprint(resp.StatusCode)
-		}
-		if permanentStatus(resp.StatusCode) {
-			return Result{}, &PermanentError{Status: resp.StatusCode, Code: code, Message: msg, Op: op}
-		}
-		return Result{}, fmt.Errorf("panel: %s: status %d (%s): %s", op, resp.StatusCode, code, msg)
-	}
-
 	var ok apiResponse
 	if err := json.Unmarshal(raw, &ok); err != nil {
 		// A replay would return the same body, so retrying cannot help.
-		return Result{}, &PermanentError{Status: resp.StatusCode, Code: "bad_response", Message: "success body is not the expected JSON", Op: op}
+		return Result{}, &PermanentError{Status: status, Code: "bad_response", Message: "success body is not the expected JSON", Op: op}
 	}
 	if ok.Reference == "" {
-		return Result{}, &PermanentError{Status: resp.StatusCode, Code: "bad_response", Message: "success without a reference", Op: op}
+		return Result{}, &PermanentError{Status: status, Code: "bad_response", Message: "success without a reference", Op: op}
 	}
 	res := Result{Reference: ok.Reference}
 	if j.Action == domain.ActionResendCredentials {
 		if ok.Username == "" || ok.Password == "" {
-			return Result{}, &PermanentError{Status: resp.StatusCode, Code: "bad_response", Message: "credentials response without username or password", Op: op}
+			return Result{}, &PermanentError{Status: status, Code: "bad_response", Message: "credentials response without username or password", Op: op}
 		}
 		res.Credentials = &Credentials{Username: ok.Username, Password: ok.Password}
 	}
 	return res, nil
+}
+
+// do sends one call (path escaped, with an optional encoded "?query"; body
+// JSON-encoded when not nil; key as the Idempotency-Key when not empty) and
+// returns the status and body.
+func (c *Client) do(ctx context.Context, method, path, key string, body any) (int, []byte, error) {
+	path, query, _ := strings.Cut(path, "?")
+	op := method + " " + path
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return 0, nil, fmt.Errorf("panel: %s: encode body: %w", op, err)
+		}
+		rd = bytes.NewReader(b)
+	}
+	u := *c.base
+	u.Path = c.base.Path + mustUnescape(path)
+	u.RawPath = c.base.EscapedPath() + path
+	u.RawQuery = query
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), rd)
+	if err != nil {
+		return 0, nil, fmt.Errorf("panel: %s: build request: %w", op, err)
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if key != "" {
+		req.Header.Set("Idempotency-Key", key)
+	}
+	req.Header.Set("Accept", "application/json")
+	if rd != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("panel: %s: %w", op, unwrapURLError(err))
+	}
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return 0, nil, fmt.Errorf("panel: %s: read response: %w", op, err)
+	}
+	if len(raw) > maxResponseBytes {
+		return 0, nil, fmt.Errorf("panel: %s: response larger than %d bytes", op, maxResponseBytes)
+	}
+	return resp.StatusCode, raw, nil
+}
+
+// answerError is the error a non-2xx answer to op means: a *PermanentError
+// for a request the panel will never accept, a plain (retryable) error
+// otherwise; nil for a 2xx.
+func answerError(op string, status int, raw []byte) error {
+	if status >= 200 && status <= 299 {
+		return nil
+	}
+	var e apiError
+	_ = json.Unmarshal(raw, &e)
+	code, msg := e.Error.Code, truncate(e.Error.Message)
+	if code == "" {
+		code = "http_" + fmt.Sprint(status)
+	}
+	if permanentStatus(status) {
+		return &PermanentError{Status: status, Code: code, Message: msg, Op: op}
+	}
+	return fmt.Errorf("panel: %s: status %d (%s): %s", op, status, code, msg)
 }
 
 // permanentStatus: 4xx means the request itself is wrong, except the ones

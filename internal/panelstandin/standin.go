@@ -55,6 +55,19 @@ CREATE TABLE IF NOT EXISTS standin_panel_actions (
 	status          integer NOT NULL,
 	response        text NOT NULL,
 	performed_at    timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS standin_panel_security_events (
+	id          bigserial PRIMARY KEY,
+	customer_id text NOT NULL,
+	kind        text NOT NULL,
+	channel     text NOT NULL DEFAULT '',
+	detail      text NOT NULL DEFAULT '',
+	at          timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS standin_panel_totp (
+	customer_id text PRIMARY KEY,
+	secret      text NOT NULL,
+	last_step   bigint NOT NULL DEFAULT 0
 );`
 
 // schemaLock serialises concurrent CREATE TABLE IF NOT EXISTS, which can
@@ -259,6 +272,8 @@ func scanCalls(rows *sql.Rows) ([]Call, error) {
 //	POST /_standin/faults     {"fail_next":n,"status":s,"hang_after_perform":"2s","hold":true}
 //	POST /_standin/release    release held calls and stop holding
 //	GET  /_standin/held?wait=10s  200 once a call is held, 504 if none within wait
+//	POST /_standin/security-events {"customer":…,"kind":…,"channel":…,"detail":…,"at":…}  plant an account event
+//	POST /_standin/totp  {"customer":…,"secret":…}  enroll an authenticator (base32 secret)
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/v1/customers/{customer}/servers/{server}/credentials", s.api(domain.ActionResendCredentials, http.MethodPost))
@@ -266,6 +281,8 @@ func (s *Server) Handler() http.Handler {
 	mux.Handle("/v1/customers/{customer}/contacts", s.api(domain.ActionAddContactEmail, http.MethodPost))
 	mux.Handle("/v1/customers/{customer}/email", s.api(domain.ActionChangeAccountEmail, http.MethodPut))
 	mux.Handle("/v1/customers/{customer}/2fa", s.api(domain.ActionDisable2FA, http.MethodDelete))
+	mux.Handle("/v1/customers/{customer}/security-events", s.authorizedOnly(http.HandlerFunc(s.securityEvents)))
+	mux.Handle("/v1/customers/{customer}/2fa/verify", s.authorizedOnly(http.HandlerFunc(s.verifyTOTP)))
 	mux.Handle("/", s.api("", ""))
 
 	admin := http.NewServeMux()
@@ -274,6 +291,8 @@ func (s *Server) Handler() http.Handler {
 	admin.HandleFunc("POST /_standin/faults", s.adminFaults)
 	admin.HandleFunc("POST /_standin/release", s.adminRelease)
 	admin.HandleFunc("GET /_standin/held", s.adminHeld)
+	admin.HandleFunc("POST /_standin/security-events", s.adminPlantEvent)
+	admin.HandleFunc("POST /_standin/totp", s.adminEnrollTOTP)
 	mux.Handle("/_standin/", loopbackOnly(admin))
 	return mux
 }
@@ -400,6 +419,9 @@ func (s *Server) performOnce(ctx context.Context, q request) (status int, body s
 		ON CONFLICT (idempotency_key) DO NOTHING RETURNING id`,
 		q.key, q.hash(), q.method, q.path, string(q.action), q.customer, q.server, q.email, status, resp).Scan(&id)
 	if err == nil {
+		if err := s.accountEffects(ctx, q); err != nil {
+			s.logger.Error("panel stand-in: record the account's history", "err", err)
+		}
 		return status, resp, false, nil
 	}
 	if !errors.Is(err, sql.ErrNoRows) {
