@@ -65,7 +65,7 @@ func newLiveWorld(t *testing.T) *liveWorld {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if w.panel, err = panelstandin.New(ctx, db, "panel-token-for-tests", quiet); err != nil {
+	if w.panel, err = panelstandin.New(ctx, db, "panel-token-for-tests", "", quiet); err != nil {
 		t.Fatal(err)
 	}
 	panelSrv := httptest.NewServer(w.panel.Handler())

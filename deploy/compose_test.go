@@ -107,6 +107,11 @@ func TestComposeStack(t *testing.T) {
 			if err := cfg.RequireSlack(process == "web"); err != nil {
 				t.Errorf("service %s: Slack settings are refused: %v (fix %s or %s)", svc, err, composeFile, composeEnv)
 			}
+			if process == "web" {
+				if err := cfg.RequirePanelRead(); err != nil {
+					t.Errorf("service %s: panel read settings are refused: %v (fix %s)", svc, err, composeEnv)
+				}
+			}
 		}
 	})
 

@@ -230,7 +230,7 @@ func TestAuditExportRoundTrip(t *testing.T) {
 		case "VIGIL_CODEC_KEYS":
 			_, v, _ = strings.Cut(v, ":")
 			fallthrough
-		case "VIGIL_TOKEN_KEY", "VIGIL_ADMIN_TOKEN", "VIGIL_PANEL_TOKEN", "VIGIL_SLACK_BOT_TOKEN", "VIGIL_SLACK_SIGNING_SECRET":
+		case "VIGIL_TOKEN_KEY", "VIGIL_ADMIN_TOKEN", "VIGIL_PANEL_TOKEN", "VIGIL_PANEL_READ_TOKEN", "VIGIL_SLACK_BOT_TOKEN", "VIGIL_SLACK_SIGNING_SECRET":
 			secrets[k] = v
 		}
 	}

@@ -201,6 +201,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		"VIGIL_TOKEN_KEY=" + randKey(t),
 		"VIGIL_ADMIN_TOKEN=" + s.adminToken,
 		"VIGIL_PANEL_TOKEN=panel-" + strings.TrimRight(randKey(t), "=")[:16],
+		"VIGIL_PANEL_READ_TOKEN=panel-read-" + strings.TrimRight(randKey(t), "=")[:16],
 		"VIGIL_PANEL_URL=" + s.panelURL,
 		"VIGIL_PANEL_STANDIN_ADDR=" + panelAddr,
 		"VIGIL_SMTP_ADDR=" + s.smtpAddr,

@@ -60,6 +60,11 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 		"workflow engine: wrong PINs lock the customer, and an agent who types too many across\n" +
 		"customers is stopped. Then a senior approves in Slack, the customer is emailed a\n" +
 		"cancel link and a cooling period runs before anything happens.\n\n" +
+		"When the customer's account shows signs of a takeover (a password reset by email, the\n" +
+		"PIN viewed on the account page, a login from a new place), Vigil asks for the code from\n" +
+		"the customer's authenticator app too (\"Code from the customer's authenticator app: \",\n" +
+		"without echo; with --pin-stdin, the line after the PIN). A wrong code counts as a wrong\n" +
+		"PIN. Some accounts cannot be verified here at all: the refusal says so and security is told.\n\n" +
 		"Exit: 0 opened (waiting for approval); 3 refused (wrong PIN, customer locked, too many\n" +
 		"wrong PINs of yours, or any other refusal); 4 ended at once without being executed;\n" +
 		"1 network/server failure; 2 usage error."
@@ -72,7 +77,7 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 	f := a.newFlags(g, s.name, usage, help, s.example, false)
 	customer := f.String("customer", "", "the customer's id, e.g. C-1042 (required)")
 	reason := f.String("reason", "", "why, in words the senior and the customer will read; cite the ticket (required)")
-	pinStdin := f.Bool("pin-stdin", false, "read the PIN from one line of standard input instead of prompting")
+	pinStdin := f.Bool("pin-stdin", false, "read the PIN from one line of standard input instead of prompting (and the authenticator code, when asked, from the next)")
 	var server, email *string
 	if s.server {
 		server = f.String("server", "", "the customer's server id, e.g. srv-1")
@@ -135,6 +140,17 @@ func (a *app) cmdOpen(ctx context.Context, g globals, s openSpec, args []string)
 	}
 	nr.PIN = pin
 	r, err := c.OpenRequest(ctx, nr)
+	if p, ok := cliclient.AsProblem(err); ok && p.Code == cliclient.CodeFactorRequired {
+		// Nothing was checked yet: say why, ask the code, send both again.
+		fmt.Fprintf(a.stderr, "starter: %s\n", p.Detail)
+		var code []byte
+		if code, err = a.readSecret(ctx, *pinStdin, "Code from the customer's authenticator app: ", "code"); err == nil {
+			nr.FactorCode = code
+			r, err = c.OpenRequest(ctx, nr)
+			clear(code)
+			nr.FactorCode = nil
+		}
+	}
 	clear(pin)
 	nr.PIN = nil
 	if err != nil {

@@ -100,6 +100,12 @@ func (a *app) readPIN(ctx context.Context, fromStdin bool, prompt string) ([]byt
 	if a.getenv("VIGIL_PIN") != "" {
 		fmt.Fprintln(a.stderr, "starter: warning: VIGIL_PIN is ignored: the PIN is never read from the environment; unset it")
 	}
+	return a.readSecret(ctx, fromStdin, prompt, "PIN")
+}
+
+// readSecret reads one secret (what names it in errors) without echo on
+// the terminal, or as the next line of standard input when fromStdin.
+func (a *app) readSecret(ctx context.Context, fromStdin bool, prompt, what string) ([]byte, error) {
 	var pin []byte
 	var err error
 	switch {
@@ -114,7 +120,7 @@ func (a *app) readPIN(ctx context.Context, fromStdin bool, prompt string) ([]byt
 		return nil, err
 	}
 	if len(pin) == 0 {
-		return nil, usagef("no PIN entered; nothing was sent")
+		return nil, usagef("no %s entered; nothing was sent", what)
 	}
 	return pin, nil
 }

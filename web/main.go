@@ -33,7 +33,9 @@ import (
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/metrics"
 	"github.com/vigil-oss/vigil/internal/oidcauth"
+	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/requests"
+	"github.com/vigil-oss/vigil/internal/risk"
 	"github.com/vigil-oss/vigil/internal/slackapp"
 	"github.com/vigil-oss/vigil/internal/statuswriter"
 	"github.com/vigil-oss/vigil/internal/store"
@@ -65,6 +67,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	}
 	if err := cfg.RequireSlack(true); err != nil {
+		return err
+	}
+	if err := cfg.RequirePanelRead(); err != nil {
+		return err
+	}
+	riskChecks, err := newRiskChecks(cfg, logger)
+	if err != nil {
 		return err
 	}
 	key, err := cfg.TokenKeyBytes()
@@ -109,10 +118,13 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	defer tc.Close()
 
-	svc := requests.New(tc, st, requests.Timings{
+	svc, err := requests.New(tc, st, requests.Timings{
 		ApprovalTimeout: cfg.ApprovalTimeout, NoticeTimeout: cfg.NoticeTimeout,
 		ExecuteMaxAttempts: cfg.ExecuteMaxAttempts, Cooling: cfg.Cooling, PIN: cfg.PINPolicy(),
-	}, logger)
+	}, riskChecks, logger)
+	if err != nil {
+		return err
+	}
 	apiOpts := api.Options{EstablishedAfter: cfg.EstablishedAfter,
 		PINPolicy: cfg.PINPolicy()}
 	if cfg.OIDCIssuer != "" {
@@ -323,4 +335,30 @@ func logRequests(logger *slog.Logger, next http.Handler) http.Handler {
 		logger.Log(r.Context(), level, "http request", "method", r.Method, "path", logPath(r.URL.Path),
 			"status", sw.Status(), "duration_ms", time.Since(start).Milliseconds())
 	})
+}
+
+// newRiskChecks is the account risk check opens make: the panel, through
+// the web front's read-only token, and the policy (the built-in one, or
+// VIGIL_RISK_POLICY_FILE's).
+func newRiskChecks(cfg config.Config, logger *slog.Logger) (requests.RiskChecks, error) {
+	if !cfg.RiskChecks {
+		logger.Warn("risk checks are OFF (VIGIL_RISK_CHECKS=off): an attacker who owns the customer's mailbox and read the PIN meets only the senior")
+		return requests.RiskChecks{Off: true}, nil
+	}
+	pc, err := panel.NewClient(cfg.PanelURL, cfg.PanelReadToken.Reveal(), &http.Client{Timeout: 10 * time.Second})
+	if err != nil {
+		return requests.RiskChecks{}, err
+	}
+	policy := risk.DefaultPolicy()
+	if cfg.RiskPolicyFile != "" {
+		b, err := os.ReadFile(cfg.RiskPolicyFile)
+		if err != nil {
+			return requests.RiskChecks{}, fmt.Errorf("VIGIL_RISK_POLICY_FILE: %w", err)
+		}
+		if policy, err = risk.Parse(b); err != nil {
+			return requests.RiskChecks{}, fmt.Errorf("VIGIL_RISK_POLICY_FILE %s: %w", cfg.RiskPolicyFile, err)
+		}
+	}
+	logger.Info("risk checks on", "rules", len(policy.Rules), "policy_file", cfg.RiskPolicyFile)
+	return requests.RiskChecks{Accounts: pc, Policy: policy}, nil
 }

@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -74,7 +76,10 @@ func newSite(t *testing.T, ready func(context.Context) error) *site {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc := requests.New(tc, st, requests.Timings{Cooling: domain.DefaultCoolingPeriods()}, logger)
+	svc, err := requests.New(tc, st, requests.Timings{Cooling: domain.DefaultCoolingPeriods()}, requests.RiskChecks{Off: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -255,9 +260,18 @@ func TestRunRefusesBadSetup(t *testing.T) {
 		{"short token key", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": base64.StdEncoding.EncodeToString([]byte("short"))}, "VIGIL_TOKEN_KEY"},
 		{"no Slack settings", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey}, "VIGIL_SLACK_BOT_TOKEN"},
 		{"no signing secret", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey, "VIGIL_SLACK_BOT_TOKEN": "xoxb-test"}, "VIGIL_SLACK_SIGNING_SECRET"},
+		{"no panel read token", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey,
+			"VIGIL_SLACK_BOT_TOKEN": "xoxb-test", "VIGIL_SLACK_SIGNING_SECRET": "signing-secret", "VIGIL_SLACK_TEAM_ID": "T1", "VIGIL_SLACK_APP_ID": "A1"}, "VIGIL_PANEL_READ_TOKEN"},
+		{"the panel read token is the acting token", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey,
+			"VIGIL_SLACK_BOT_TOKEN": "xoxb-test", "VIGIL_SLACK_SIGNING_SECRET": "signing-secret", "VIGIL_SLACK_TEAM_ID": "T1", "VIGIL_SLACK_APP_ID": "A1",
+			"VIGIL_PANEL_TOKEN": "same-panel-token", "VIGIL_PANEL_READ_TOKEN": "same-panel-token"}, "must not be VIGIL_PANEL_TOKEN"},
+		{"a bad risk policy file", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey,
+			"VIGIL_SLACK_BOT_TOKEN": "xoxb-test", "VIGIL_SLACK_SIGNING_SECRET": "signing-secret", "VIGIL_SLACK_TEAM_ID": "T1", "VIGIL_SLACK_APP_ID": "A1",
+			"VIGIL_PANEL_READ_TOKEN": "read-token", "VIGIL_RISK_POLICY_FILE": writeFile(t, `{"rules":[{"name":"x"}]}`)}, "no event kinds"},
 		{"Temporal unreachable", map[string]string{"VIGIL_CODEC_KEYS": codecKey, "VIGIL_TOKEN_KEY": tokenKey,
 			"VIGIL_SLACK_BOT_TOKEN": "xoxb-test", "VIGIL_SLACK_SIGNING_SECRET": "signing-secret", "VIGIL_SLACK_TEAM_ID": "T1", "VIGIL_SLACK_APP_ID": "A1",
-			"VIGIL_DATABASE_URL": testpg.NewDSN(t), "VIGIL_TEMPORAL_ADDRESS": temporaltest.ClosedAddr(t), "VIGIL_HTTP_ADDR": temporaltest.ClosedAddr(t)}, "Temporal"},
+			"VIGIL_PANEL_READ_TOKEN": "read-token",
+			"VIGIL_DATABASE_URL":     testpg.NewDSN(t), "VIGIL_TEMPORAL_ADDRESS": temporaltest.ClosedAddr(t), "VIGIL_HTTP_ADDR": temporaltest.ClosedAddr(t)}, "Temporal"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -276,4 +290,14 @@ func TestRunRefusesBadSetup(t *testing.T) {
 			}
 		})
 	}
+}
+
+// writeFile writes body to a file of the test's own and returns its path.
+func writeFile(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }

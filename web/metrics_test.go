@@ -77,7 +77,7 @@ func startWorker(t *testing.T, addr string, st *store.Store, signer *tokens.Sign
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := panelstandin.New(ctx, st.DB(), "panel-token-for-tests", logger)
+	ps, err := panelstandin.New(ctx, st.DB(), "panel-token-for-tests", "", logger)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,8 +161,11 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(tc.Close)
-	svc := requests.New(tc, st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
-		Cooling: domain.DefaultCoolingPeriods()}, logger)
+	svc, err := requests.New(tc, st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
+		Cooling: domain.DefaultCoolingPeriods()}, requests.RiskChecks{Off: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	pages := cancelpage.New(svc, st, signer, cancelpage.Options{PublicURL: base, CSRFKey: csrfKey(key)}, logger)
 	slackRoute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
 	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), slackRoute,

@@ -166,7 +166,7 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 	}
 
 	// The control panel stand-in over loopback HTTP.
-	h.panel, err = panelstandin.New(ctx, sqlDB, panelToken, otherLogs)
+	h.panel, err = panelstandin.New(ctx, sqlDB, panelToken, "", otherLogs)
 	if err != nil {
 		t.Fatalf("panel stand-in: %v", err)
 	}

@@ -125,6 +125,9 @@ func Text(a store.Alert) string {
 		}
 		return s + fmt.Sprintf(") and did not pass the PIN gate. Workflow %s, run %s, claimed %s for customer %s by %s. A workflow started outside Vigil's web front, or a replay, is the likely cause.",
 			f("workflow_id"), f("run_id"), f("action"), f("customer"), f("requester"))
+	case store.AlertRiskRefused:
+		return fmt.Sprintf("Vigil refused to open %s for customer %s (asked by %s): %s. The account shows: %s. The customer must be verified another way; if they did not do these things, their account may be taken over.",
+			f("action"), f("customer"), f("agent"), f("why"), f("signals"))
 	case store.AlertEndedOutside:
 		return fmt.Sprintf("Request %s (%s for customer %s, opened by %s) was %s in Temporal while %s, outside Vigil: no gate recorded its end. Vigil marked it failed so it no longer holds the customer's slot; find out who did it from Temporal's own records.",
 			f("request"), f("action"), f("customer"), f("agent"), f("temporal"), f("was"))

@@ -32,11 +32,14 @@ type openBody struct {
 	Email      string `json:"email"`
 	Reason     string `json:"reason"`
 	PIN        string `json:"pin"`
+	// FactorCode is the code from the customer's authenticator, when the
+	// first answer was factor_required.
+	FactorCode string `json:"factor_code"`
 }
 
-// String keeps the PIN out of any accidental %v.
+// String keeps the PIN and the code out of any accidental %v.
 func (b openBody) String() string {
-	return fmt.Sprintf("openBody{Action:%s CustomerID:%s ServerID:%s Email:%s PIN:[redacted]}", b.Action, b.CustomerID, b.ServerID, b.Email)
+	return fmt.Sprintf("openBody{Action:%s CustomerID:%s ServerID:%s Email:%s PIN:[redacted] FactorCode:[redacted]}", b.Action, b.CustomerID, b.ServerID, b.Email)
 }
 
 // reasonBody is the body of withdraw and veto.
@@ -58,7 +61,7 @@ func (a *API) openRequest(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	st, err := a.svc.Open(ctx, agentFrom(r.Context()), requests.OpenParams{
 		Action: domain.Action(body.Action), CustomerID: body.CustomerID, ServerID: body.ServerID,
-		Email: body.Email, Reason: body.Reason, PIN: body.PIN,
+		Email: body.Email, Reason: body.Reason, PIN: body.PIN, FactorCode: body.FactorCode,
 	})
 	if err != nil {
 		a.fail(w, r, "open request", "", err)

@@ -72,8 +72,11 @@ func newEnvAt(t testing.TB, admin string, opts Options, db, apiDB, svcDB *sql.DB
 	logs := &syncbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	tw := watchTemporal(t, logger, temporalAddr)
-	svc := requests.New(tw.client, store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
-		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, logger)
+	svc, err := requests.New(tw.client, store.New(svcDB), requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour,
+		ExecuteMaxAttempts: 3, Cooling: domain.DefaultCoolingPeriods()}, requests.RiskChecks{Off: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	srv := httptest.NewServer(New(svc, store.New(apiDB), admin, logger, opts).Handler())
 	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}, temporal: tw}
 	t.Cleanup(srv.Close)

@@ -77,6 +77,12 @@ var problemKinds = map[string]struct {
 	// An agent over the limit of wrong PINs across customers: their PIN
 	// checks stop until the oldest failure leaves the window.
 	string(requests.CodePINAttempts): {http.StatusForbidden, "Too many wrong PINs"},
+	// The account's recent security events: the open needs the customer's
+	// authenticator code (ask it, send it with the PIN), or cannot be
+	// verified here at all, or the panel could not say (fails closed).
+	string(requests.CodeFactorRequired):   {http.StatusPreconditionRequired, "Authenticator code required"},
+	string(requests.CodeRiskRefused):      {http.StatusForbidden, "Refused: the account shows a possible takeover"},
+	string(requests.CodePanelUnavailable): {http.StatusServiceUnavailable, "Control panel unavailable"},
 }
 
 // Problem is an RFC 9457 problem details body.

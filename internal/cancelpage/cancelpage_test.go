@@ -72,8 +72,11 @@ func newEnvWith(t *testing.T, opts Options, tc client.Client) *env {
 	if tc == nil {
 		tc = temporaltest.Unreachable(t, logger)
 	}
-	svc := requests.New(tc, st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
-		Cooling: domain.DefaultCoolingPeriods()}, logger)
+	svc, err := requests.New(tc, st, requests.Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
+		Cooling: domain.DefaultCoolingPeriods()}, requests.RiskChecks{Off: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e.svc = svc
 
 	var h http.Handler

@@ -97,7 +97,7 @@ func newLiveEnvWith(t *testing.T, opts Options) *liveEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ps, err := panelstandin.New(ctx, le.st.DB(), "panel-token-for-tests", quiet)
+	ps, err := panelstandin.New(ctx, le.st.DB(), "panel-token-for-tests", "", quiet)
 	if err != nil {
 		t.Fatal(err)
 	}

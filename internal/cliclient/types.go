@@ -160,6 +160,9 @@ type NewRequest struct {
 	Email      string // add_contact_email, change_account_email
 	Reason     string
 	PIN        []byte
+	// FactorCode is the code from the customer's authenticator, sent when
+	// the server asked for it (factor_required); wiped like the PIN.
+	FactorCode []byte
 }
 
 // String redacts the PIN.

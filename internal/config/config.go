@@ -51,6 +51,9 @@ type Config struct {
 	PublicURL      string
 	PanelURL       string
 	PanelToken     Secret
+	PanelReadToken Secret
+	RiskChecks     bool
+	RiskPolicyFile string
 	PanelTimeout   time.Duration // each control panel call; at most MaxPanelTimeout
 	PINMaxFailures int
 	PINWindow      time.Duration
@@ -160,6 +163,9 @@ var fixedVars = []Var{
 	{"VIGIL_PUBLIC_URL", "http://127.0.0.1:8080", "public base URL of the web front (cancel links)"},
 	{"VIGIL_PANEL_URL", "http://127.0.0.1:8091", "hosting control panel API base URL"},
 	{"VIGIL_PANEL_TOKEN", "(required by worker)", "bearer token for the control panel (secret)"},
+	{"VIGIL_PANEL_READ_TOKEN", "(required by web)", "bearer token the web front reads the account's security events and verifies authenticator codes with; it must not be able to act (secret)"},
+	{"VIGIL_RISK_CHECKS", "on", "on: every open asks the panel for the account's recent security events and applies the risk policy; off: no risk check (only for a panel without that API; the web front warns at start)"},
+	{"VIGIL_RISK_POLICY_FILE", "", "JSON file of the risk policy (internal/risk; README \"Account risk\"); empty: the built-in policy"},
 	{"VIGIL_PANEL_TIMEOUT", "60s", "time limit of each control panel call; at most 110s, so that it stays below the 2 minute limit of the executor activity that makes the call"},
 	{"VIGIL_PIN_MAX_FAILURES", "5", "wrong PINs within the window that lock a customer (the web front checks PINs, the worker only those of requests opened before it did)"},
 	{"VIGIL_PIN_WINDOW", "15m", "rolling window in which wrong PINs are counted"},
@@ -264,6 +270,9 @@ func Load(getenv func(string) string) (Config, error) {
 		PublicURL:        l.url("VIGIL_PUBLIC_URL", "http://127.0.0.1:8080"),
 		PanelURL:         l.url("VIGIL_PANEL_URL", "http://127.0.0.1:8091"),
 		PanelToken:       Secret(l.str("VIGIL_PANEL_TOKEN", "")),
+		PanelReadToken:   Secret(l.str("VIGIL_PANEL_READ_TOKEN", "")),
+		RiskChecks:       l.oneOf("VIGIL_RISK_CHECKS", "on", "on", "off") == "on",
+		RiskPolicyFile:   l.str("VIGIL_RISK_POLICY_FILE", ""),
 		PanelTimeout:     l.durationUpTo("VIGIL_PANEL_TIMEOUT", 60*time.Second, MaxPanelTimeout, panelTimeoutWhy),
 		PINMaxFailures:   l.integer("VIGIL_PIN_MAX_FAILURES", 5, 1, 100),
 		PINWindow:        l.duration("VIGIL_PIN_WINDOW", 15*time.Minute),
@@ -351,6 +360,21 @@ func (c Config) RequireSecrets() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// RequirePanelRead checks the web front can ask the panel about accounts:
+// its read token is set and is not the token that acts.
+func (c Config) RequirePanelRead() error {
+	if !c.RiskChecks {
+		return nil
+	}
+	if c.PanelReadToken == "" {
+		return errors.New("VIGIL_PANEL_READ_TOKEN is not set: the web front checks each account's recent security events with it (ask the panel for a read-only token), or set VIGIL_RISK_CHECKS=off")
+	}
+	if c.PanelReadToken == c.PanelToken {
+		return errors.New("VIGIL_PANEL_READ_TOKEN must not be VIGIL_PANEL_TOKEN: the internet-facing web front must hold a token that cannot act on the panel")
+	}
+	return nil
 }
 
 // RequireSlack checks the Slack settings; the web front also needs the

@@ -147,3 +147,33 @@ func TestVerifyTOTP(t *testing.T) {
 		t.Fatalf("bad token: %v, want a permanent error without the code", err)
 	}
 }
+
+// TestReadTokenCannotAct: the token the web front holds reads the account's
+// events and verifies codes, and performs nothing.
+func TestReadTokenCannotAct(t *testing.T) {
+	t.Parallel()
+	f := setup(t)
+	c := ctx(t)
+	ro, err := panel.NewClient(f.url, readToken, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ro.SecurityEvents(c, "C-1", time.Time{}); err != nil {
+		t.Fatalf("read token reading events: %v", err)
+	}
+	if _, err := ro.VerifyTOTP(c, "C-1", "123456"); !errors.Is(err, panel.ErrNotEnrolled) {
+		t.Fatalf("read token verifying a code: %v", err)
+	}
+	for _, j := range []panel.Job{
+		{IdempotencyKey: "ro-1", Action: domain.ActionResendCredentials, CustomerID: "C-1", ServerID: "srv-1"},
+		{IdempotencyKey: "ro-2", Action: domain.ActionDisable2FA, CustomerID: "C-1"},
+	} {
+		var pe *panel.PermanentError
+		if _, err := ro.Execute(c, j); !errors.As(err, &pe) || pe.Status != http.StatusUnauthorized {
+			t.Fatalf("read token performing %s: %v, want 401", j.Action, err)
+		}
+	}
+	if p := performed(t, f); len(p) != 0 {
+		t.Fatalf("performed with the read token: %+v", p)
+	}
+}

@@ -20,7 +20,10 @@ import (
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
-const token = "test-panel-token-7c1d"
+const (
+	token     = "test-panel-token-7c1d"
+	readToken = "test-panel-read-token-3e9a"
+)
 
 type fixture struct {
 	standin *panelstandin.Server
@@ -33,7 +36,7 @@ func setup(t *testing.T) fixture {
 	db := testpg.New(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := panelstandin.New(ctx, db, token, nil)
+	s, err := panelstandin.New(ctx, db, token, readToken, nil)
 	if err != nil {
 		t.Fatalf("panelstandin.New: %v", err)
 	}

@@ -2,6 +2,7 @@ package panelstandin
 
 import (
 	"context"
+	"crypto/subtle"
 	"database/sql"
 	"encoding/base32"
 	"encoding/json"
@@ -24,10 +25,12 @@ const (
 	totpSkew   = 1
 )
 
-// authorizedOnly answers 401 unless the call carries the stand-in's token.
+// authorizedOnly answers 401 unless the call carries the stand-in's token or
+// its read token.
 func (s *Server) authorizedOnly(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !s.authorized(r) {
+		read := s.readToken != "" && subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), []byte("Bearer "+s.readToken)) == 1
+		if !read && !s.authorized(r) {
 			writeError(w, http.StatusUnauthorized, "unauthorized", "missing or wrong bearer token")
 			return
 		}
@@ -138,6 +141,17 @@ func (s *Server) checkTOTP(ctx context.Context, customer, code string, now time.
 		}
 	}
 	return false, nil
+}
+
+// TOTPCode is the code an authenticator app with the base32 secret shows at
+// at, as the stand-in verifies it.
+func TOTPCode(secret string, at time.Time) (string, error) {
+	code, err := totp.GenerateCodeCustom(strings.ToUpper(strings.TrimSpace(secret)), at,
+		totp.ValidateOpts{Period: totpPeriod, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
+	if err != nil {
+		return "", fmt.Errorf("panelstandin: totp code: %w", err)
+	}
+	return code, nil
 }
 
 // accountEffects records, after the panel performed q, what the customer's

@@ -99,9 +99,10 @@ type Fault struct {
 
 // Server is the stand-in panel.
 type Server struct {
-	db     *sql.DB
-	token  string
-	logger *slog.Logger
+	db        *sql.DB
+	token     string
+	readToken string // accepted by the read-only account calls only; "" for none
+	logger    *slog.Logger
 
 	mu          sync.Mutex
 	fault       Fault
@@ -111,10 +112,15 @@ type Server struct {
 }
 
 // New creates the stand-in's tables if needed and returns a Server that
-// accepts token as its bearer token.
-func New(ctx context.Context, db *sql.DB, token string, logger *slog.Logger) (*Server, error) {
+// accepts token as its bearer token for everything, and readToken (when not
+// empty) for the read-only account calls only, as a real panel would give
+// the internet-facing web front a token that cannot act.
+func New(ctx context.Context, db *sql.DB, token, readToken string, logger *slog.Logger) (*Server, error) {
 	if token == "" {
 		return nil, errors.New("panelstandin: token is required")
+	}
+	if readToken == token {
+		return nil, errors.New("panelstandin: the read token must differ from the token that acts")
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
@@ -133,7 +139,7 @@ func New(ctx context.Context, db *sql.DB, token string, logger *slog.Logger) (*S
 	if err := tx.Commit(); err != nil {
 		return nil, fmt.Errorf("panelstandin: commit schema: %w", err)
 	}
-	return &Server{db: db, token: token, logger: logger, heldChanged: make(chan struct{})}, nil
+	return &Server{db: db, token: token, readToken: readToken, logger: logger, heldChanged: make(chan struct{})}, nil
 }
 
 // SetFault replaces the injected faults. Turning Hold off releases held calls.

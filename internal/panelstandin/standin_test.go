@@ -25,7 +25,7 @@ func ctx(t *testing.T) context.Context {
 func setup(t *testing.T) (*Server, *httptest.Server) {
 	t.Helper()
 	db := testpg.New(t)
-	s, err := New(ctx(t), db, token, nil)
+	s, err := New(ctx(t), db, token, "", nil)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
@@ -115,7 +115,10 @@ func waitNotHeld(t *testing.T, s *Server) {
 
 func TestNew(t *testing.T) {
 	db := testpg.New(t)
-	if _, err := New(ctx(t), db, "", nil); err == nil {
+	if _, err := New(ctx(t), db, token, token, nil); err == nil {
+		t.Fatal("New accepted a read token equal to the token")
+	}
+	if _, err := New(ctx(t), db, "", "", nil); err == nil {
 		t.Fatal("New without token succeeded")
 	}
 	// Concurrent and repeated schema creation both succeed.
@@ -123,7 +126,7 @@ func TestNew(t *testing.T) {
 	errs := make(chan error, 4)
 	for range 4 {
 		wg.Go(func() {
-			_, err := New(ctx(t), db, token, nil)
+			_, err := New(ctx(t), db, token, "", nil)
 			errs <- err
 		})
 	}

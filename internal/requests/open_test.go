@@ -75,8 +75,11 @@ func (lt *liveTemporal) service(t *testing.T) (*Service, *store.Store) {
 	}
 	seedAccount(t, st)
 	logger := slog.New(slog.DiscardHandler)
-	svc := New(lt.tc, st, Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
-		Cooling: domain.DefaultCoolingPeriods()}, logger)
+	svc, err := New(lt.tc, st, Timings{ApprovalTimeout: time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3,
+		Cooling: domain.DefaultCoolingPeriods()}, RiskChecks{Off: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
 	return svc, st
 }
 

@@ -24,6 +24,7 @@ import (
 	"go.temporal.io/sdk/temporal"
 
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/textrule"
@@ -104,6 +105,7 @@ type Service struct {
 	temporal client.Client
 	store    *store.Store
 	timings  Timings
+	risk     RiskChecks
 	logger   *slog.Logger
 	// pinChecks bounds the argon2id checks running at once: each holds
 	// about 19 MiB while it hashes.
@@ -117,16 +119,20 @@ type Service struct {
 	Now func() time.Time
 }
 
-// New builds a Service.
-func New(tc client.Client, st *store.Store, t Timings, logger *slog.Logger) *Service {
+// New builds a Service. rc says how opens check the account's risk; it is
+// refused when it is neither complete nor explicitly off.
+func New(tc client.Client, st *store.Store, t Timings, rc RiskChecks, logger *slog.Logger) (*Service, error) {
 	if logger == nil {
 		logger = slog.Default()
 	}
 	if t.PIN == (store.PINPolicy{}) {
 		t.PIN = store.DefaultPINPolicy()
 	}
-	return &Service{temporal: tc, store: st, timings: t, logger: logger, VerdictWait: 2 * time.Second, Now: time.Now,
-		pinChecks: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}
+	if err := rc.check(); err != nil {
+		return nil, err
+	}
+	return &Service{temporal: tc, store: st, timings: t, risk: rc, logger: logger, VerdictWait: 2 * time.Second, Now: time.Now,
+		pinChecks: make(chan struct{}, 2*runtime.GOMAXPROCS(0))}, nil
 }
 
 // OpenParams is what an agent supplies. The requester is never part of it:
@@ -138,11 +144,14 @@ type OpenParams struct {
 	Email      string
 	Reason     string
 	PIN        string
+	// FactorCode is the code from the customer's authenticator app, given
+	// when the risk check asks for it (factor_required).
+	FactorCode string
 }
 
-// String keeps the PIN out of logs.
+// String keeps the PIN and the code out of logs.
 func (p OpenParams) String() string {
-	return fmt.Sprintf("OpenParams{Action:%s CustomerID:%s ServerID:%s Email:%s PIN:[redacted]}", p.Action, p.CustomerID, p.ServerID, p.Email)
+	return fmt.Sprintf("OpenParams{Action:%s CustomerID:%s ServerID:%s Email:%s PIN:[redacted] FactorCode:[redacted]}", p.Action, p.CustomerID, p.ServerID, p.Email)
 }
 
 var (
@@ -215,6 +224,9 @@ func (p OpenParams) Normalized() (OpenParams, error) {
 	}
 	if !pinPattern.MatchString(p.PIN) {
 		return p, refusal(CodeInvalid, "pin: the PIN must be %d to 32 letters or digits (a customer whose PIN is shorter needs a new one)", MinPINLen)
+	}
+	if p.FactorCode != "" && !factorPattern.MatchString(p.FactorCode) {
+		return p, refusal(CodeInvalid, "factor_code: the code from the customer's authenticator app is 6 to 10 digits")
 	}
 	return p, nil
 }
@@ -291,7 +303,17 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 	} else if dup != nil {
 		return workflows.Status{}, duplicateRefusal(p, cust.ID, dup)
 	}
-	pin, err := s.checkPIN(ctx, row, p.PIN)
+	// The account's risk, before any guess is spent: a needed factor is
+	// asked for first, a refusal opens nothing.
+	risky, err := s.assessRisk(ctx, row, p.FactorCode)
+	if err != nil {
+		return workflows.Status{}, err
+	}
+	pin, err := s.checkPIN(ctx, row, p.PIN, s.verifier(ctx, row.CustomerID, p.FactorCode, risky, pinhash.Verify))
+	if errors.Is(err, panel.ErrNotEnrolled) {
+		return workflows.Status{}, s.refuseOnRisk(ctx, row, risky.Assessment,
+			"it needs the code from the customer's authenticator besides the PIN, and the customer has no authenticator enrolled")
+	}
 	if err != nil {
 		return workflows.Status{}, err
 	}
@@ -305,12 +327,20 @@ func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams)
 		if pin.out.Locked && !pin.out.JustLocked {
 			st.Status = domain.StatusLocked
 		}
+		if risky.factorChecked && !risky.factorOK {
+			// The PIN was right and the code wrong: the trail says which.
+			if err := s.store.AuditOnce(ctx, store.AuditEvent{RequestID: id, Actor: "system", Event: "gate.factor.rejected", At: pin.at,
+				Details: map[string]any{"factor": "totp", "signals": risky.Summary()}}, "factor"); err != nil {
+				s.logger.Error("could not record the wrong authenticator code", "request", id, "error", err)
+			}
+		}
 		s.logger.Info("request refused at the PIN", "request", id, "action", p.Action, "customer", cust.ID,
-			"requester", requester.ID, "status", st.Status, "failures", pin.out.Failures, "locked", pin.out.Locked)
+			"requester", requester.ID, "status", st.Status, "failures", pin.out.Failures, "locked", pin.out.Locked,
+			"factor_checked", risky.factorChecked)
 		return st, nil
 	}
 	st.PINVerifiedAt = pin.at
-	if err := s.start(ctx, row, pin.at); err != nil {
+	if err := s.start(ctx, row, pin.at, riskEvents(risky, pin.at)); err != nil {
 		return workflows.Status{}, err
 	}
 	s.logger.Info("request opened", "request", id, "action", p.Action, "customer", cust.ID, "requester", requester.ID)
@@ -373,7 +403,7 @@ type pinResult struct {
 // checkPIN checks the PIN typed for row before its workflow starts, at most
 // len(pinChecks) at a time. An agent over the limit across customers is a
 // refusal; a missing customer (deleted meanwhile) is unknown_customer.
-func (s *Service) checkPIN(ctx context.Context, row store.Request, pin string) (pinResult, error) {
+func (s *Service) checkPIN(ctx context.Context, row store.Request, pin string, verify func(hash, pin string) (bool, error)) (pinResult, error) {
 	select {
 	case s.pinChecks <- struct{}{}:
 		defer func() { <-s.pinChecks }()
@@ -381,7 +411,7 @@ func (s *Service) checkPIN(ctx context.Context, row store.Request, pin string) (
 		return pinResult{}, &Refusal{Code: CodeUnavailable, Message: "too many PINs are being checked right now; try again in a moment"}
 	}
 	at := s.Now().UTC().Truncate(time.Microsecond)
-	out, err := s.store.CheckPINForOpen(ctx, row, pin, at, s.timings.PIN, pinhash.Verify)
+	out, err := s.store.CheckPINForOpen(ctx, row, pin, at, s.timings.PIN, verify)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		return pinResult{}, refusal(CodeUnknownCust, "customer %s does not exist; check the id in the billing system", row.CustomerID)
@@ -402,7 +432,7 @@ func (s *Service) checkPIN(ctx context.Context, row store.Request, pin string) (
 // point this can stop at. The workflow's input has no PIN: its PIN gate
 // consumes the verdict checkPIN recorded. When the start did not happen
 // the verdict is voided, so no start made later can pass on it.
-func (s *Service) start(ctx context.Context, row store.Request, checkedAt time.Time) error {
+func (s *Service) start(ctx context.Context, row store.Request, checkedAt time.Time, more []store.AuditEvent) error {
 	pol := workflows.DefaultPolicy(row.Action, s.timings.Cooling)
 	pol.ApprovalTimeout = s.timings.ApprovalTimeout
 	pol.NoticeTimeout = s.timings.NoticeTimeout
@@ -415,7 +445,7 @@ func (s *Service) start(ctx context.Context, row store.Request, checkedAt time.T
 		Details: map[string]any{"customer": row.CustomerID}}
 	var started bool
 	var startErr error
-	err := s.store.OpenRequestWith(ctx, row, []store.AuditEvent{verified}, func(ctx context.Context) error {
+	err := s.store.OpenRequestWith(ctx, row, append([]store.AuditEvent{verified}, more...), func(ctx context.Context) error {
 		_, startErr = s.temporal.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 			ID:                       row.WorkflowID,
 			TaskQueue:                workflows.TaskQueue,

@@ -30,7 +30,11 @@ func unreachableService(t *testing.T) (*Service, *store.Store) {
 		t.Fatalf("migrate: %v", err)
 	}
 	logger := slog.New(slog.DiscardHandler)
-	return New(temporaltest.Unreachable(t, logger), st, Timings{Cooling: domain.DefaultCoolingPeriods()}, logger), st
+	svc, err := New(temporaltest.Unreachable(t, logger), st, Timings{Cooling: domain.DefaultCoolingPeriods()}, RiskChecks{Off: true}, logger)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return svc, st
 }
 
 // TestTemporalErrors maps what the SDK returns to what fronts show: a call

@@ -28,6 +28,9 @@ const (
 	// operator terminated, cancelled or deleted it in Temporal); its row
 	// was ended so it stops holding its customer's slot.
 	AlertEndedOutside = "ended_outside_vigil"
+	// AlertRiskRefused: the risk check refused an open because the
+	// account's recent security events mean its caller cannot be verified.
+	AlertRiskRefused = "risk_refused"
 )
 
 // Alert is one queued line for the security channel: what happened, as

@@ -58,3 +58,25 @@ func (s *Store) EndOutsideVigil(ctx context.Context, id, how string, at time.Tim
 	}
 	return ended, nil
 }
+
+// EventRiskRefused is the audit event of an open the risk check refused.
+// It names no request: none was opened.
+const EventRiskRefused = "risk.refused"
+
+// RecordRiskRefusal audits and queues for the security channel, in one
+// transaction, an open of r refused by the risk check: signals is the
+// summary of the account's events, why the reason in words.
+func (s *Store) RecordRiskRefusal(ctx context.Context, r Request, signals, why string, at time.Time) error {
+	details := map[string]any{"customer": r.CustomerID, "action": string(r.Action), "agent": r.RequesterID,
+		"server": r.ServerID, "signals": signals, "why": why}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		if err := auditIn(ctx, tx, AuditEvent{Actor: "agent:" + r.RequesterID, Event: EventRiskRefused, Details: details, At: at}); err != nil {
+			return err
+		}
+		return queueAlert(ctx, tx, AlertRiskRefused, "", details)
+	})
+	if err != nil {
+		return fmt.Errorf("store: record risk refusal for %s: %w", r.CustomerID, err)
+	}
+	return nil
+}

@@ -6,8 +6,11 @@ import (
 	"log/slog"
 	"net/http"
 	"regexp"
+	"strings"
 	"testing"
+	"time"
 
+	"github.com/vigil-oss/vigil/internal/panelstandin"
 	"github.com/vigil-oss/vigil/internal/standin/standintest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
@@ -50,5 +53,37 @@ func TestRunServesAndStops(t *testing.T) {
 	}
 	if err := stop(); err != nil {
 		t.Fatalf("run = %v after cancel, want nil", err)
+	}
+}
+
+// TestTOTPCodeAndReadToken: -totp-code prints the code the stand-in
+// accepts; the read token comes from the environment and must differ from
+// the token.
+func TestTOTPCodeAndReadToken(t *testing.T) {
+	cfg, err := parseConfig([]string{"-totp-code", "JBSWY3DPEHPK3PXP"}, func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := run(context.Background(), cfg, slog.New(slog.DiscardHandler), &out); err != nil {
+		t.Fatal(err)
+	}
+	want, err := panelstandin.TOTPCode("JBSWY3DPEHPK3PXP", time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.TrimSpace(out.String()); len(got) != 6 || (got != want && time.Now().Unix()%30 > 1) {
+		t.Fatalf("-totp-code printed %q, want %q", got, want)
+	}
+	if _, err := parseConfig([]string{"-totp-code", "not base32!"}, func(string) string { return "" }); err != nil {
+		t.Fatalf("parse: %v", err)
+	}
+	env := map[string]string{"VIGIL_PANEL_TOKEN": "tok", "VIGIL_PANEL_READ_TOKEN": "read"}
+	if cfg, err := parseConfig(nil, func(k string) string { return env[k] }); err != nil || cfg.readToken != "read" {
+		t.Fatalf("read token from env = %+v, %v", cfg, err)
+	}
+	env["VIGIL_PANEL_READ_TOKEN"] = "tok"
+	if _, err := parseConfig(nil, func(k string) string { return env[k] }); err == nil {
+		t.Fatal("a read token equal to the token was accepted")
 	}
 }
