@@ -15,16 +15,16 @@ type SecurityEventKind string
 
 // The security events the panel reports (API.md, "Account security").
 const (
-	EventPasswordReset SecurityEventKind = "password_reset"  // Channel says how: email, sms, support
-	EventEmailChanged  SecurityEventKind = "email_changed"   // the account's primary email changed
-	Event2FAChanged    SecurityEventKind = "2fa_changed"     // 2FA enrolled, reset or disabled
-	EventNewLocation   SecurityEventKind = "new_location"    // a login from a country or network not seen before
-	EventPINViewed     SecurityEventKind = "pin_viewed"      // the support PIN was shown on the account page
-	EventPINChanged    SecurityEventKind = "pin_changed"     // the support PIN was changed
-	maxSecurityEvents                    = 200               // more than this in one answer is refused
-	maxEventField                        = 200               // bytes per free field
-	maxCodeLen                           = 16                // a one-time code is digits, at most this long
-	defaultEventLookback                 = 30 * 24 * time.Hour
+	EventPasswordReset   SecurityEventKind = "password_reset" // Channel says how: email, sms, support
+	EventEmailChanged    SecurityEventKind = "email_changed"  // the account's primary email changed
+	Event2FAChanged      SecurityEventKind = "2fa_changed"    // 2FA enrolled, reset or disabled
+	EventNewLocation     SecurityEventKind = "new_location"   // a login from a country or network not seen before
+	EventPINViewed       SecurityEventKind = "pin_viewed"     // the support PIN was shown on the account page
+	EventPINChanged      SecurityEventKind = "pin_changed"    // the support PIN was changed
+	maxSecurityEvents                      = 200              // more than this in one answer is refused
+	maxEventField                          = 200              // bytes per free field
+	maxCodeLen                             = 16               // a one-time code is digits, at most this long
+	defaultEventLookback                   = 30 * 24 * time.Hour
 )
 
 // KnownEventKinds lists every kind, so a policy can be checked against it.
