@@ -59,7 +59,8 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 	res, err := a.Store.ExecuteOnce(ctx, in.RequestID, in.Action, key, func(ctx context.Context) (string, error) {
 		// Checked here, not before ExecuteOnce: a retry of a run that
 		// already finished must report it, whatever changed since.
-		if err := a.checkTargets(ctx, in); err != nil {
+		checked, err := a.checkTargets(ctx, in)
+		if err != nil {
 			return "", err
 		}
 		out, err := a.Executor.Execute(ctx, panel.Job{
@@ -68,7 +69,7 @@ func (a *Activities) Execute(ctx context.Context, in ExecuteInput) (ExecuteResul
 		if err != nil {
 			return "", err
 		}
-		if err := a.afterPanel(ctx, in, out); err != nil {
+		if err := a.afterPanel(ctx, in, out, checked); err != nil {
 			return "", err
 		}
 		return out.Reference, nil
@@ -147,17 +148,27 @@ type refusedError struct {
 
 func (e *refusedError) Error() string { return e.why }
 
+// checked is what checkTargets found true just before the panel call, for
+// what follows the call to act on instead of reading it again.
+type checked struct {
+	// recipient is the address the credentials go to: the primary as it
+	// was when it was checked against the notice's recipients.
+	recipient string
+}
+
 // checkTargets re-reads, just before the panel is called, what the request
 // acts on: what was true when it opened may have been changed by an import
-// since.
-func (a *Activities) checkTargets(ctx context.Context, in ExecuteInput) error {
+// since. What it checked is returned, and the steps after the panel call use
+// that: an import that lands while the call is in flight must not change
+// where the credentials go.
+func (a *Activities) checkTargets(ctx context.Context, in ExecuteInput) (checked, error) {
 	if in.Action.NeedsServer() {
 		ok, err := a.Store.ServerBelongsTo(ctx, in.CustomerID, in.ServerID)
 		if err != nil {
-			return fmt.Errorf("check the server's owner: %w", err)
+			return checked{}, fmt.Errorf("check the server's owner: %w", err)
 		}
 		if !ok {
-			return &refusedError{reason: RefusedServerMoved, why: fmt.Sprintf(
+			return checked{}, &refusedError{reason: RefusedServerMoved, why: fmt.Sprintf(
 				"server %s no longer belongs to customer %s (it was moved while the request was open); the %s was not carried out",
 				in.ServerID, in.CustomerID, in.Action)}
 		}
@@ -165,19 +176,20 @@ func (a *Activities) checkTargets(ctx context.Context, in ExecuteInput) error {
 	if in.Action == domain.ActionResendCredentials {
 		cust, err := a.Store.Customer(ctx, in.CustomerID)
 		if err != nil {
-			return fmt.Errorf("load customer: %w", err)
+			return checked{}, fmt.Errorf("load customer: %w", err)
 		}
 		notified, err := a.noticeRecipients(ctx, in.RequestID)
 		if err != nil {
-			return err
+			return checked{}, err
 		}
 		if !slices.ContainsFunc(notified, func(e string) bool { return strings.EqualFold(e, cust.PrimaryEmail) }) {
-			return &refusedError{reason: RefusedPrimaryNotNotified, why: fmt.Sprintf(
+			return checked{}, &refusedError{reason: RefusedPrimaryNotNotified, why: fmt.Sprintf(
 				"the primary address of customer %s is not one the notice went to (it changed after the customer was told); the credentials were not sent",
 				in.CustomerID)}
 		}
+		return checked{recipient: cust.PrimaryEmail}, nil
 	}
-	return nil
+	return checked{}, nil
 }
 
 // refuse records a refused execution (audit trail, security channel) and
@@ -202,13 +214,18 @@ func (a *Activities) refuse(ctx context.Context, in ExecuteInput, r *refusedErro
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf("request %s not executed: %s", in.RequestID, r.why), ErrTypeTargetChanged, r)
 }
 
-// afterPanel finishes what the panel call started on Vigil's side.
-func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.Result) error {
+// afterPanel finishes what the panel call started on Vigil's side, acting on
+// what checkTargets checked (ok), never on a fresh read.
+func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.Result, ok checked) error {
 	switch in.Action {
 	case domain.ActionResendCredentials:
 		if out.Credentials == nil {
 			return fmt.Errorf("control panel returned no credentials for server %s", in.ServerID)
 		}
+		if ok.recipient == "" {
+			return fmt.Errorf("no checked recipient for the credentials of request %s", in.RequestID)
+		}
+		// The name is only the greeting; the address is the checked one.
 		cust, err := a.Store.Customer(ctx, in.CustomerID)
 		if err != nil {
 			return fmt.Errorf("load customer: %w", err)
@@ -233,7 +250,7 @@ func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.
 		if err != nil {
 			return fmt.Errorf("render credentials email: %w", err)
 		}
-		if err := a.Mailer.Send(ctx, mail.Message{From: a.Settings.MailFrom, To: []string{cust.PrimaryEmail}, Subject: subject, Text: text, HTML: html,
+		if err := a.Mailer.Send(ctx, mail.Message{From: a.Settings.MailFrom, To: []string{ok.recipient}, Subject: subject, Text: text, HTML: html,
 			Headers: map[string]string{"X-Vigil-Request": in.RequestID, "X-Vigil-Kind": "credentials"},
 			// Should a crash still slip between the send and the mark,
 			// the resend at least carries the same Message-ID.
@@ -241,7 +258,7 @@ func (a *Activities) afterPanel(ctx context.Context, in ExecuteInput, out panel.
 			return err
 		}
 		return a.markCredentialsMailed(ctx, in.RequestID, store.AuditEvent{RequestID: in.RequestID, Actor: "system", Event: "credentials.mailed",
-			Details: map[string]any{"recipient": cust.PrimaryEmail, "server": in.ServerID}})
+			Details: map[string]any{"recipient": ok.recipient, "server": in.ServerID}})
 	case domain.ActionAddContactEmail:
 		return a.Store.AddContact(ctx, in.CustomerID, in.Email, a.now())
 	case domain.ActionChangeAccountEmail:

@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigil-oss/vigil/activities"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/store"
 )
@@ -135,5 +136,58 @@ func reimportPrimary(t *testing.T, w *liveWorld) {
 	if err := w.st.UpsertCustomer(context.Background(), store.CustomerImport{ID: victim, Name: "Dana Whitfield",
 		PrimaryEmail: "inbox@attacker.test", PINHash: hash, Servers: []string{"srv-1"}}); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// duringPanel is the real panel client with something else happening while
+// its call is in flight: the window between the execution's checks and the
+// mail that follows the call.
+type duringPanel struct {
+	inner  panel.Executor
+	during func()
+}
+
+func (d duringPanel) Execute(ctx context.Context, j panel.Job) (panel.Result, error) {
+	d.during()
+	return d.inner.Execute(ctx, j)
+}
+
+// TestCredentialsGoToTheCheckedAddress: a re-import that changes the
+// primary while the panel call is in flight (after the check that the
+// primary got the notice) must not redirect the credentials. They go to the
+// address that was checked, the one the customer was told about, and the
+// audit trail names it.
+func TestCredentialsGoToTheCheckedAddress(t *testing.T) {
+	ctx := context.Background()
+	w := newLiveWorld(t)
+	const id = "req_race"
+	w.open(t, id, domain.ActionResendCredentials, "srv-1", domain.StatusExecuting)
+	for _, rcpt := range []string{victimPrimary, victimOps} {
+		if err := w.st.AuditOnce(ctx, store.AuditEvent{RequestID: id, Actor: "system", Event: "notice.accepted",
+			Details: map[string]any{"recipient": rcpt}}, "notice/"+rcpt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.acts.Executor = duringPanel{inner: w.acts.Executor, during: func() { reimportPrimary(t, w) }}
+	if _, err := activityEnv(&world{acts: w.acts}, nil, nil).ExecuteActivity(w.acts.Execute, activities.ExecuteInput{
+		RequestID: id, Action: domain.ActionResendCredentials, CustomerID: victim, ServerID: "srv-1"}); err != nil {
+		t.Fatalf("Execute: %v", err)
+	}
+	if cust, err := w.st.Customer(ctx, victim); err != nil || cust.PrimaryEmail != "inbox@attacker.test" {
+		t.Fatalf("the import during the panel call did not happen: %+v %v", cust, err)
+	}
+	var to [][]string
+	for _, m := range w.catcher.Messages() {
+		if strings.Contains(string(m.Raw), "X-Vigil-Kind: credentials") {
+			to = append(to, m.To)
+		}
+	}
+	if len(to) != 1 || len(to[0]) != 1 || to[0][0] != victimPrimary {
+		t.Fatalf("credential mails went to %v, want one to %s (the checked, notified primary)", to, victimPrimary)
+	}
+	for _, ev := range w.events(t, id) {
+		if ev.Event == "credentials.mailed" && ev.Details["recipient"] != victimPrimary {
+			t.Fatalf("credentials.mailed names %v, want %s", ev.Details["recipient"], victimPrimary)
+		}
 	}
 }
