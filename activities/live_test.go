@@ -9,13 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slack-go/slack"
+
 	"github.com/vigil-oss/vigil/activities"
+	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/mail"
 	"github.com/vigil-oss/vigil/internal/mailcatcher"
 	"github.com/vigil-oss/vigil/internal/panel"
 	"github.com/vigil-oss/vigil/internal/panelstandin"
 	"github.com/vigil-oss/vigil/internal/pinhash"
+	"github.com/vigil-oss/vigil/internal/slackstandin"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/syncbuf"
 	"github.com/vigil-oss/vigil/internal/testpg"
@@ -115,4 +119,24 @@ func (w *liveWorld) events(t *testing.T, id string) []store.AuditEvent {
 		t.Fatal(err)
 	}
 	return trail
+}
+
+// withSlack gives w's activities the real Slack client against the Slack
+// stand-in, and returns the stand-in. The requester is a workspace member.
+func (w *liveWorld) withSlack(t *testing.T) *slackstandin.Server {
+	t.Helper()
+	sl, err := slackstandin.New(slackstandin.Config{BotToken: "xoxb-activities-test", SigningSecret: "activities-signing",
+		Users: []slackstandin.User{{ID: "U0RITA", Name: "rita", RealName: "Rita Moreau"}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sl.Handler())
+	t.Cleanup(srv.Close)
+	api := slack.New("xoxb-activities-test", slack.OptionAPIURL(srv.URL+"/api/"), slack.OptionHTTPClient(srv.Client()))
+	w.acts.Approvals = approvals.NewClient(api, approvals.Config{ApprovalsChannel: "#vigil-approvals", SecurityChannel: "#vigil-security"},
+		slog.New(slog.DiscardHandler), approvals.WithRetryPolicy(approvals.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 1}))
+	if _, err := w.st.DB().ExecContext(context.Background(), `UPDATE agents SET slack_user_id = 'U0RITA' WHERE id = $1`, requester); err != nil {
+		t.Fatal(err)
+	}
+	return sl
 }

@@ -32,6 +32,9 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 	if err != nil {
 		return NotifyResult{}, fmt.Errorf("load requester: %w", err)
 	}
+	if err := a.checkServerAged(ctx, in, now); err != nil {
+		return NotifyResult{}, err
+	}
 	to, err := a.Store.EstablishedEmails(ctx, in.CustomerID, now, a.Settings.EstablishedAfter)
 	if err != nil {
 		return NotifyResult{}, fmt.Errorf("established addresses: %w", err)
@@ -95,6 +98,26 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 	}
 	a.log(ctx).Info("customer notified", "request", in.RequestID, "recipients", len(to))
 	return NotifyResult{Recipients: len(to), AcceptedAt: a.now(), RunsAt: runsAt}, nil
+}
+
+// checkServerAged refuses the notice of a request on a server that moved to
+// its customer less than the ageing period ago. Such a customer may be one
+// an import just created, with addresses dated as billing (or whoever holds
+// the import) likes: for this server none of them is established yet, as
+// none of an address added minutes ago is. The request ends failed.
+func (a *Activities) checkServerAged(ctx context.Context, in NotifyInput, now time.Time) error {
+	if in.ServerID == "" {
+		return nil
+	}
+	arr, moved, err := a.Store.ServerArrival(ctx, in.CustomerID, in.ServerID)
+	if err != nil {
+		return fmt.Errorf("server arrival: %w", err)
+	}
+	if !moved || now.Sub(arr.At) >= a.Settings.EstablishedAfter {
+		return nil
+	}
+	return permanent(nil, "server %s moved to customer %s from customer %s at %s, less than the ageing period ago: no address of %s is established for it yet, so nobody can be notified",
+		in.ServerID, in.CustomerID, arr.From, arr.At.UTC().Format(time.RFC3339), in.CustomerID)
 }
 
 // linkExpiry is when this notice's cancel links stop working: after the

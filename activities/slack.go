@@ -87,12 +87,33 @@ func (a *Activities) slackRequest(ctx context.Context, id string, pinAt, expires
 	if err != nil {
 		return store.Request{}, approvals.Request{}, fmt.Errorf("load requester: %w", err)
 	}
+	move, err := a.recentMove(ctx, req)
+	if err != nil {
+		return store.Request{}, approvals.Request{}, err
+	}
 	return req, approvals.Request{
 		ID: req.ID, Action: req.Action, CustomerID: req.CustomerID,
 		MaskedEmail: approvals.MaskEmail(cust.PrimaryEmail), ServerID: req.ServerID, NewEmail: req.Email,
 		RequesterSlackID: agent.SlackUserID, RequesterName: agent.Name, Reason: req.Reason,
-		PINVerifiedAt: pinAt, ExpiresAt: expires, CoolingPeriod: cooling,
+		PINVerifiedAt: pinAt, ExpiresAt: expires, CoolingPeriod: cooling, ServerMove: move,
 	}, nil
+}
+
+// recentMove is the move of req's server to its customer if it happened
+// within the ageing period before the request opened: the card shows it
+// for as long as the request lives, so it reads the same on every update.
+func (a *Activities) recentMove(ctx context.Context, req store.Request) (*approvals.ServerMove, error) {
+	if req.ServerID == "" {
+		return nil, nil
+	}
+	arr, moved, err := a.Store.ServerArrival(ctx, req.CustomerID, req.ServerID)
+	if err != nil {
+		return nil, fmt.Errorf("server arrival: %w", err)
+	}
+	if !moved || req.CreatedAt.Sub(arr.At) >= a.Settings.EstablishedAfter {
+		return nil, nil
+	}
+	return &approvals.ServerMove{From: arr.From, At: arr.At, EstablishedAt: arr.At.Add(a.Settings.EstablishedAfter)}, nil
 }
 
 // PostApproval posts the approval message once and stores where it is. A

@@ -2,7 +2,8 @@
 // security channel. They are queued where no workflow runs to send them: the
 // web front's PIN checks (a lockout, slow guessing, an agent stopped) and
 // the workflow's PIN gate refusing a verdict (queued in the refusal's own
-// transaction, so a run that is terminated at once cannot silence it). The
+// transaction, so a run that is terminated at once cannot silence it), and
+// imports that move a server between customers. The
 // worker runs the relay: it holds the Slack client, and the web front, which
 // faces the internet, keeps no Slack retry loop of its own.
 package alertrelay
@@ -131,6 +132,12 @@ func Text(a store.Alert) string {
 	case store.AlertEndedOutside:
 		return fmt.Sprintf("Request %s (%s for customer %s, opened by %s) was %s in Temporal while %s, outside Vigil: no gate recorded its end. Vigil marked it failed so it no longer holds the customer's slot; find out who did it from Temporal's own records.",
 			f("request"), f("action"), f("customer"), f("agent"), f("temporal"), f("was"))
+	case store.AlertServerMoved:
+		s := fmt.Sprintf("Server %s was moved from customer %s to customer %s by an import at %s", f("server"), f("from"), f("to"), f("at"))
+		if a.Details["new_customer"] == true {
+			s += " (a customer created by that import, whose address dates came with it)"
+		}
+		return s + ". Requests on it count none of the new customer's addresses as established until the server has been theirs for the ageing period; check the move with billing."
 	}
 	return fmt.Sprintf("Security alert %s: %v", textrule.Escape(a.Kind), a.Details)
 }

@@ -141,3 +141,32 @@ func TestTextOfEachKind(t *testing.T) {
 		}
 	}
 }
+
+// TestServerMoveAlertText: a server move reads as one, in words, and says
+// what its requests now wait for; an import that created the customer is
+// called out.
+func TestServerMoveAlertText(t *testing.T) {
+	tests := []struct {
+		name    string
+		details map[string]any
+		want    []string
+	}{
+		{"to a new customer", map[string]any{"server": "srv-1", "from": "C-1042", "to": "C-666", "at": "2026-03-05T14:03:00Z", "new_customer": true},
+			[]string{"Server srv-1 was moved from customer C-1042 to customer C-666", "2026-03-05T14:03:00Z", "created by that import", "ageing period"}},
+		{"to an existing customer", map[string]any{"server": "srv-2", "from": "C-1", "to": "C-2", "at": "2026-03-05T14:03:00Z", "new_customer": false},
+			[]string{"Server srv-2 was moved from customer C-1 to customer C-2", "ageing period"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := Text(store.Alert{Kind: store.AlertServerMoved, Details: tt.details})
+			for _, w := range tt.want {
+				if !strings.Contains(got, w) {
+					t.Errorf("alert %q does not say %q", got, w)
+				}
+			}
+			if tt.details["new_customer"] == false && strings.Contains(got, "created by") {
+				t.Errorf("alert %q calls an existing customer new", got)
+			}
+		})
+	}
+}

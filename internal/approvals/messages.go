@@ -48,10 +48,22 @@ type Request struct {
 	PINVerifiedAt    time.Time
 	ExpiresAt        time.Time // when the approval window closes
 	CoolingPeriod    time.Duration
+	// ServerMove is set when the request's server moved to its customer
+	// (by an import) within the ageing period before the request opened.
+	ServerMove *ServerMove
 	// History holds the status lines of the steps before the current one,
 	// oldest first (from LineApproved, LineBreakGlass, LineNotified), so
 	// that each update adds to the card instead of replacing what it said.
 	History []string
+}
+
+// ServerMove is a recent move of a request's server to its customer.
+type ServerMove struct {
+	From string    // the customer it belonged to before
+	At   time.Time // when the import moved it
+	// EstablishedAt is when the new customer's addresses start counting
+	// for requests on the server: At plus the ageing period.
+	EstablishedAt time.Time
 }
 
 // MaskEmail hides all of an address's local part but its first character,
@@ -148,6 +160,11 @@ func summary(r Request, header string) []slack.Block {
 	what := "*What it does:* " + r.Action.Describe(server, newEmail) + "."
 	if r.Action == domain.ActionReinstallVPS {
 		what += "\n⚠️ *Every file on VPS " + server + " is erased. This cannot be undone.*"
+	}
+	if m := r.ServerMove; m != nil && r.ServerID != "" {
+		what += "\n⚠️ *Server " + server + " moved to this customer from " + md(m.From, maxShortRunes, " ") + " at " + stamp(m.At) +
+			".* No address of this customer counts as established for it before " + stamp(m.EstablishedAt) +
+			", so the customer notice cannot go out until then. Check the move with billing before approving."
 	}
 	reason := strings.TrimSpace(r.Reason)
 	if reason == "" {

@@ -31,6 +31,9 @@ const (
 	// AlertRiskRefused: the risk check refused an open because the
 	// account's recent security events mean its caller cannot be verified.
 	AlertRiskRefused = "risk_refused"
+	// AlertServerMoved: an import moved a server from one customer to
+	// another (details: server, from, to, at, new_customer).
+	AlertServerMoved = "server_moved"
 )
 
 // Alert is one queued line for the security channel: what happened, as

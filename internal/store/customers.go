@@ -128,7 +128,9 @@ func (e *ServerBusyError) Unwrap() error { return ErrServerBusy }
 //
 // A listed server that belongs to another customer moves to c, unless a
 // request on it is open: then nothing changes and the error is a
-// *ServerBusyError (errors.Is ErrServerBusy, ErrConflict).
+// *ServerBusyError (errors.Is ErrServerBusy, ErrConflict). A move is dated
+// now (see ServerArrival) and queued for the security channel
+// (AlertServerMoved) in the same transaction.
 func (s *Store) ImportCustomer(ctx context.Context, c CustomerImport) (ImportResult, error) {
 	switch {
 	case c.ID == "":
@@ -333,11 +335,47 @@ func importServer(ctx context.Context, tx *sql.Tx, customerID, srv string, res *
 	case !errors.Is(err, sql.ErrNoRows):
 		return fmt.Errorf("server %s: open requests: %w", srv, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE customer_servers SET customer_id = $2 WHERE server_id = $1`, srv, customerID); err != nil {
+	var at time.Time
+	if err := tx.QueryRowContext(ctx, `UPDATE customer_servers SET customer_id = $2, arrived_at = now(), moved_from = $3
+		WHERE server_id = $1 RETURNING arrived_at`, srv, customerID, owner).Scan(&at); err != nil {
+		return fmt.Errorf("server %s: %w", srv, err)
+	}
+	// In the import's transaction: a move nobody hears of is the attack.
+	if err := queueAlert(ctx, tx, AlertServerMoved, "", map[string]any{
+		"server": srv, "from": owner, "to": customerID, "at": at.UTC().Format(time.RFC3339), "new_customer": res.Created,
+	}); err != nil {
 		return fmt.Errorf("server %s: %w", srv, err)
 	}
 	res.MovedServers = append(res.MovedServers, ServerMove{Server: srv, From: owner})
 	return nil
+}
+
+// ServerArrival is a server's last move to its customer.
+type ServerArrival struct {
+	// At is when the import moved it, by Vigil's clock.
+	At time.Time
+	// From is the customer it belonged to before.
+	From string
+}
+
+// ServerArrival returns when and from whom serverID moved to customerID;
+// moved is false when it never moved (Vigil first saw it with this
+// customer) or is not customerID's.
+func (s *Store) ServerArrival(ctx context.Context, customerID, serverID string) (arr ServerArrival, moved bool, err error) {
+	var at sql.NullTime
+	var from sql.NullString
+	err = s.db.QueryRowContext(ctx, `SELECT arrived_at, moved_from FROM customer_servers WHERE customer_id = $1 AND server_id = $2`,
+		customerID, serverID).Scan(&at, &from)
+	if errors.Is(err, sql.ErrNoRows) {
+		return ServerArrival{}, false, nil
+	}
+	if err != nil {
+		return ServerArrival{}, false, fmt.Errorf("store: arrival of server %s at %s: %w", serverID, customerID, err)
+	}
+	if !at.Valid {
+		return ServerArrival{}, false, nil
+	}
+	return ServerArrival{At: at.Time, From: from.String}, true, nil
 }
 
 // Customer returns the customer with its contacts (oldest first) and servers

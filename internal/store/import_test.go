@@ -194,3 +194,66 @@ func TestImportListsOpenRequests(t *testing.T) {
 		t.Fatalf("open requests = %v, want req_1, req_2", res.OpenRequests)
 	}
 }
+
+// TestImportDatesAServersArrival: a server an import moves to another
+// customer (here a brand-new one, whose addresses billing dates as it
+// likes) is dated on its new customer by Vigil's clock, remembers where it
+// came from, and the move is queued for the security channel in the
+// import's own transaction. A server Vigil first sees with its customer has
+// no arrival, and listing it again moves nothing.
+func TestImportDatesAServersArrival(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	hash, err := pinhash.Hash("246810", pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := time.Now().Add(-400 * 24 * time.Hour)
+	if _, err := s.ImportCustomer(ctx, CustomerImport{ID: "cus_v", Name: "Victim", PrimaryEmail: "owner@victim.test", PINHash: hash,
+		Servers: []string{"srv_idle"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, moved, err := s.ServerArrival(ctx, "cus_v", "srv_idle"); err != nil || moved {
+		t.Fatalf("a server first seen with its customer: moved %v, %v; want no arrival", moved, err)
+	}
+	before := time.Now()
+	res, err := s.ImportCustomer(ctx, CustomerImport{ID: "cus_taker", Name: "Taker", PrimaryEmail: "t@taker.test", PINHash: hash,
+		Contacts: []Contact{{Email: "old@taker.test", AddedAt: long, VerifiedAt: &long}}, Servers: []string{"srv_idle"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(res.MovedServers, []ServerMove{{Server: "srv_idle", From: "cus_v"}}) {
+		t.Fatalf("moved = %+v", res.MovedServers)
+	}
+	arr, moved, err := s.ServerArrival(ctx, "cus_taker", "srv_idle")
+	if err != nil || !moved {
+		t.Fatalf("ServerArrival after the move: moved %v, %v", moved, err)
+	}
+	if arr.From != "cus_v" || arr.At.Before(before.Add(-time.Second)) || arr.At.After(time.Now().Add(time.Second)) {
+		t.Fatalf("arrival = %+v, want from cus_v at the import (after %s)", arr, before)
+	}
+	if _, moved, err := s.ServerArrival(ctx, "cus_v", "srv_idle"); err != nil || moved {
+		t.Fatalf("the previous owner still sees an arrival: %v %v", moved, err)
+	}
+	alerts, err := s.QueuedAlerts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(alerts) != 1 || alerts[0].Kind != AlertServerMoved || alerts[0].Details["server"] != "srv_idle" ||
+		alerts[0].Details["from"] != "cus_v" || alerts[0].Details["to"] != "cus_taker" || alerts[0].Details["new_customer"] != true {
+		t.Fatalf("alerts = %+v, want one server_moved srv_idle cus_v -> cus_taker (new customer)", alerts)
+	}
+	// Listed again: no move, no new date, no second alert.
+	if _, err := s.ImportCustomer(ctx, CustomerImport{ID: "cus_taker", Name: "Taker", PrimaryEmail: "t@taker.test", PINHash: hash,
+		Servers: []string{"srv_idle"}}); err != nil {
+		t.Fatal(err)
+	}
+	again, _, err := s.ServerArrival(ctx, "cus_taker", "srv_idle")
+	if err != nil || !again.At.Equal(arr.At) {
+		t.Fatalf("re-listing moved the arrival: %+v -> %+v (%v)", arr, again, err)
+	}
+	if alerts, _ := s.QueuedAlerts(ctx); len(alerts) != 1 {
+		t.Fatalf("%d alerts after re-listing, want 1", len(alerts))
+	}
+}
