@@ -82,19 +82,29 @@ func (a Address) LooksLike(b Address) bool {
 	}
 	for _, x := range a.readForms() {
 		for _, y := range b.readForms() {
-			if skeleton(x) == skeleton(y) {
-				return true
+			for _, sx := range skeletons(x) {
+				for _, sy := range skeletons(y) {
+					if sx == sy {
+						return true
+					}
+				}
 			}
 		}
 	}
 	return false
 }
 
-// skeleton is the UTS #39 skeleton of s, ignoring letter case on both sides
-// (the confusables data maps "0" to "O", and an address's case does not
-// matter).
-func skeleton(s string) string {
-	return strings.ToLower(confusables.Skeleton(strings.ToLower(s)))
+// skeletons are the UTS #39 skeletons of s a reader may compare, with
+// letter case ignored on the result (the confusables data maps "0" to "O",
+// and an address's case does not matter): that of s lower-cased, and that of
+// s as written. Both are needed: lower-casing first turns a capital I,
+// which reads as a small l, into an i, which does not ("dIana" and
+// "dlana"); without it, "rn" and "m" in a capital word would be missed.
+func skeletons(s string) [2]string {
+	return [2]string{
+		strings.ToLower(confusables.Skeleton(strings.ToLower(s))),
+		strings.ToLower(confusables.Skeleton(s)),
+	}
 }
 
 // readForms are the spellings of a that a person may read.

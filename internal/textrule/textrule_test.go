@@ -288,6 +288,20 @@ func TestLooksLike(t *testing.T) {
 		{"dana@example.org", "dana@example.com", false},
 		{"dana@exannple.com", "dana@example.com", false},
 		{"ops@example.com", "dana@example.com", false},
+		// A capital I reads as a small l; lower-casing first hides it.
+		{"dIana@example.com", "dlana@example.com", true},
+		{"Iisa@example.com", "lisa@example.com", true},
+		{"bilI@example.com", "bill@example.com", true},
+		{"Ian@example.com", "lan@example.com", true},
+		// The domain is lower-cased when parsed, and shown so: paypai.com
+		// reads as itself.
+		{"dana@paypaI.com", "dana@paypal.com", false},
+		{"dana@PAYPAI.COM", "dana@paypal.com", false},
+		{"dana@paypa1.com", "dana@paypal.com", true},
+		{"OwnerI@example.com", "ownerl@example.com", true},
+		{"dIana@example.com", "diana@example.com", false}, // the same mailbox
+		{"Ian@example.com", "ops@example.com", false},
+		{"lan@example.com", "ian@example.com", false}, // a small i is no l
 	} {
 		t.Run(tt.a+"~"+tt.b, func(t *testing.T) {
 			a, b := parse(tt.a), parse(tt.b)
