@@ -77,7 +77,7 @@ func (a *Activities) NotifyCustomer(ctx context.Context, in NotifyInput) (Notify
 			RunsAt: runsAt, Location: a.Settings.Location, CoolingPeriod: in.CoolingPeriod,
 			CancelURL:    a.Settings.CancelBaseURL + "/c/" + tok,
 			SupportEmail: a.Settings.SupportEmail, ProductName: a.Settings.ProductName,
-			OnFile: onFile(cust),
+			OnFile: onFile(cust), Recipient: rcpt,
 		})
 		if err != nil {
 			return NotifyResult{}, permanent(err, "render notice")

@@ -118,3 +118,32 @@ func TestApprovalCardShowsARecentServerMove(t *testing.T) {
 		t.Errorf("card of a request on no moved server speaks of a move:\n%s", card)
 	}
 }
+
+// TestNoticeShowsEachReaderOnlyTheirAddress: a notice about a new address
+// lists the account's addresses, and each recipient reads their own in full
+// and the others masked: one mailbox does not learn the account's others.
+func TestNoticeShowsEachReaderOnlyTheirAddress(t *testing.T) {
+	ctx := context.Background()
+	w := newLiveWorld(t)
+	const id = "req_add"
+	if err := w.st.CreateRequest(ctx, store.Request{ID: id, WorkflowID: "vigil-request-" + id, Action: domain.ActionAddContactEmail,
+		CustomerID: victim, RequesterID: requester, Email: "new@elsewhere.test", Reason: "customer asked in chat", Status: domain.StatusNotifying}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := activityEnv(&world{acts: w.acts}, nil, nil).ExecuteActivity(w.acts.NotifyCustomer, activities.NotifyInput{RequestID: id,
+		Action: domain.ActionAddContactEmail, CustomerID: victim, RequesterID: requester, Email: "new@elsewhere.test", CoolingPeriod: time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	msgs := w.catcher.Messages()
+	if len(msgs) != 2 {
+		t.Fatalf("%d notices, want 2", len(msgs))
+	}
+	for _, m := range msgs {
+		own := m.To[0]
+		other := map[string]string{victimPrimary: victimOps, victimOps: victimPrimary}[own]
+		body := strings.ReplaceAll(string(m.Raw), "=\r\n", "")
+		if !strings.Contains(body, own+" (this one)") || strings.Contains(body, other) || !strings.Contains(body, other[:1]+"***@victim.test") {
+			t.Errorf("notice to %s: want its own address in full and %s masked:\n%s", own, other, body)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	texttemplate "text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/textrule"
@@ -71,9 +72,36 @@ func newCommon(subject, customerName, supportEmail, productName string) (common,
 	}
 	greeting := "Hello,"
 	if name := strings.TrimSpace(customerName); name != "" {
-		greeting = "Hello " + textrule.Escape(name) + ","
+		greeting = "Hello " + greetingName(name) + ","
 	}
 	return common{Subject: subject, Greeting: greeting, SupportEmail: supportEmail, ProductName: strings.TrimSpace(productName)}, nil
+}
+
+// MaxGreetingName caps the customer's name in a greeting, in runes as
+// shown (after textrule.Escape): the name comes from billing, and a
+// paragraph of it would push the notice's facts out of sight.
+const MaxGreetingName = 60
+
+// greetingName is name as the greeting shows it: each character escaped as
+// textrule.Escape does, whole escapes kept or dropped together, and cut with
+// an ellipsis to at most MaxGreetingName runes.
+func greetingName(name string) string {
+	shown := textrule.Escape(name)
+	if utf8.RuneCountInString(shown) <= MaxGreetingName {
+		return shown
+	}
+	var b strings.Builder
+	used := 0
+	for _, r := range name {
+		piece := textrule.Escape(string(r))
+		n := utf8.RuneCountInString(piece)
+		if used+n > MaxGreetingName-1 {
+			break
+		}
+		b.WriteString(piece)
+		used += n
+	}
+	return strings.TrimRight(b.String(), " ") + "…"
 }
 
 // NoticeData fills the email that warns the customer before an action runs.
@@ -94,6 +122,9 @@ type NoticeData struct {
 	// actions that name a new address: the customer compares the new one
 	// with them, so one that only looks like theirs stands out.
 	OnFile []string
+	// Recipient is the address this notice goes to: it is the one on the
+	// list shown in full; the others are masked (see onFile).
+	Recipient string
 }
 
 type noticeView struct {
@@ -135,25 +166,56 @@ func RenderNotice(d NoticeData) (subject, text, html string, err error) {
 		When:      when,
 		In:        humanDuration(d.CoolingPeriod),
 		Detail:    d.Action.Spec().NoticeDetail(d.ServerID, email),
-		OnFile:    onFile(email, d.OnFile),
+		OnFile:    onFile(d.NewEmail, email, d.Recipient, d.OnFile),
 		CancelURL: d.CancelURL,
 	}
 	text, html, err = noticeTemplates().render(v)
 	return headline, text, html, err
 }
 
-// onFile is the notice's line comparing the new address with the account's,
-// or "" for an action that names none.
-func onFile(newEmail string, addrs []string) string {
-	if newEmail == "" || len(addrs) == 0 {
+// onFile is the notice's line comparing the new address (raw as stored,
+// shown as it is displayed) with the account's, or "" for an action that
+// names none.
+//
+// Each address on the account gets a notice of its own, and its reader is
+// shown their own address in full and the others masked (first character
+// and domain): whoever reads one mailbox, perhaps a former employee's
+// forward, must not learn every other address on the account from it. The
+// reader compares the new address with their own letter by letter; Vigil
+// has already refused one that looks like any address on file.
+func onFile(newRaw, newShown, recipient string, addrs []string) string {
+	if newShown == "" || len(addrs) == 0 {
 		return ""
 	}
 	shown := make([]string, len(addrs))
+	already := false
 	for i, a := range addrs {
-		shown[i] = textrule.DisplayEmail(a)
+		if recipient != "" && strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(recipient)) {
+			shown[i] = textrule.DisplayEmail(a) + " (this one)"
+		} else {
+			shown[i] = maskEmail(a)
+		}
+		already = already || strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(newRaw))
 	}
-	return "The addresses on your account today are " + strings.Join(shown, ", ") + ". The new address " + newEmail +
-		" is not one of them: compare it with yours letter by letter."
+	line := "The addresses on your account today are " + strings.Join(shown, ", ") + ". The new address " + newShown
+	if already {
+		// An account email change to an address that is a contact already.
+		return line + " is already on your account as a contact: after the change it becomes the account email."
+	}
+	return line + " is not one of them: compare it with yours letter by letter."
+}
+
+// maskEmail shows an address as its first character and its domain:
+// "dana@example.com" -> "d***@example.com", an internationalised domain as
+// Display shows it. One that does not pass textrule.Email (stored before
+// the rule) shows as "*** (not a valid address)".
+func maskEmail(e string) string {
+	a, err := textrule.Email("email", strings.TrimSpace(e))
+	if err != nil {
+		return "*** (not a valid address)"
+	}
+	first, _ := utf8.DecodeRuneInString(a.Local())
+	return string(first) + "***@" + a.DisplayDomain()
 }
 
 // OutcomeData fills the email that tells the customer how a request ended.

@@ -354,24 +354,60 @@ func TestRenderShowsAddressesSafely(t *testing.T) {
 }
 
 // TestNoticeListsTheAddressesOnFile: a notice about a new address shows the
-// account's addresses beside it, so the customer can compare them; a notice
-// about a server shows none.
+// account's addresses beside it, so the customer can compare them: the
+// recipient's own in full, the others masked (each mailbox on the account
+// gets its own notice, and none of them is told the others'), and says
+// truly whether the new address is one of them; a notice about a server
+// shows none.
 func TestNoticeListsTheAddressesOnFile(t *testing.T) {
-	for _, a := range []domain.Action{domain.ActionAddContactEmail, domain.ActionChangeAccountEmail} {
-		d := noticeData(a)
-		d.NewEmail = "dana@exarnple.com"
-		d.OnFile = []string{"dana@example.com", "ops\u202e@example.com"}
-		_, text, html, err := RenderNotice(d)
-		if err != nil {
-			t.Fatal(err)
-		}
-		want := "The addresses on your account today are dana@example.com, (not a valid address: ops[U+202E]@example.com). The new address dana@exarnple.com is not one of them"
-		// html/template writes + as &#43;.
-		for name, part := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "&#43;", "+")} {
-			if !strings.Contains(part, want) {
-				t.Errorf("%s: %s part lacks %q:\n%s", a, name, want, part)
+	tests := []struct {
+		name      string
+		action    domain.Action
+		newEmail  string
+		recipient string
+		onFile    []string
+		want      []string
+		wantNot   []string
+	}{
+		{"a new contact, told to the primary", domain.ActionAddContactEmail, "dana@exarnple.com", "dana@example.com",
+			[]string{"dana@example.com", "ops\u202e@example.com", "billing@example.org"},
+			[]string{"The addresses on your account today are dana@example.com (this one), *** (not a valid address), b***@example.org. The new address dana@exarnple.com is not one of them"},
+			[]string{"billing@", "ops"}},
+		{"a new contact, told to a contact", domain.ActionChangeAccountEmail, "new@example.net", "Billing@example.org",
+			[]string{"dana@example.com", "billing@example.org"},
+			[]string{"d***@example.com, billing@example.org (this one). The new address new@example.net is not one of them"},
+			[]string{"dana@"}},
+		{"the account email changed to a contact already on file", domain.ActionChangeAccountEmail, "Billing@example.org", "dana@example.com",
+			[]string{"dana@example.com", "billing@example.org"},
+			[]string{"dana@example.com (this one), b***@example.org. The new address Billing@example.org is already on your account as a contact: after the change it becomes the account email"},
+			[]string{"is not one of them"}},
+		{"no recipient named: every address masked", domain.ActionAddContactEmail, "new@example.net", "",
+			[]string{"dana@example.com"},
+			[]string{"today are d***@example.com. The new address"},
+			[]string{"dana@"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := noticeData(tt.action)
+			d.NewEmail, d.Recipient, d.OnFile = tt.newEmail, tt.recipient, tt.onFile
+			_, text, html, err := RenderNotice(d)
+			if err != nil {
+				t.Fatal(err)
 			}
-		}
+			// html/template writes + as &#43;.
+			for name, part := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "&#43;", "+")} {
+				for _, w := range tt.want {
+					if !strings.Contains(part, w) {
+						t.Errorf("%s part lacks %q:\n%s", name, w, part)
+					}
+				}
+				for _, w := range tt.wantNot {
+					if strings.Contains(part, w) {
+						t.Errorf("%s part shows %q:\n%s", name, w, part)
+					}
+				}
+			}
+		})
 	}
 	d := noticeData(domain.ActionReinstallVPS)
 	d.OnFile = []string{"dana@example.com"}
@@ -381,5 +417,37 @@ func TestNoticeListsTheAddressesOnFile(t *testing.T) {
 	}
 	if strings.Contains(text, "addresses on your account") {
 		t.Errorf("a server notice lists addresses:\n%s", text)
+	}
+}
+
+// TestGreetingCapsTheName: a customer name of any length greets in at most
+// MaxGreetingName runes, cut on a whole character (an escape such as
+// [U+202E] is never split) and marked with an ellipsis; a short one is
+// shown whole.
+func TestGreetingCapsTheName(t *testing.T) {
+	tests := []struct {
+		name, customer, want string
+	}{
+		{"short", "Dana Whitfield", "Hello Dana Whitfield,"},
+		{"exactly the cap", strings.Repeat("a", MaxGreetingName), "Hello " + strings.Repeat("a", MaxGreetingName) + ","},
+		{"long", strings.Repeat("Dana ", 400), "Hello " + strings.TrimSpace(strings.Repeat("Dana ", 12)) + "…,"},
+		{"escapes are not split", strings.Repeat("\u202e", 100), "Hello " + strings.Repeat("[U+202E]", 7) + "…,"},
+		{"wide characters", strings.Repeat("名", 300), "Hello " + strings.Repeat("名", MaxGreetingName-1) + "…,"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			d := noticeData(domain.ActionDisable2FA)
+			d.CustomerName = tt.customer
+			_, text, html, err := RenderNotice(d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// html/template writes + as &#43;.
+			for name, part := range map[string]string{"text": text, "html": strings.ReplaceAll(html, "&#43;", "+")} {
+				if !strings.Contains(part, tt.want) {
+					t.Errorf("%s part does not greet %q:\n%.400s", name, tt.want, part)
+				}
+			}
+		})
 	}
 }
