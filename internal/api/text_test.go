@@ -78,6 +78,8 @@ func textClasses() []textClass {
 		{"object replacement", "\ufffc", "contains a character that renders as blank (U+FFFC)"},
 		{"overlay stroke", "x\u0336", "contains an overlay mark (U+0336)"},
 		{"enclosing circle", "x\u20dd", "contains an overlay mark (U+20DD)"},
+		{"keycap after a letter", "x\u20e3", "contains an overlay mark (U+20E3)"},
+		{"math bold letter", "\U0001D42F", "contains a styled letter (U+1D42F)"},
 	}
 	out := make([]textClass, 0, len(raw)+2)
 	for _, r := range raw {
@@ -338,7 +340,7 @@ func TestEmailRuleAtEveryEntryPoint(t *testing.T) {
 		{"display name", "Dana <dana@example.com>", "must be a bare address"},
 		{"no dot", "dana@localhost", "a domain with a dot"},
 		{"non-ASCII local part", "dañа@example.com", "a non-ASCII character (U+00F1) before the @"},
-		{"fullwidth letters", "dana@\uff45xample.com", "not allowed in domain names"},
+		{"fullwidth letters", "dana@\uff45xample.com", "contains a styled letter (U+FF45)"},
 		{"two @", "dana@evil.test@example.com", "exactly one @"},
 	}
 	for _, f := range fields {

@@ -37,6 +37,9 @@
 //     over neighbouring text ("Zalgo"), and every overlay or enclosing mark
 //     (a stroke through a letter, a circle around it), which changes what the
 //     text around it appears to say;
+//   - letters styled as mathematical bold, italic, script or double-struck,
+//     and fullwidth ones ("𝐯𝐞𝐫𝐢𝐟𝐢𝐞𝐝"): emphasis the approval card cannot
+//     escape (see isStyled);
 //   - the few assigned characters that fonts draw as blank although Unicode
 //     does not call them space (U+2800, U+1D159, U+FFFC);
 //   - private-use characters (they render differently for every reader, or not
@@ -53,6 +56,8 @@ import (
 	"strings"
 	"unicode"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // DefaultMaxLen is the length limit, in characters, when Options.MaxLen is 0.
@@ -154,6 +159,7 @@ func scan(s string, visit func(p problem)) {
 	marks := 0        // combining marks in a row
 	prevBase := false // the previous character can carry a presentation selector
 	prevVS := false
+	keycapBase := false // the last base was 0-9, # or *, followed by one selector at most
 	char := 0
 	for i := 0; i < len(s); {
 		r, size := utf8.DecodeRuneInString(s[i:])
@@ -175,6 +181,8 @@ func scan(s string, visit func(p problem)) {
 			switch {
 			case char == 1:
 				what, hint = "a combining mark", "the text may not start with one"
+			case r == keycap && !keycapBase:
+				what, hint = "an overlay mark", "a keycap may only follow 0-9, # or *"
 			case marks > MaxMarks:
 				what, hint = "a combining mark", fmt.Sprintf("at most %d may stack on one character", MaxMarks)
 			}
@@ -187,6 +195,9 @@ func scan(s string, visit func(p problem)) {
 			marks = 0
 		}
 		prevBase = what == "" && !vs && !isMark && !unicode.IsSpace(r)
+		if !vs || prevVS {
+			keycapBase = !vs && (r >= '0' && r <= '9' || r == '#' || r == '*')
+		}
 		prevVS = vs
 		i += size
 	}
@@ -225,6 +236,8 @@ func classify(r rune) (what, hint string) {
 		return "a character that renders as blank", "it can pass for a space or hide where text was"
 	case isOverlayMark(r):
 		return "an overlay mark", "it strikes through or encloses the characters around it"
+	case isStyled(r) != 0:
+		return "a styled letter", fmt.Sprintf("write the plain %c", isStyled(r))
 	case unicode.Is(unicode.Co, r):
 		return "a private-use character", ""
 	case isNoncharacter(r):
@@ -247,12 +260,41 @@ func isBlankSymbol(r rune) bool {
 	return r == 0x2800 || r == 0x1D159 || r == 0xFFFC
 }
 
+// isStyled returns the plain ASCII letter or digit that r is a styled form
+// of (its NFKC form: the mathematical bold, italic, script, double-struck
+// and monospace alphabets, fullwidth letters, ℯ), or 0. Such text renders as
+// emphasis that no mrkdwn escape can take away: "𝐯𝐞𝐫𝐢𝐟𝐢𝐞𝐝" reads as Vigil's
+// own bold on the approval card. It is refused rather than normalised for
+// display, as everything else here: what the senior reads is what was
+// typed. The ordinal indicators ª and º (Spanish, Portuguese) and ℹ (an
+// emoji) are kept; superscripts, circled letters and ™ are no letters of
+// the alphabet styled as emphasis, and stay.
+func isStyled(r rune) rune {
+	if r < utf8.RuneSelf || r == 'ª' || r == 'º' || r == 'ℹ' || !(unicode.IsLetter(r) || unicode.IsDigit(r)) {
+		return 0
+	}
+	var buf [utf8.UTFMax]byte
+	n := utf8.EncodeRune(buf[:], r)
+	plain := norm.NFKC.Bytes(buf[:n])
+	if len(plain) != 1 {
+		return 0
+	}
+	if c := rune(plain[0]); c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+		return c
+	}
+	return 0
+}
+
+// keycap is U+20E3, the enclosing keycap of the emoji 1️⃣, #️⃣ and *️⃣.
+const keycap = 0x20E3
+
 // isOverlayMark reports the combining marks that draw across their base
 // rather than above or below it (canonical combining class 1, Overlay: a
 // stroke, solidus or tilde through a letter, as U+0336 turns "approved" into
 // a struck-out word) and the enclosing marks (category Me: circles, squares,
 // screens drawn around the text), except the keycap U+20E3 of emoji such as
-// 1️⃣. Both change what neighbouring text appears to say.
+// 1️⃣, which scan allows only after 0-9, # or * (optionally with U+FE0F
+// between). Both change what neighbouring text appears to say.
 func isOverlayMark(r rune) bool {
 	switch {
 	case r >= 0x0334 && r <= 0x0338, r == 0x1CD4, r >= 0x1CE2 && r <= 0x1CE8,
