@@ -194,8 +194,14 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 // and when the request ended, once per event: the card is in a busy channel,
 // and the agent who promised the customer an answer should not have to
 // watch it. Their own withdrawal and the notice need no message. A requester
-// without a Slack id is told nothing; a DM Slack refuses for good is logged
-// and not retried, since the card already says it all.
+// without a Slack id is told nothing.
+//
+// The audit row comes first, so that no message exists which the trail does
+// not name: slack.requester_told means the message was handed to Slack, at
+// most once per event. Slack has no idempotency key that would make a second
+// send safe, and the client already retries what is transient; a message
+// that still fails is audited as slack.requester_tell_failed and not sent
+// again (the card says it all).
 func (a *Activities) tellRequester(ctx context.Context, requestID, event string, msg approvals.Request, line string) error {
 	switch domain.Status(event) {
 	case MessageNotified, domain.StatusWithdrawn:
@@ -214,16 +220,19 @@ func (a *Activities) tellRequester(ctx context.Context, requestID, event string,
 			return nil
 		}
 	}
-	if err := a.Approvals.Tell(ctx, msg.RequesterSlackID, approvals.LineForRequester(msg, line)); err != nil {
-		if !approvals.IsPermanent(err) {
-			return fmt.Errorf("tell the requester of %s: %w", requestID, err)
-		}
-		a.log(ctx).Warn("Slack refused the direct message to the requester", "request", requestID, "event", event, "error", err)
-		return nil
-	}
 	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: requestID, Actor: "system", Event: told,
 		Details: map[string]any{"event": event}}, event); err != nil {
 		return fmt.Errorf("audit the requester's message: %w", err)
+	}
+	err = a.Approvals.Tell(ctx, msg.RequesterSlackID, approvals.LineForRequester(msg, line))
+	if err == nil {
+		return nil
+	}
+	a.log(ctx).Warn("direct message to the requester not sent; it is not retried", "request", requestID, "event", event,
+		"permanent", approvals.IsPermanent(err), "error", err)
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{RequestID: requestID, Actor: "system", Event: "slack.requester_tell_failed",
+		Details: map[string]any{"event": event, "permanent": approvals.IsPermanent(err)}}, event); err != nil {
+		return fmt.Errorf("audit the requester's failed message: %w", err)
 	}
 	return nil
 }
