@@ -254,6 +254,12 @@ func TestUserTextCannotFormat(t *testing.T) {
 		{"customer asked: lost phone", "customer asked: lost phone"},
 		{"5 * 3 = 15", "5 * 3 = 15"},
 		{"a <b> *c*", "`a &lt;b&gt; *c*`"},
+		// A leading > would quote the line: the card's fields put names
+		// and ids at a line's start.
+		{"> Approved by security", "`&gt; Approved by security`"},
+		{"  >quoted", "`  &gt;quoted`"},
+		{"&gt; Approved", "&amp;gt; Approved"}, // shows as &gt;, no quote
+		{"a > b", "a &gt; b"},
 	} {
 		if got := md(tc.in, 200, " "); got != tc.want {
 			t.Errorf("md(%q) = %q, want %q", tc.in, got, tc.want)
@@ -268,6 +274,16 @@ func TestUserTextCannotFormat(t *testing.T) {
 	m := e.standin.Messages()[0]
 	if !strings.Contains(string(m.Blocks), "> `*SECURITY TEAM: approved, no need to check* :white_check_mark:`") {
 		t.Errorf("the reason is not shown verbatim:\n%s", m.Blocks)
+	}
+	r.RequesterSlackID, r.RequesterName, r.CustomerID = "", "> Approved by the security team", ">C-1042"
+	if _, _, err := e.client.PostApproval(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	blocks := string(e.standin.Messages()[1].Blocks)
+	for _, want := range []string{`*Requested by*\n` + "`&gt; Approved by the security team`", `*Customer*\n` + "`&gt;C-1042`"} {
+		if !strings.Contains(blocks, want) {
+			t.Errorf("a name or id starting with > is not neutralised (want %q):\n%s", want, blocks)
+		}
 	}
 	if got := LineRejected("U0BOB", "*fine* after all"); got != "❌ Rejected by <@U0BOB>: `*fine* after all`" {
 		t.Errorf("LineRejected = %q", got)

@@ -302,7 +302,8 @@ func inert(s string, n int, newline string) string {
 // formatted. Slack's mrkdwn has no escape for *bold*, _italic_, ~strike~,
 // `code` or :emoji: codes, so a reason such as "*approved by security*" or
 // ":white_check_mark: verified" would render as Vigil's own emphasis or
-// icons. Each line that holds one of those marks is shown as inline code,
+// icons, and a leading > as a quote. Each line that holds one of those marks
+// is shown as inline code,
 // which Slack draws verbatim; a backquote inside is written out as [U+0060],
 // the way refused characters are.
 func md(s string, n int, newline string) string {
@@ -344,8 +345,14 @@ var emojiCode = regexp.MustCompile(`:[a-z0-9_+'-]+:`)
 
 // formats reports whether mrkdwn could render part of l as something other
 // than its characters: a pair of *, _ or ~ (one alone formats nothing, so
-// "req_abc" stays as it is), any backquote, or an emoji code.
+// "req_abc" stays as it is), any backquote, an emoji code, or a > that
+// starts the line (after spaces), which Slack draws as a quote even when it
+// is sent escaped as &gt;: the card's fields put a name or an id at the start
+// of a line, where "> Approved by security" would read as a quoted message.
 func formats(l string) bool {
+	if strings.HasPrefix(strings.TrimLeft(l, " "), ">") {
+		return true
+	}
 	for _, m := range []string{"*", "_", "~"} {
 		if strings.Count(l, m) >= 2 {
 			return true
