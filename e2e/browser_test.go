@@ -58,6 +58,24 @@ func (s *stack) rawMessage(t *testing.T, id int) []byte {
 	return raw
 }
 
+// kindMails returns the caught mails whose X-Vigil-Kind header is kind
+// (notice, outcome, credentials), read from each raw message's header:
+// subjects and bodies are the templates' words and change with them.
+func (s *stack) kindMails(t *testing.T, kind string) []caughtMail {
+	t.Helper()
+	var out []caughtMail
+	for _, m := range s.mails(t) {
+		msg, err := mail.ReadMessage(bytes.NewReader(s.rawMessage(t, m.ID)))
+		if err != nil {
+			t.Fatalf("message %d does not parse: %v", m.ID, err)
+		}
+		if msg.Header.Get("X-Vigil-Kind") == kind {
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
 // parseNotice reads a raw message with net/mail and mime/multipart. It
 // returns ok=false for mail that is not a notice for requestID.
 func parseNotice(t *testing.T, raw []byte, requestID string) (notice, bool) {

@@ -131,9 +131,6 @@ func TestReimportDuringCooling(t *testing.T) {
 				t.Errorf("mail to the importer's address %s: %q", to, m.Subject)
 			}
 		}
-		if strings.Contains(m.Text, "assword") && strings.Contains(m.Subject, "redentials") && !strings.Contains(m.Text, "/c/") {
-			t.Errorf("a credentials mail went out: %q to %v", m.Subject, m.To)
-		}
 		raw := string(s.rawMessage(t, m.ID))
 		if strings.Contains(raw, "X-Vigil-Request: "+r1.ID) && strings.Contains(raw, "X-Vigil-Kind: outcome") {
 			outcomes++
@@ -141,5 +138,10 @@ func TestReimportDuringCooling(t *testing.T) {
 	}
 	if outcomes != 2 {
 		t.Fatalf("%d outcome mails for r1, want 2 (the two notified addresses)", outcomes)
+	}
+	// By the header the mail package sets, not by the subject's words
+	// (TestAuditExportRoundTrip finds a real one the same way).
+	for _, m := range s.kindMails(t, "credentials") {
+		t.Errorf("a credentials mail went out: %q to %v", m.Subject, m.To)
 	}
 }
