@@ -188,7 +188,7 @@ func onFile(newRaw, newShown, recipient string, addrs []string) string {
 		return ""
 	}
 	shown := make([]string, len(addrs))
-	already := false
+	already, primary := false, strings.EqualFold(strings.TrimSpace(addrs[0]), strings.TrimSpace(newRaw))
 	for i, a := range addrs {
 		if recipient != "" && strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(recipient)) {
 			shown[i] = textrule.DisplayEmail(a) + " (this one)"
@@ -198,7 +198,11 @@ func onFile(newRaw, newShown, recipient string, addrs []string) string {
 		already = already || strings.EqualFold(strings.TrimSpace(a), strings.TrimSpace(newRaw))
 	}
 	line := "The addresses on your account today are " + strings.Join(shown, ", ") + ". The new address " + newShown
-	if already {
+	switch {
+	case primary:
+		// Refused when the request opens; said truly should one get here.
+		return line + " is already your account email."
+	case already:
 		// An account email change to an address that is a contact already.
 		return line + " is already on your account as a contact: after the change it becomes the account email."
 	}
