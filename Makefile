@@ -1,5 +1,5 @@
 # Vigil: the two commands a new machine needs are `make run` and `make test`.
-.PHONY: run test build vet fmt clean
+.PHONY: run test load build vet fmt clean
 
 ## run: build everything and run the whole stack locally, in the foreground (Ctrl-C stops it)
 run:
@@ -8,6 +8,10 @@ run:
 ## test: run every test, exactly as CI does
 test:
 	bash scripts/test
+
+## load: measure the local stack under load, e.g. make load ARGS="-n 200 -c 20" or ARGS="-memory 10000" (see go run ./scripts/load -h)
+load:
+	go run ./scripts/load $(ARGS)
 
 ## build: build every binary into .bin/ (the devserver's first build takes ~6 minutes)
 build:
