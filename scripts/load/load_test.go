@@ -117,8 +117,8 @@ func TestParseMetrics(t *testing.T) {
 # TYPE go_goroutines gauge
 go_goroutines 42
 temporal_sticky_cache_size{namespace="default",task_queue="q"} 7
-temporal_sticky_cache_total_forced_eviction_total{namespace="default",task_queue="a"} 2
-temporal_sticky_cache_total_forced_eviction_total{namespace="default",task_queue="b"} 3
+temporal_sticky_cache_forced_eviction_total{namespace="default",task_queue="a"} 2
+temporal_sticky_cache_forced_eviction_total{namespace="default",task_queue="b"} 3
 go_memstats_heap_inuse_bytes 1.048576e+06
 `
 	m, err := parseMetrics(strings.NewReader(body))
@@ -126,7 +126,7 @@ go_memstats_heap_inuse_bytes 1.048576e+06
 		t.Fatal(err)
 	}
 	for name, want := range map[string]float64{"go_goroutines": 42, "temporal_sticky_cache_size": 7,
-		"temporal_sticky_cache_total_forced_eviction_total": 5, "go_memstats_heap_inuse_bytes": 1 << 20} {
+		"temporal_sticky_cache_forced_eviction_total": 5, "go_memstats_heap_inuse_bytes": 1 << 20} {
 		if m[name] != want {
 			t.Errorf("%s = %v, want %v", name, m[name], want)
 		}

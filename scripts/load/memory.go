@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -54,7 +55,7 @@ func runMemory(ctx context.Context, cfg settings, st *loadstack.Stack, out io.Wr
 			return memoryPoint{}, err
 		}
 		return memoryPoint{waiting: waiting, rss: s.RSS, heapInuse: m["go_memstats_heap_inuse_bytes"],
-			stickyCache: m["temporal_sticky_cache_size"], evictions: m["temporal_sticky_cache_total_forced_eviction_total"],
+			stickyCache: m["temporal_sticky_cache_size"], evictions: m["temporal_sticky_cache_forced_eviction_total"],
 			goroutines: m["go_goroutines"], fillDuration: took}, nil
 	}
 	base, err := read(0, 0)
@@ -63,6 +64,9 @@ func runMemory(ctx context.Context, cfg settings, st *loadstack.Stack, out io.Wr
 	}
 	points := []memoryPoint{base}
 	done := 0
+	var inCooling atomic.Int64
+	stopProgress := progress(ctx, 30*time.Second, func() { logf("%d of %d requests in cooling", inCooling.Load(), cfg.memory) })
+	defer stopProgress()
 	for _, target := range cfg.checkpoints {
 		logf("opening requests %d to %d and leaving them in cooling, %d at a time", done+1, target, cfg.c)
 		samples, took := drive(ctx, done, target, cfg.c, func(ctx context.Context, i int) sample {
@@ -73,6 +77,8 @@ func runMemory(ctx context.Context, cfg settings, st *loadstack.Stack, out io.Wr
 			r, err := d.obs.wait(ctx, id, func(x row) bool { return x.status == string(domain.StatusCooling) || !x.endedAt.IsZero() })
 			if err != nil || r.status != string(domain.StatusCooling) {
 				s.err = fmt.Errorf("request %s: not in cooling (%v, status %s)", id, err, r.status)
+			} else {
+				inCooling.Add(1)
 			}
 			return s
 		})
@@ -91,6 +97,24 @@ func runMemory(ctx context.Context, cfg settings, st *loadstack.Stack, out io.Wr
 	}
 	printMemory(out, cfg, points)
 	return nil
+}
+
+// progress calls report every interval until the returned stop is called.
+func progress(ctx context.Context, interval time.Duration, report func()) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	go func() {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				report()
+			}
+		}
+	}()
+	return cancel
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
