@@ -139,7 +139,7 @@ func printMemory(out io.Writer, cfg settings, points []memoryPoint) {
 			fromEmpty, fromPrev, p.stickyCache, p.evictions, p.goroutines, p.fillDuration.Seconds())
 	}
 	tw.Flush()
-	if len(points) >= 3 {
+	if len(points) >= 2 {
 		last, prev := points[len(points)-1], points[len(points)-2]
 		if last.waiting < extrapolateTo {
 			slope := float64(last.rss-prev.rss) / float64(last.waiting-prev.waiting)
