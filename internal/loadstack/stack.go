@@ -180,6 +180,9 @@ func (s *Stack) startAll(ctx context.Context) error {
 		"VIGIL_TOKEN_KEY=" + randomKey(),
 		"VIGIL_ADMIN_TOKEN=" + s.AdminToken,
 		"VIGIL_PANEL_TOKEN=panel-" + randomToken(16),
+		// The web front reads each account's security events with it at
+		// every open (the risk checks), so they are part of the load.
+		"VIGIL_PANEL_READ_TOKEN=panel-read-" + randomToken(16),
 		"VIGIL_PANEL_URL=" + s.PanelURL,
 		"VIGIL_PANEL_STANDIN_ADDR=" + addr["panel"],
 		"VIGIL_SMTP_ADDR=" + addr["smtp"],
