@@ -29,6 +29,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/cancelpage"
 	"github.com/vigil-oss/vigil/internal/clientip"
+	"github.com/vigil-oss/vigil/internal/codecaudit"
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/metrics"
@@ -41,6 +42,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/temporalclient"
 	"github.com/vigil-oss/vigil/internal/tokens"
+	"github.com/vigil-oss/vigil/workflows"
 )
 
 func main() {
@@ -112,7 +114,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		}
 		mh = wm.temporal
 	}
-	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh)
+	// The web front decodes what the worker wrote (Update and query
+	// results); a payload it refuses is logged and audited as the worker's.
+	refusals := codecaudit.New(st, logger, "web", codecaudit.TrimPrefix(workflows.WorkflowID("")))
+	refusalCtx, stopRefusals := context.WithCancel(context.WithoutCancel(ctx))
+	refusalsDone := make(chan struct{})
+	go func() { defer close(refusalsDone); refusals.Run(refusalCtx) }()
+	defer func() { stopRefusals(); <-refusalsDone }()
+	cdc, err := temporalclient.Codec(cfg, refusals.Option())
+	if err != nil {
+		return err
+	}
+	tc, err := temporalclient.DialWithCodec(ctx, cfg, cdc, logger, mh)
 	if err != nil {
 		return err
 	}

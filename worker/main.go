@@ -23,6 +23,7 @@ import (
 	"github.com/vigil-oss/vigil/activities"
 	"github.com/vigil-oss/vigil/internal/alertrelay"
 	"github.com/vigil-oss/vigil/internal/approvals"
+	"github.com/vigil-oss/vigil/internal/codecaudit"
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/mail"
@@ -85,7 +86,19 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// Activity errors that retrying cannot fix become non-retryable on
 	// their way to Temporal (activities.Classify), so the request fails
 	// instead of retrying for ever.
-	tc, err := temporalclient.DialWithMetrics(ctx, cfg, logger, mh, func(o *client.Options) {
+	// A payload the codec refuses (sent without the codec, or copied from
+	// another workflow) is logged and audited, then dropped by the SDK: a
+	// refused Update is rejected, a refused start fails its workflow.
+	refusals := codecaudit.New(acts.Store, logger, "worker", codecaudit.TrimPrefix(workflows.WorkflowID("")))
+	refusalCtx, stopRefusals := context.WithCancel(context.WithoutCancel(ctx))
+	refusalsDone := make(chan struct{})
+	go func() { defer close(refusalsDone); refusals.Run(refusalCtx) }()
+	defer func() { stopRefusals(); <-refusalsDone }()
+	cdc, err := temporalclient.Codec(cfg, refusals.Option())
+	if err != nil {
+		return err
+	}
+	tc, err := temporalclient.DialWithCodec(ctx, cfg, cdc, logger, mh, func(o *client.Options) {
 		o.FailureConverter = activities.ClassifyingFailureConverter(o.FailureConverter)
 	})
 	if err != nil {

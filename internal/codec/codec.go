@@ -1,12 +1,18 @@
-// Package codec encrypts Temporal payloads with AES-256-GCM so that PINs and
-// other request details are unreadable in workflow history.
+// Package codec encrypts Temporal payloads with AES-256-GCM and refuses any
+// payload it did not seal, so that what is in workflow history is unreadable
+// and nobody who can only write to the namespace can feed a workflow a value
+// of their own.
 package codec
 
 import (
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"sort"
@@ -33,16 +39,59 @@ var ErrUnknownKey = errors.New("payload encrypted with an unknown key id")
 // will ever decode it.
 var ErrUndecodable = errors.New("encrypted payload cannot be decoded")
 
+// ErrPlaintext means a payload was not encrypted: it was written by a client
+// without the codec, and nothing in it can be trusted.
+var ErrPlaintext = errors.New("payload is not encrypted")
+
+// Reasons a Refusal gives, one per refusing error.
+const (
+	ReasonPlaintext   = "plaintext"
+	ReasonUndecodable = "undecodable"
+)
+
+// Refusal describes one payload the codec refused to decode. It carries no
+// byte of the payload: only where it was offered, what it claimed, and a
+// keyed fingerprint to tell repeats of the same payload apart from others.
+type Refusal struct {
+	// Reason is one of the Reason* constants.
+	Reason string
+	// WorkflowID is the workflow the payload was offered to, when the
+	// SDK says (empty without a context).
+	WorkflowID string
+	// Encoding is the payload's encoding metadata, when it is one of the
+	// SDK's own (anything else is reported as "other").
+	Encoding string
+	// KeyID is the key id the payload names, if any.
+	KeyID string
+	// Fingerprint is an HMAC of the payload under a key derived from the
+	// active key: equal for the same payload, meaningless without the key.
+	Fingerprint string
+}
+
+// Option adjusts a Codec.
+type Option func(*Codec)
+
+// OnRefusal has report called, synchronously, for every payload the codec
+// refuses (not for an unknown key id, which another process may hold).
+// report must not block.
+func OnRefusal(report func(Refusal)) Option {
+	return func(c *Codec) { c.report = report }
+}
+
 // Codec is a converter.PayloadCodec that encrypts with the active key and
 // decrypts with any known key, so keys can be rotated without losing history.
+// The SDK gives it the workflow each payload belongs to through
+// WithSerializationContext, so that a refusal can name it.
 type Codec struct {
-	active string
-	aeads  map[string]cipher.AEAD
+	active      string
+	aeads       map[string]cipher.AEAD
+	fingerprint []byte
+	report      func(Refusal)
 }
 
 // New builds a codec from raw 32-byte keys by id; active names the key new
 // payloads are encrypted with.
-func New(active string, keys map[string][]byte) (*Codec, error) {
+func New(active string, keys map[string][]byte, opts ...Option) (*Codec, error) {
 	if active == "" {
 		return nil, errors.New("codec: active key id is empty")
 	}
@@ -66,6 +115,14 @@ func New(active string, keys map[string][]byte) (*Codec, error) {
 	}
 	if _, ok := c.aeads[active]; !ok {
 		return nil, fmt.Errorf("codec: active key %q is not among the configured keys", active)
+	}
+	fp, err := hkdf.Key(sha256.New, keys[active], nil, "vigil codec refusal fingerprint", 32)
+	if err != nil {
+		return nil, fmt.Errorf("codec: derive the fingerprint key: %w", err)
+	}
+	c.fingerprint = fp
+	for _, o := range opts {
+		o(c)
 	}
 	return c, nil
 }
@@ -133,35 +190,109 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 	return out, nil
 }
 
-// Decode implements converter.PayloadCodec. Payloads that are not encrypted
-// pass through, so history written before encryption stays readable.
+// Decode implements converter.PayloadCodec: every payload must be one this
+// codec sealed. Nothing is let through in clear: the SDK seals everything
+// it writes through the codec (nulls included); search attributes never
+// pass a codec; the server's own payloads (an unstarted activity's cancel
+// details) are never decoded by Vigil's workflow.
 func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return c.decode("", payloads)
+}
+
+// WithSerializationContext implements converter.PayloadCodecWithSerializationContext:
+// the codec it returns names the context's workflow in its refusals.
+func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
+	switch sc := sc.(type) {
+	case converter.WorkflowSerializationContext:
+		return &namedCodec{c: c, workflowID: sc.WorkflowID}
+	case converter.ActivitySerializationContext:
+		return &namedCodec{c: c, workflowID: sc.WorkflowID}
+	}
+	return c
+}
+
+// namedCodec is a Codec decoding for one workflow.
+type namedCodec struct {
+	c          *Codec
+	workflowID string
+}
+
+// Encode implements converter.PayloadCodec.
+func (n *namedCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return n.c.Encode(payloads)
+}
+
+// Decode implements converter.PayloadCodec.
+func (n *namedCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return n.c.decode(n.workflowID, payloads)
+}
+
+// decode opens every payload or refuses the lot.
+func (c *Codec) decode(workflowID string, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		if string(p.GetMetadata()[metadataEncoding]) != EncodingEncrypted {
-			out[i] = p
-			continue
-		}
-		id := string(p.GetMetadata()[MetadataKeyID])
-		aead, ok := c.aeads[id]
-		if !ok {
-			return nil, fmt.Errorf("codec: key id %q: %w", id, ErrUnknownKey)
-		}
-		data := p.GetData()
-		if len(data) < aead.NonceSize()+aead.Overhead() {
-			return nil, fmt.Errorf("codec: %w: too short", ErrUndecodable)
-		}
-		plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
+		dec, err := c.open(workflowID, p)
 		if err != nil {
-			return nil, fmt.Errorf("codec: decrypt with key %q: %w: %w", id, ErrUndecodable, err)
+			return nil, err
 		}
-		var dec commonpb.Payload
-		if err := proto.Unmarshal(plain, &dec); err != nil {
-			return nil, fmt.Errorf("codec: unmarshal payload: %w: %w", ErrUndecodable, err)
-		}
-		out[i] = &dec
+		out[i] = dec
 	}
 	return out, nil
+}
+
+func (c *Codec) open(workflowID string, p *commonpb.Payload) (*commonpb.Payload, error) {
+	md := p.GetMetadata()
+	refused := func(reason string, err error) error {
+		c.refuse(workflowID, p, reason)
+		return err
+	}
+	if string(md[metadataEncoding]) != EncodingEncrypted {
+		return nil, refused(ReasonPlaintext, fmt.Errorf("codec: payload refused: %w", ErrPlaintext))
+	}
+	id := string(md[MetadataKeyID])
+	aead, ok := c.aeads[id]
+	if !ok {
+		return nil, fmt.Errorf("codec: key id %q: %w", id, ErrUnknownKey)
+	}
+	data := p.GetData()
+	if len(data) < aead.NonceSize()+aead.Overhead() {
+		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: %w: too short", ErrUndecodable))
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
+	if err != nil {
+		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: decrypt with key %q: %w: %w", id, ErrUndecodable, err))
+	}
+	var dec commonpb.Payload
+	if err := proto.Unmarshal(plain, &dec); err != nil {
+		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: unmarshal payload: %w: %w", ErrUndecodable, err))
+	}
+	return &dec, nil
+}
+
+// sdkEncodings are the encodings the SDK writes; any other is reported as
+// "other", so a refusal never repeats what a sender chose to write there.
+var sdkEncodings = map[string]bool{
+	"binary/null": true, "binary/plain": true, "json/plain": true, "json/protobuf": true,
+	"binary/protobuf": true, EncodingEncrypted: true,
+}
+
+func (c *Codec) refuse(workflowID string, p *commonpb.Payload, reason string) {
+	if c.report == nil {
+		return
+	}
+	r := Refusal{Reason: reason, WorkflowID: workflowID, Encoding: "other"}
+	if enc := string(p.GetMetadata()[metadataEncoding]); sdkEncodings[enc] {
+		r.Encoding = enc
+	}
+	if id := string(p.GetMetadata()[MetadataKeyID]); c.aeads[id] != nil {
+		r.KeyID = id
+	}
+	raw, _ := proto.Marshal(p)
+	mac := hmac.New(sha256.New, c.fingerprint)
+	fmt.Fprintf(mac, "%d:%s;", len(r.WorkflowID), r.WorkflowID)
+	mac.Write(raw)
+	r.Fingerprint = hex.EncodeToString(mac.Sum(nil)[:16])
+	c.report(r)
 }
 
 // DataConverter wraps the SDK's default converter with this codec.

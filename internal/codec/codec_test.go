@@ -8,31 +8,136 @@ import (
 	"testing"
 
 	commonpb "go.temporal.io/api/common/v1"
+	"go.temporal.io/sdk/converter"
+	"google.golang.org/protobuf/proto"
 )
 
 func key(b byte) []byte { return bytes.Repeat([]byte{b}, 32) }
+
+// wf and act are the contexts the SDK gives the codec for a workflow's own
+// payloads and for one of its activities'.
+func wf(id string) converter.SerializationContext {
+	return converter.WorkflowSerializationContext{Namespace: "default", WorkflowID: id}
+}
+
+func act(id, activity string) converter.SerializationContext {
+	return converter.ActivitySerializationContext{Namespace: "default", WorkflowID: id, WorkflowType: "SensitiveRequest",
+		ActivityType: activity, TaskQueue: "vigil"}
+}
+
+// recorded is a codec whose refusals land in *got.
+func recorded(t *testing.T, got *[]Refusal, opts ...Option) *Codec {
+	t.Helper()
+	c, err := New("k1", map[string][]byte{"k1": key(1)}, append([]Option{OnRefusal(func(r Refusal) { *got = append(*got, r) })}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
 
 func TestRoundTripHidesPlaintext(t *testing.T) {
 	c, err := New("k1", map[string][]byte{"k1": key(1)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	p, err := c.DataConverter().ToPayload(map[string]string{"PIN": "482913"})
+	for _, dc := range []converter.DataConverter{c.DataConverter(), converter.WithDataConverterSerializationContext(c.DataConverter(), wf("vigil-request-r1"))} {
+		p, err := dc.ToPayload(map[string]string{"Decision": "approve"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bytes.Contains(p.GetData(), []byte("approve")) {
+			t.Fatal("encrypted payload contains its value in clear")
+		}
+		if got := string(p.GetMetadata()[MetadataKeyID]); got != "k1" {
+			t.Fatalf("key id metadata = %q, want k1", got)
+		}
+		var back map[string]string
+		if err := dc.FromPayload(p, &back); err != nil {
+			t.Fatal(err)
+		}
+		if back["Decision"] != "approve" {
+			t.Fatalf("round trip = %v", back)
+		}
+	}
+}
+
+// TestDecodeRefuses is every payload the codec must not decode, in a
+// context and without one, and what it reports about each.
+func TestDecodeRefuses(t *testing.T) {
+	var got []Refusal
+	c := recorded(t, &got)
+	decide := map[string]string{"Decision": "approve", "ApproverID": "ag_bob", "ApproverRole": "senior"}
+	plainJSON, err := converter.GetDefaultDataConverter().ToPayload(decide)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if bytes.Contains(p.GetData(), []byte("482913")) {
-		t.Fatal("encrypted payload contains the PIN in clear")
-	}
-	if got := string(p.GetMetadata()[MetadataKeyID]); got != "k1" {
-		t.Fatalf("key id metadata = %q, want k1", got)
-	}
-	var back map[string]string
-	if err := c.DataConverter().FromPayload(p, &back); err != nil {
+	plainNull, err := converter.GetDefaultDataConverter().ToPayload(nil)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if back["PIN"] != "482913" {
-		t.Fatalf("round trip = %v", back)
+	sealed, err := c.DataConverter().ToPayload(decide)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := proto.Clone(sealed).(*commonpb.Payload)
+	tampered.Data[len(tampered.Data)-1] ^= 1
+	oddEncoding := &commonpb.Payload{Metadata: map[string][]byte{"encoding": []byte("PIN=482913")}, Data: []byte("482913")}
+
+	tests := []struct {
+		name       string
+		sc         converter.SerializationContext // nil: context-free
+		p          *commonpb.Payload
+		want       error
+		reason     string
+		workflowID string
+		wantEncode string
+	}{
+		{"plaintext JSON in a workflow", wf("vigil-request-b"), plainJSON, ErrPlaintext, ReasonPlaintext, "vigil-request-b", "json/plain"},
+		{"plaintext JSON without a context", nil, plainJSON, ErrPlaintext, ReasonPlaintext, "", "json/plain"},
+		{"plaintext null", wf("vigil-request-b"), plainNull, ErrPlaintext, ReasonPlaintext, "vigil-request-b", "binary/null"},
+		{"plaintext activity result", act("vigil-request-b", "ConsumePINVerdict"), plainJSON, ErrPlaintext, ReasonPlaintext, "vigil-request-b", "json/plain"},
+		{"encoding the sender chose", wf("vigil-request-b"), oddEncoding, ErrPlaintext, ReasonPlaintext, "vigil-request-b", "other"},
+		{"tampered ciphertext", wf("vigil-request-b"), tampered, ErrUndecodable, ReasonUndecodable, "vigil-request-b", EncodingEncrypted},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got = nil
+			var pc converter.PayloadCodec = c
+			if tt.sc != nil {
+				pc = c.WithSerializationContext(tt.sc)
+			}
+			out, err := pc.Decode([]*commonpb.Payload{tt.p})
+			if !errors.Is(err, tt.want) || out != nil {
+				t.Fatalf("decode = %v, %v; want %v", out, err, tt.want)
+			}
+			if strings.Contains(err.Error(), "482913") || strings.Contains(err.Error(), "ag_bob") {
+				t.Fatalf("error repeats the payload: %v", err)
+			}
+			if len(got) != 1 {
+				t.Fatalf("%d refusals reported, want 1", len(got))
+			}
+			r := got[0]
+			if r.Reason != tt.reason || r.WorkflowID != tt.workflowID || r.Encoding != tt.wantEncode || len(r.Fingerprint) != 32 {
+				t.Fatalf("refusal = %+v, want reason %s, workflow %q, encoding %s", r, tt.reason, tt.workflowID, tt.wantEncode)
+			}
+			if strings.Contains(strings.Join([]string{r.Reason, r.WorkflowID, r.Encoding, r.KeyID, r.Fingerprint}, " "), "482913") {
+				t.Fatalf("refusal repeats the payload: %+v", r)
+			}
+		})
+	}
+
+	// The fingerprint tells repeats apart from other payloads.
+	got = nil
+	bc := c.WithSerializationContext(wf("vigil-request-b"))
+	for _, p := range []*commonpb.Payload{plainJSON, plainJSON, plainNull} {
+		_, _ = bc.Decode([]*commonpb.Payload{p})
+	}
+	if len(got) != 3 || got[0].Fingerprint != got[1].Fingerprint || got[0].Fingerprint == got[2].Fingerprint {
+		t.Fatalf("fingerprints of a repeat and another payload: %+v", got)
+	}
+	// One refused payload refuses the lot: no half-decoded argument list.
+	if out, err := bc.Decode([]*commonpb.Payload{sealed, plainJSON}); err == nil || out != nil {
+		t.Fatalf("a list with one plaintext payload decoded: %v, %v", out, err)
 	}
 }
 
@@ -55,12 +160,13 @@ func TestRotationAndRefusals(t *testing.T) {
 		t.Fatalf("decode with unknown key: err = %v, want ErrUnknownKey", err)
 	}
 
-	tampered := []*commonpb.Payload{{Metadata: enc[0].Metadata, Data: append([]byte{}, enc[0].Data...)}}
+	tampered := []*commonpb.Payload{proto.Clone(enc[0]).(*commonpb.Payload)}
 	tampered[0].Data[len(tampered[0].Data)-1] ^= 1
 	if _, err := old.Decode(tampered); !errors.Is(err, ErrUndecodable) {
 		t.Fatalf("tampered payload: err = %v, want ErrUndecodable", err)
 	}
-	relabelled := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte(EncodingEncrypted), MetadataKeyID: []byte("k2")}, Data: enc[0].Data}}
+	relabelled := []*commonpb.Payload{proto.Clone(enc[0]).(*commonpb.Payload)}
+	relabelled[0].Metadata[MetadataKeyID] = []byte("k2")
 	if _, err := rotated.Decode(relabelled); !errors.Is(err, ErrUndecodable) {
 		t.Fatalf("payload relabelled with another key id: err = %v, want ErrUndecodable", err)
 	}
@@ -71,10 +177,6 @@ func TestRotationAndRefusals(t *testing.T) {
 	// A key this process lacks may be known to another: not undecodable.
 	if _, err := newOnly.Decode(enc); errors.Is(err, ErrUndecodable) {
 		t.Fatalf("unknown key reported as undecodable: %v", err)
-	}
-	plain := []*commonpb.Payload{{Metadata: map[string][]byte{"encoding": []byte("json/plain")}, Data: []byte(`"x"`)}}
-	if got, err := old.Decode(plain); err != nil || string(got[0].Data) != `"x"` {
-		t.Fatalf("unencrypted payload should pass through: %v", err)
 	}
 }
 

@@ -15,13 +15,14 @@ import (
 	"github.com/vigil-oss/vigil/internal/config"
 )
 
-// Codec builds the payload codec from configuration.
-func Codec(cfg config.Config) (*codec.Codec, error) {
+// Codec builds the payload codec from configuration and opts (a refusal
+// reporter).
+func Codec(cfg config.Config, opts ...codec.Option) (*codec.Codec, error) {
 	keys, err := codec.ParseKeys(cfg.CodecKeys.Reveal())
 	if err != nil {
 		return nil, err
 	}
-	return codec.New(cfg.CodecKeyID, keys)
+	return codec.New(cfg.CodecKeyID, keys, opts...)
 }
 
 // Options returns client options for cfg with the codec installed.
@@ -63,6 +64,12 @@ func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger
 	if err != nil {
 		return nil, err
 	}
+	return DialWithCodec(ctx, cfg, c, logger, mh, with...)
+}
+
+// DialWithCodec is DialWithMetrics with a codec of the caller's (one that
+// reports its refusals).
+func DialWithCodec(ctx context.Context, cfg config.Config, c *codec.Codec, logger *slog.Logger, mh client.MetricsHandler, with ...func(*client.Options)) (client.Client, error) {
 	opts, err := Options(cfg, c, logger)
 	if err != nil {
 		return nil, err
