@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	commonpb "go.temporal.io/api/common/v1"
 	"go.temporal.io/api/enums/v1"
 	"go.temporal.io/sdk/client"
+	"go.temporal.io/sdk/converter"
 	tlog "go.temporal.io/sdk/log"
 
 	"github.com/vigil-oss/vigil/internal/codec"
@@ -48,6 +50,21 @@ func sendDecide(tc client.Client, workflowID string, arg any) error {
 	return h.Get(ctx, &st)
 }
 
+// acceptedDecide is the argument payload of the decide Update a history
+// accepted: the real approval, sealed for that workflow.
+func acceptedDecide(t *testing.T, s *stack, workflowID string) *commonpb.Payload {
+	t.Helper()
+	for _, ev := range fetchHistory(t, s, workflowID).GetEvents() {
+		if a := ev.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil && a.GetAcceptedRequest().GetInput().GetName() == workflows.UpdateDecide {
+			if ps := a.GetAcceptedRequest().GetInput().GetArgs().GetPayloads(); len(ps) == 1 {
+				return ps[0]
+			}
+		}
+	}
+	t.Fatalf("no accepted decide Update in the history of %s", workflowID)
+	return nil
+}
+
 // refusalsOn waits for the codec refusals audited on a request's trail.
 func refusalsOn(t *testing.T, st *store.Store, requestID string, want int) []store.AuditEvent {
 	t.Helper()
@@ -71,8 +88,9 @@ func refusalsOn(t *testing.T, st *store.Store, requestID string, want int) []sto
 // TestTemporalWritersWithoutTheCodecCannotDecide, on real processes: someone
 // who can write to the Temporal namespace but holds no payload key sends
 // the decide Update in plaintext (the issue's
-// `temporal workflow update execute --name decide`) and starts the workflow
-// with a plaintext input. The worker refuses each payload; the
+// `temporal workflow update execute --name decide`), replays a real
+// approval copied from another request's history, and starts the workflow
+// with a plaintext or a copied input. The worker refuses each payload; the
 // Update is rejected and the request keeps waiting for a real senior, the
 // starts fail at once instead of retrying; each refusal is in the worker's
 // log and on the audit trail with no byte of the payload, and nothing but
@@ -106,15 +124,30 @@ func TestTemporalWritersWithoutTheCodecCannotDecide(t *testing.T) {
 		t.Fatalf("after the plaintext decide the request is %s, want awaiting_approval", got.Status)
 	}
 	refused := refusalsOn(t, st, a.ID, 1)
-	if d := refused[0].Details; d["reason"] != codec.ReasonPlaintext || d["workflow_id"] != wfA ||
+	if d := refused[0].Details; d["reason"] != codec.ReasonPlaintext || d["scope"] != codec.ScopeWorkflow || d["workflow_id"] != wfA ||
 		d["encoding"] != "json/plain" || d["process"] != "worker" || refused[0].Actor != codecaudit.Actor {
 		t.Fatalf("plaintext refusal audited as %+v", refused[0])
 	}
 	s.click(t, a.ID, "approve", "U0BOB")
 	s.waitStatus(t, alice, a.ID, "executed", 2*time.Minute)
 
-	// 2. A start with a plaintext input fails on its first task: no
-	// activity, no retry loop.
+	// 2. Bob's real approval of A, copied into B, is refused as A's.
+	b := open("srv-2")
+	wfB := workflows.WorkflowID(b.ID)
+	if err := sendDecide(raw, wfB, converter.NewRawValue(acceptedDecide(t, s, wfA))); err == nil {
+		t.Fatal("an approval copied from another request's history was accepted")
+	}
+	if got := s.status(t, alice, b.ID); got.Status != "awaiting_approval" {
+		t.Fatalf("after the copied decide the request is %s, want awaiting_approval", got.Status)
+	}
+	refused = refusalsOn(t, st, b.ID, 1)
+	if d := refused[0].Details; d["reason"] != codec.ReasonMisbound || d["workflow_id"] != wfB || d["sealed_for"] != wfA ||
+		d["sealed_scope"] != codec.ScopeWorkflow {
+		t.Fatalf("copied approval audited as %+v", refused[0])
+	}
+
+	// 3. Starts: a plaintext input and A's real input copied under a new
+	// id. Each run fails on its first task: no activity, no retry loop.
 	starts := []struct {
 		name, requestID string
 		arg             any
@@ -124,6 +157,8 @@ func TestTemporalWritersWithoutTheCodecCannotDecide(t *testing.T) {
 			CustomerID: customerID, RequesterID: "ag_alice", ServerID: "srv-2", Reason: "forged",
 			Policy: workflows.DefaultPolicy(domain.ActionResendCredentials, domain.CoolingPeriods{domain.ActionResendCredentials: time.Nanosecond})},
 			codec.ReasonPlaintext},
+		{"copied start", "req_copiedstart", converter.NewRawValue(fetchHistory(t, s, wfA).GetEvents()[0].
+			GetWorkflowExecutionStartedEventAttributes().GetInput().GetPayloads()[0]), codec.ReasonMisbound},
 	}
 	for _, f := range starts {
 		t.Run(f.name, func(t *testing.T) {
@@ -166,7 +201,7 @@ func TestTemporalWritersWithoutTheCodecCannotDecide(t *testing.T) {
 		t.Fatalf("panel calls %+v, want only %s's", calls, a.ID)
 	}
 	var details []string
-	for _, id := range []string{a.ID, "req_plainstart"} {
+	for _, id := range []string{a.ID, b.ID, "req_plainstart", "req_copiedstart"} {
 		for _, e := range refusalsOn(t, st, id, 1) {
 			for k, v := range e.Details {
 				if s, ok := v.(string); ok {
@@ -180,15 +215,16 @@ func TestTemporalWritersWithoutTheCodecCannotDecide(t *testing.T) {
 			t.Errorf("a refusal's audit details repeat the payload (%q): %v", secret, details)
 		}
 	}
-	// Nothing else was refused: the real request's own payloads all passed.
+	// Nothing else was refused: the real requests' own payloads, bound to
+	// their workflows and activities, all passed.
 	var total int
 	if err := db.QueryRow(`SELECT count(*) FROM audit_events WHERE event = $1`, codecaudit.Event).Scan(&total); err != nil {
 		t.Fatal(err)
 	}
-	if total != 2 {
-		t.Errorf("%d refusals audited, want the 2 forged payloads'", total)
+	if total != 4 {
+		t.Errorf("%d refusals audited, want the 4 forged payloads'", total)
 	}
-	if n := strings.Count(s.logs("worker"), "temporal payload refused"); n < 2 {
-		t.Errorf("the worker logged %d refusals, want at least 2", n)
+	if n := strings.Count(s.logs("worker"), "temporal payload refused"); n < 4 {
+		t.Errorf("the worker logged %d refusals, want at least 4", n)
 	}
 }

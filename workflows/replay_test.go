@@ -80,6 +80,19 @@ var replayFixtures = []struct {
 	{"withdrawn.pin-verdict-before-start.json", domain.StatusWithdrawn, domain.CancelByRequester},
 	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.json", domain.StatusFailed, ""},
 	{"verdict_refused.pin-verdict-before-start.json", domain.StatusFailed, ""},
+	// Recorded after payloads were bound to their workflow (no change id:
+	// the commands are the same). They replay on a strict codec; the
+	// files above need the migration switch.
+	{"executed.cancel-stops-notice.pin-verdict-before-start.bound.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.pin-verdict-before-start.bound.json", domain.StatusFailed, ""},
+	{"cancelled_by_customer.cancel-stops-notice.pin-verdict-before-start.bound.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.cancel-stops-notice.pin-verdict-before-start.bound.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"cancelled_during_notice.cancel-stops-notice.pin-verdict-before-start.bound.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"rejected.pin-verdict-before-start.bound.json", domain.StatusRejected, ""},
+	{"expired.pin-verdict-before-start.bound.json", domain.StatusExpired, ""},
+	{"withdrawn.pin-verdict-before-start.bound.json", domain.StatusWithdrawn, domain.CancelByRequester},
+	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.bound.json", domain.StatusFailed, ""},
+	{"verdict_refused.pin-verdict-before-start.bound.json", domain.StatusFailed, ""},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
@@ -118,7 +131,10 @@ func replayCodec(t *testing.T) *codec.Codec {
 	if err != nil {
 		t.Fatal(err)
 	}
-	c, err := codec.New(replayKeyID, keys)
+	// The fixtures were recorded before payloads were bound to their
+	// workflow: they replay with the migration switch on, as running
+	// requests of that release do on an upgraded worker.
+	c, err := codec.New(replayKeyID, keys, codec.AcceptUnbound(true))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,6 +151,27 @@ func newReplayer(t *testing.T, wf any, interceptors ...interceptor.WorkerInterce
 		FailureConverter: c.FailureConverter(),
 		Interceptors:     interceptors,
 	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.RegisterWorkflowWithOptions(wf, workflow.RegisterOptions{Name: workflows.WorkflowName})
+	return r
+}
+
+// newStrictReplayer is newReplayer without the migration switch: the codec
+// of an installation that has finished upgrading.
+func newStrictReplayer(t *testing.T, wf any) worker.WorkflowReplayer {
+	t.Helper()
+	keys, err := codec.ParseKeys(replayKeyID + ":" + replayKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := codec.New(replayKeyID, keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := worker.NewWorkflowReplayerWithOptions(worker.WorkflowReplayerOptions{
+		DataConverter: c.DataConverter(), FailureConverter: c.FailureConverter()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,8 +241,25 @@ func TestReplayRecordedHistories(t *testing.T) {
 				}
 			}
 
+			// A fixture recorded since payloads are bound to their workflow
+			// replays under the workflow id its input was sealed for (older
+			// ones carry none and replay under the replayer's own).
+			// A fixture recorded since payloads are bound to their workflow
+			// (".bound") replays on a strict codec under the workflow id its
+			// input was sealed for; the older ones carry no binding and need
+			// the migration switch.
+			bound := strings.Contains(fx.file, ".bound.")
+			boundTo := string(in[0].GetMetadata()[codec.MetadataWorkflowID])
+			if bound != (boundTo != "") {
+				t.Fatalf("%s: input bound to %q; the name says bound=%v", path, boundTo, bound)
+			}
+			rep := newReplayer(t, workflows.SensitiveRequest)
+			if bound {
+				rep = newStrictReplayer(t, workflows.SensitiveRequest)
+			}
 			logger, logs := replayLogger()
-			if err := newReplayer(t, workflows.SensitiveRequest).ReplayWorkflowHistoryFromJSONFile(logger, path); err != nil {
+			opts := worker.ReplayWorkflowHistoryOptions{OriginalExecution: workflow.Execution{ID: boundTo}}
+			if err := rep.ReplayWorkflowHistoryWithOptions(logger, hist, opts); err != nil {
 				t.Fatalf("replaying %s against the current workflow failed: %v\n"+
 					"This change would break requests that are running now. Guard it with workflow.GetVersion "+
 					"and add fixtures for the new version; do not re-record this one.\n%s", path, err, logs)

@@ -1,7 +1,7 @@
-// Package codec encrypts Temporal payloads with AES-256-GCM and refuses any
-// payload it did not seal, so that what is in workflow history is unreadable
-// and nobody who can only write to the namespace can feed a workflow a value
-// of their own.
+// Package codec encrypts Temporal payloads with AES-256-GCM, binds each one
+// to the workflow it was written for, and refuses any payload it did not
+// seal, so that what is in workflow history is unreadable and nobody who
+// can only write to the namespace can feed a workflow a value of their own.
 package codec
 
 import (
@@ -24,12 +24,36 @@ import (
 	"google.golang.org/protobuf/proto"
 )
 
-// Metadata values written on every encrypted payload.
+// Metadata written on every encrypted payload. The key id, the workflow id
+// and the scope are in clear and authenticated: they are the AEAD's
+// associated data, so none of them can be changed without the payload
+// failing to decrypt.
 const (
-	EncodingEncrypted = "binary/encrypted"
-	MetadataKeyID     = "encryption-key-id"
-	metadataEncoding  = "encoding"
+	EncodingEncrypted  = "binary/encrypted"
+	MetadataKeyID      = "encryption-key-id"
+	MetadataWorkflowID = "encryption-workflow-id"
+	MetadataScope      = "encryption-scope"
+	metadataEncoding   = "encoding"
 )
+
+// Scopes a payload can be bound to besides an activity's.
+const (
+	// ScopeWorkflow: a workflow's input and result, its Updates, queries
+	// and markers.
+	ScopeWorkflow = "workflow"
+	// scopeActivityPrefix precedes the activity type: an activity's input,
+	// result, heartbeat and failure details.
+	scopeActivityPrefix = "activity/"
+	// scopeNone: sealed where the SDK had no context to give.
+	scopeNone = "none"
+	// scopeNexusPrefix precedes a Nexus service and operation (unused by
+	// Vigil; bound so that nothing is left unbound by accident).
+	scopeNexusPrefix = "nexus/"
+)
+
+// aadVersion starts the associated data of a bound payload, so that it can
+// never be mistaken for a legacy payload's (the key id alone).
+const aadVersion = "vigil-codec/2"
 
 // ErrUnknownKey means a payload was encrypted with a key this process lacks.
 var ErrUnknownKey = errors.New("payload encrypted with an unknown key id")
@@ -43,9 +67,19 @@ var ErrUndecodable = errors.New("encrypted payload cannot be decoded")
 // without the codec, and nothing in it can be trusted.
 var ErrPlaintext = errors.New("payload is not encrypted")
 
+// ErrMisbound means a genuine payload was sealed for another workflow or
+// another scope: it was copied from elsewhere in history.
+var ErrMisbound = errors.New("payload was sealed for another workflow or scope")
+
+// ErrUnbound means a payload was sealed before payloads were bound to their
+// workflow, and this codec does not accept such payloads (AcceptUnbound).
+var ErrUnbound = errors.New("payload is not bound to a workflow")
+
 // Reasons a Refusal gives, one per refusing error.
 const (
 	ReasonPlaintext   = "plaintext"
+	ReasonMisbound    = "misbound"
+	ReasonUnbound     = "unbound"
 	ReasonUndecodable = "undecodable"
 )
 
@@ -55,9 +89,14 @@ const (
 type Refusal struct {
 	// Reason is one of the Reason* constants.
 	Reason string
-	// WorkflowID is the workflow the payload was offered to, when the
-	// SDK says (empty without a context).
+	// WorkflowID and Scope are where the payload was offered (the
+	// decoding context); both empty when decoded without a context.
 	WorkflowID string
+	Scope      string
+	// SealedFor and SealedScope are the binding a misbound payload carries:
+	// the workflow it was copied from.
+	SealedFor   string
+	SealedScope string
 	// Encoding is the payload's encoding metadata, when it is one of the
 	// SDK's own (anything else is reported as "other").
 	Encoding string
@@ -78,15 +117,24 @@ func OnRefusal(report func(Refusal)) Option {
 	return func(c *Codec) { c.report = report }
 }
 
+// AcceptUnbound makes the codec decode payloads sealed before payloads were
+// bound to their workflow. It is the migration switch for a deployment whose
+// running requests started before the upgrade; while it is on, a payload
+// copied from such a history can be replayed into another workflow.
+func AcceptUnbound(accept bool) Option {
+	return func(c *Codec) { c.acceptUnbound = accept }
+}
+
 // Codec is a converter.PayloadCodec that encrypts with the active key and
 // decrypts with any known key, so keys can be rotated without losing history.
-// The SDK gives it the workflow each payload belongs to through
-// WithSerializationContext, so that a refusal can name it.
+// The SDK gives it the workflow (and activity) each payload belongs to
+// through WithSerializationContext; the codec it returns binds and checks.
 type Codec struct {
-	active      string
-	aeads       map[string]cipher.AEAD
-	fingerprint []byte
-	report      func(Refusal)
+	active        string
+	aeads         map[string]cipher.AEAD
+	fingerprint   []byte
+	report        func(Refusal)
+	acceptUnbound bool
 }
 
 // New builds a codec from raw 32-byte keys by id; active names the key new
@@ -165,10 +213,85 @@ func (c *Codec) KeyIDs() []string {
 	return ids
 }
 
-// Encode implements converter.PayloadCodec.
+// AcceptsUnbound reports whether the migration switch is on.
+func (c *Codec) AcceptsUnbound() bool { return c.acceptUnbound }
+
+// binding is what a payload is sealed for.
+type binding struct {
+	workflowID string
+	scope      string
+}
+
+// bindingOf maps the SDK's serialization context to a binding. The
+// namespace is left out on purpose: the replayer runs histories in a
+// namespace of its own, and a workflow id already names one request.
+func bindingOf(sc converter.SerializationContext) binding {
+	switch c := sc.(type) {
+	case converter.WorkflowSerializationContext:
+		return binding{workflowID: c.WorkflowID, scope: ScopeWorkflow}
+	case converter.ActivitySerializationContext:
+		return binding{workflowID: c.WorkflowID, scope: scopeActivityPrefix + c.ActivityType}
+	case converter.NexusSerializationContext:
+		return binding{scope: scopeNexusPrefix + c.Service + "/" + c.Operation}
+	}
+	return binding{scope: scopeNone}
+}
+
+// aad is the associated data of a bound payload: every field is
+// length-prefixed so no two bindings share one.
+func (b binding) aad(keyID string) []byte {
+	var sb strings.Builder
+	for _, f := range []string{aadVersion, keyID, b.workflowID, b.scope} {
+		fmt.Fprintf(&sb, "%d:%s;", len(f), f)
+	}
+	return []byte(sb.String())
+}
+
+// Encode implements converter.PayloadCodec: it seals without a binding,
+// which is what the SDK asks for where it has no context.
 func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return c.encode(binding{scope: scopeNone}, payloads)
+}
+
+// Decode implements converter.PayloadCodec without a context: it refuses
+// plaintext (and unbound payloads unless AcceptUnbound) and reads a bound
+// payload whatever it is bound to, since there is nothing to compare with.
+// Workers and clients decode through WithSerializationContext, which the SDK
+// calls for every workflow and activity payload; this path serves operators
+// reading history (the codec endpoint for the Web UI) and the SDK's few
+// context-free paths.
+func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return c.decode(nil, payloads)
+}
+
+// WithSerializationContext implements converter.PayloadCodecWithSerializationContext:
+// the codec it returns seals payloads for the context's workflow and scope,
+// and refuses any payload sealed for another.
+func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
+	b := bindingOf(sc)
+	return &boundCodec{c: c, b: b}
+}
+
+// boundCodec is a Codec for one workflow and scope.
+type boundCodec struct {
+	c *Codec
+	b binding
+}
+
+// Encode implements converter.PayloadCodec.
+func (bc *boundCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return bc.c.encode(bc.b, payloads)
+}
+
+// Decode implements converter.PayloadCodec.
+func (bc *boundCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+	return bc.c.decode(&bc.b, payloads)
+}
+
+func (c *Codec) encode(b binding, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	aead := c.aeads[c.active]
+	aad := b.aad(c.active)
 	for i, p := range payloads {
 		plain, err := proto.Marshal(p)
 		if err != nil {
@@ -180,58 +303,23 @@ func (c *Codec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error
 		}
 		out[i] = &commonpb.Payload{
 			Metadata: map[string][]byte{
-				metadataEncoding: []byte(EncodingEncrypted),
-				MetadataKeyID:    []byte(c.active),
+				metadataEncoding:   []byte(EncodingEncrypted),
+				MetadataKeyID:      []byte(c.active),
+				MetadataWorkflowID: []byte(b.workflowID),
+				MetadataScope:      []byte(b.scope),
 			},
-			// The key id is authenticated so a payload can't be re-labelled.
-			Data: aead.Seal(nonce, nonce, plain, []byte(c.active)),
+			Data: aead.Seal(nonce, nonce, plain, aad),
 		}
 	}
 	return out, nil
 }
 
-// Decode implements converter.PayloadCodec: every payload must be one this
-// codec sealed. Nothing is let through in clear: the SDK seals everything
-// it writes through the codec (nulls included); search attributes never
-// pass a codec; the server's own payloads (an unstarted activity's cancel
-// details) are never decoded by Vigil's workflow.
-func (c *Codec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	return c.decode("", payloads)
-}
-
-// WithSerializationContext implements converter.PayloadCodecWithSerializationContext:
-// the codec it returns names the context's workflow in its refusals.
-func (c *Codec) WithSerializationContext(sc converter.SerializationContext) converter.PayloadCodec {
-	switch sc := sc.(type) {
-	case converter.WorkflowSerializationContext:
-		return &namedCodec{c: c, workflowID: sc.WorkflowID}
-	case converter.ActivitySerializationContext:
-		return &namedCodec{c: c, workflowID: sc.WorkflowID}
-	}
-	return c
-}
-
-// namedCodec is a Codec decoding for one workflow.
-type namedCodec struct {
-	c          *Codec
-	workflowID string
-}
-
-// Encode implements converter.PayloadCodec.
-func (n *namedCodec) Encode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	return n.c.Encode(payloads)
-}
-
-// Decode implements converter.PayloadCodec.
-func (n *namedCodec) Decode(payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
-	return n.c.decode(n.workflowID, payloads)
-}
-
-// decode opens every payload or refuses the lot.
-func (c *Codec) decode(workflowID string, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
+// decode opens every payload or refuses the lot. want is the binding the
+// context requires, nil for none.
+func (c *Codec) decode(want *binding, payloads []*commonpb.Payload) ([]*commonpb.Payload, error) {
 	out := make([]*commonpb.Payload, len(payloads))
 	for i, p := range payloads {
-		dec, err := c.open(workflowID, p)
+		dec, err := c.open(want, p)
 		if err != nil {
 			return nil, err
 		}
@@ -240,14 +328,17 @@ func (c *Codec) decode(workflowID string, payloads []*commonpb.Payload) ([]*comm
 	return out, nil
 }
 
-func (c *Codec) open(workflowID string, p *commonpb.Payload) (*commonpb.Payload, error) {
+func (c *Codec) open(want *binding, p *commonpb.Payload) (*commonpb.Payload, error) {
 	md := p.GetMetadata()
-	refused := func(reason string, err error) error {
-		c.refuse(workflowID, p, reason)
+	refused := func(reason string, err error, sealed binding) error {
+		c.refuse(want, p, reason, sealed)
 		return err
 	}
 	if string(md[metadataEncoding]) != EncodingEncrypted {
-		return nil, refused(ReasonPlaintext, fmt.Errorf("codec: payload refused: %w", ErrPlaintext))
+		// Nothing the SDK writes through this codec is left in clear (search
+		// attributes never pass a codec; the server's own payloads, such as
+		// an activity's cancel details, are never decoded by Vigil).
+		return nil, refused(ReasonPlaintext, fmt.Errorf("codec: payload refused: %w", ErrPlaintext), binding{})
 	}
 	id := string(md[MetadataKeyID])
 	aead, ok := c.aeads[id]
@@ -256,15 +347,28 @@ func (c *Codec) open(workflowID string, p *commonpb.Payload) (*commonpb.Payload,
 	}
 	data := p.GetData()
 	if len(data) < aead.NonceSize()+aead.Overhead() {
-		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: %w: too short", ErrUndecodable))
+		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: %w: too short", ErrUndecodable), binding{})
 	}
-	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], []byte(id))
+	scope, bound := md[MetadataScope]
+	sealed := binding{workflowID: string(md[MetadataWorkflowID]), scope: string(scope)}
+	aad := []byte(id)
+	if bound {
+		aad = sealed.aad(id)
+	} else if !c.acceptUnbound {
+		return nil, refused(ReasonUnbound, fmt.Errorf("codec: payload refused: %w (see VIGIL_CODEC_ACCEPT_UNBOUND)", ErrUnbound), binding{})
+	}
+	plain, err := aead.Open(nil, data[:aead.NonceSize()], data[aead.NonceSize():], aad)
 	if err != nil {
-		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: decrypt with key %q: %w: %w", id, ErrUndecodable, err))
+		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: decrypt with key %q: %w: %w", id, ErrUndecodable, err), binding{})
+	}
+	// A genuine payload, but sealed for somewhere else: copied from
+	// another workflow's history, or from another activity's.
+	if bound && want != nil && sealed != *want {
+		return nil, refused(ReasonMisbound, fmt.Errorf("codec: payload refused: %w", ErrMisbound), sealed)
 	}
 	var dec commonpb.Payload
 	if err := proto.Unmarshal(plain, &dec); err != nil {
-		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: unmarshal payload: %w: %w", ErrUndecodable, err))
+		return nil, refused(ReasonUndecodable, fmt.Errorf("codec: unmarshal payload: %w: %w", ErrUndecodable, err), binding{})
 	}
 	return &dec, nil
 }
@@ -276,11 +380,14 @@ var sdkEncodings = map[string]bool{
 	"binary/protobuf": true, EncodingEncrypted: true,
 }
 
-func (c *Codec) refuse(workflowID string, p *commonpb.Payload, reason string) {
+func (c *Codec) refuse(want *binding, p *commonpb.Payload, reason string, sealed binding) {
 	if c.report == nil {
 		return
 	}
-	r := Refusal{Reason: reason, WorkflowID: workflowID, Encoding: "other"}
+	r := Refusal{Reason: reason, SealedFor: sealed.workflowID, SealedScope: sealed.scope, Encoding: "other"}
+	if want != nil {
+		r.WorkflowID, r.Scope = want.workflowID, want.scope
+	}
 	if enc := string(p.GetMetadata()[metadataEncoding]); sdkEncodings[enc] {
 		r.Encoding = enc
 	}
@@ -289,7 +396,7 @@ func (c *Codec) refuse(workflowID string, p *commonpb.Payload, reason string) {
 	}
 	raw, _ := proto.Marshal(p)
 	mac := hmac.New(sha256.New, c.fingerprint)
-	fmt.Fprintf(mac, "%d:%s;", len(r.WorkflowID), r.WorkflowID)
+	fmt.Fprintf(mac, "%d:%s;%d:%s;", len(r.WorkflowID), r.WorkflowID, len(r.Scope), r.Scope)
 	mac.Write(raw)
 	r.Fingerprint = hex.EncodeToString(mac.Sum(nil)[:16])
 	c.report(r)
@@ -301,10 +408,27 @@ func (c *Codec) DataConverter() converter.DataConverter {
 }
 
 // FailureConverter also encrypts failure messages and stack traces, which
-// Temporal otherwise stores in clear text.
+// Temporal otherwise stores in clear text, and binds them like any payload:
+// the SDK's default failure converter takes no serialization context, so
+// this one builds a default converter over the bound data converter for
+// each context it is given.
 func (c *Codec) FailureConverter() converter.FailureConverter {
-	return temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
-		DataConverter:          c.DataConverter(),
+	return newFailureConverter(c.DataConverter())
+}
+
+type failureConverter struct {
+	dc converter.DataConverter
+	converter.FailureConverter
+}
+
+func newFailureConverter(dc converter.DataConverter) failureConverter {
+	return failureConverter{dc: dc, FailureConverter: temporal.NewDefaultFailureConverter(temporal.DefaultFailureConverterOptions{
+		DataConverter:          dc,
 		EncodeCommonAttributes: true,
-	})
+	})}
+}
+
+// WithSerializationContext implements converter.FailureConverterWithSerializationContext.
+func (f failureConverter) WithSerializationContext(sc converter.SerializationContext) converter.FailureConverter {
+	return newFailureConverter(converter.WithDataConverterSerializationContext(f.dc, sc))
 }

@@ -1,6 +1,6 @@
 // Package codecaudit records every payload the codec refuses: a log line
-// and an audit event, so that a forged payload sent to Temporal is seen,
-// not only dropped.
+// and an audit event, so that a forged or replayed payload sent to Temporal
+// is seen, not only dropped.
 package codecaudit
 
 import (
@@ -66,6 +66,7 @@ func (r *Recorder) Option() codec.Option { return codec.OnRefusal(r.Report) }
 // from inside the SDK's payload decoding, so it never waits.
 func (r *Recorder) Report(ref codec.Refusal) {
 	r.logger.Warn("temporal payload refused", "reason", ref.Reason, "workflow_id", ref.WorkflowID,
+		"scope", ref.Scope, "sealed_for", ref.SealedFor, "sealed_scope", ref.SealedScope,
 		"encoding", ref.Encoding, "key_id", ref.KeyID, "fingerprint", ref.Fingerprint)
 	select {
 	case r.queue <- ref:
@@ -92,10 +93,13 @@ func (r *Recorder) Run(ctx context.Context) {
 func (r *Recorder) write(ctx context.Context, ref codec.Refusal) {
 	e := store.AuditEvent{RequestID: r.requestOf(ref.WorkflowID), Actor: Actor, Event: Event,
 		Details: map[string]any{
-			"reason": ref.Reason, "workflow_id": ref.WorkflowID,
+			"reason": ref.Reason, "workflow_id": ref.WorkflowID, "scope": ref.Scope,
 			"encoding": ref.Encoding, "key_id": ref.KeyID, "fingerprint": ref.Fingerprint,
 			"process": r.process,
 		}}
+	if ref.SealedFor != "" || ref.SealedScope != "" {
+		e.Details["sealed_for"], e.Details["sealed_scope"] = ref.SealedFor, ref.SealedScope
+	}
 	// Retried briefly: the database may be restarting; the log line is
 	// already written either way.
 	for attempt := range 5 {

@@ -75,7 +75,7 @@ func TestRefusalsAreLoggedAndAuditedOnce(t *testing.T) {
 	}
 	for _, e := range trail {
 		if e.Event != codecaudit.Event || e.Actor != codecaudit.Actor || e.Details["reason"] != codec.ReasonPlaintext ||
-			e.Details["workflow_id"] != "vigil-request-r1" || e.Details["process"] != "worker" {
+			e.Details["workflow_id"] != "vigil-request-r1" || e.Details["scope"] != codec.ScopeWorkflow || e.Details["process"] != "worker" {
 			t.Fatalf("audit event = %+v", e)
 		}
 	}

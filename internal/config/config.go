@@ -34,7 +34,10 @@ type Config struct {
 
 	CodecKeys  Secret // "id:base64key,id2:base64key"
 	CodecKeyID string
-	TokenKey   Secret // base64, at least 32 bytes: signs cancel links
+	// CodecAcceptUnbound is the migration switch for payloads sealed before
+	// they were bound to their workflow (see codec.AcceptUnbound).
+	CodecAcceptUnbound bool
+	TokenKey           Secret // base64, at least 32 bytes: signs cancel links
 
 	LogLevel  slog.Level
 	LogFormat string
@@ -149,6 +152,7 @@ var fixedVars = []Var{
 	{"VIGIL_TEMPORAL_API_KEY", "", "Temporal Cloud API key (secret)"},
 	{"VIGIL_CODEC_KEYS", "(required)", "payload encryption keys, id:base64(32 bytes),... (secret)"},
 	{"VIGIL_CODEC_KEY_ID", "first id in VIGIL_CODEC_KEYS", "key id new payloads are encrypted with"},
+	{"VIGIL_CODEC_ACCEPT_UNBOUND", "false", "migration only: also decode payloads sealed before they were bound to their workflow (requests started before the upgrade); turn off once they have ended"},
 	{"VIGIL_TOKEN_KEY", "(required)", "base64 key of at least 32 bytes that signs cancel links (secret)"},
 	{"VIGIL_LOG_LEVEL", "info", "debug, info, warn or error"},
 	{"VIGIL_LOG_FORMAT", "text", "text or json"},
@@ -246,18 +250,19 @@ func Usage() string {
 func Load(getenv func(string) string) (Config, error) {
 	l := loader{getenv: getenv}
 	c := Config{
-		DatabaseURL:       l.str("VIGIL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable"),
-		TemporalAddress:   l.str("VIGIL_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
-		TemporalNamespace: l.str("VIGIL_TEMPORAL_NAMESPACE", "default"),
-		TemporalTLS:       l.boolean("VIGIL_TEMPORAL_TLS", false),
-		TemporalTLSCert:   l.str("VIGIL_TEMPORAL_TLS_CERT", ""),
-		TemporalTLSKey:    l.str("VIGIL_TEMPORAL_TLS_KEY", ""),
-		TemporalAPIKey:    Secret(l.str("VIGIL_TEMPORAL_API_KEY", "")),
-		CodecKeys:         Secret(l.str("VIGIL_CODEC_KEYS", "")),
-		CodecKeyID:        l.str("VIGIL_CODEC_KEY_ID", ""),
-		TokenKey:          Secret(l.str("VIGIL_TOKEN_KEY", "")),
-		LogLevel:          l.level("VIGIL_LOG_LEVEL"),
-		LogFormat:         l.oneOf("VIGIL_LOG_FORMAT", "text", "text", "json"),
+		DatabaseURL:        l.str("VIGIL_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/vigil?sslmode=disable"),
+		TemporalAddress:    l.str("VIGIL_TEMPORAL_ADDRESS", "127.0.0.1:7233"),
+		TemporalNamespace:  l.str("VIGIL_TEMPORAL_NAMESPACE", "default"),
+		TemporalTLS:        l.boolean("VIGIL_TEMPORAL_TLS", false),
+		TemporalTLSCert:    l.str("VIGIL_TEMPORAL_TLS_CERT", ""),
+		TemporalTLSKey:     l.str("VIGIL_TEMPORAL_TLS_KEY", ""),
+		TemporalAPIKey:     Secret(l.str("VIGIL_TEMPORAL_API_KEY", "")),
+		CodecKeys:          Secret(l.str("VIGIL_CODEC_KEYS", "")),
+		CodecKeyID:         l.str("VIGIL_CODEC_KEY_ID", ""),
+		CodecAcceptUnbound: l.boolean("VIGIL_CODEC_ACCEPT_UNBOUND", false),
+		TokenKey:           Secret(l.str("VIGIL_TOKEN_KEY", "")),
+		LogLevel:           l.level("VIGIL_LOG_LEVEL"),
+		LogFormat:          l.oneOf("VIGIL_LOG_FORMAT", "text", "text", "json"),
 
 		SMTPAddr:         l.str("VIGIL_SMTP_ADDR", "127.0.0.1:1025"),
 		SMTPUsername:     l.str("VIGIL_SMTP_USERNAME", ""),

@@ -15,14 +15,14 @@ import (
 	"github.com/vigil-oss/vigil/internal/config"
 )
 
-// Codec builds the payload codec from configuration and opts (a refusal
-// reporter).
+// Codec builds the payload codec from configuration; opts come after the
+// configured ones (a refusal reporter).
 func Codec(cfg config.Config, opts ...codec.Option) (*codec.Codec, error) {
 	keys, err := codec.ParseKeys(cfg.CodecKeys.Reveal())
 	if err != nil {
 		return nil, err
 	}
-	return codec.New(cfg.CodecKeyID, keys, opts...)
+	return codec.New(cfg.CodecKeyID, keys, append([]codec.Option{codec.AcceptUnbound(cfg.CodecAcceptUnbound)}, opts...)...)
 }
 
 // Options returns client options for cfg with the codec installed.
@@ -70,6 +70,9 @@ func DialWithMetrics(ctx context.Context, cfg config.Config, logger *slog.Logger
 // DialWithCodec is DialWithMetrics with a codec of the caller's (one that
 // reports its refusals).
 func DialWithCodec(ctx context.Context, cfg config.Config, c *codec.Codec, logger *slog.Logger, mh client.MetricsHandler, with ...func(*client.Options)) (client.Client, error) {
+	if c.AcceptsUnbound() {
+		logger.Warn("VIGIL_CODEC_ACCEPT_UNBOUND is on: payloads not bound to their workflow are accepted; turn it off once every request started before the upgrade has ended")
+	}
 	opts, err := Options(cfg, c, logger)
 	if err != nil {
 		return nil, err
