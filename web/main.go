@@ -30,6 +30,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/cancelpage"
 	"github.com/vigil-oss/vigil/internal/clientip"
 	"github.com/vigil-oss/vigil/internal/codecaudit"
+	"github.com/vigil-oss/vigil/internal/codecserver"
 	"github.com/vigil-oss/vigil/internal/config"
 	"github.com/vigil-oss/vigil/internal/logging"
 	"github.com/vigil-oss/vigil/internal/metrics"
@@ -153,6 +154,22 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		apiOpts.OIDC = v
 		logger.Info("oidc sign-in on", "issuer", cfg.OIDCIssuer, "client_id", cfg.OIDCClientID)
 	}
+	// The codec endpoint for the Temporal Web UI: the security team, signed
+	// in with a second factor, reads request histories; nobody else does.
+	var codecEndpoint http.Handler
+	if len(cfg.CodecEndpointReaders) > 0 {
+		var verifier codecserver.TokenVerifier
+		if apiOpts.OIDC != nil {
+			verifier = apiOpts.OIDC
+		}
+		cs, err := codecserver.New(codecserver.Config{Codec: cdc, Verifier: verifier, Store: st,
+			Readers: cfg.CodecEndpointReaders, Origins: cfg.CodecEndpointOrigins, Logger: logger.With("component", "codec-endpoint")})
+		if err != nil {
+			return err
+		}
+		codecEndpoint = cs
+		logger.Info("codec endpoint on", "path", codecserver.Path, "readers", cfg.CodecEndpointReaders, "origins", cfg.CodecEndpointOrigins)
+	}
 	apiHandler := api.New(svc, st, cfg.AdminToken.Reveal(), logger, apiOpts).Handler()
 	pages := cancelpage.New(svc, st, signer, pageOpts, logger).Handler()
 	slackAPI := slack.New(cfg.SlackBotToken.Reveal(), slack.OptionAPIURL(cfg.SlackAPIURL),
@@ -206,7 +223,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serve(ctx, newServer(routes(apiHandler, pages, interactions, ready, logger, httpMetrics), logger), ln, os.Stdout, logger)
+	return serve(ctx, newServer(routes(apiHandler, pages, interactions, codecEndpoint, ready, logger, httpMetrics), logger), ln, os.Stdout, logger)
 }
 
 // webMetrics is what the web front exports: the Go runtime and process,
@@ -278,9 +295,12 @@ func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer
 
 // routes mounts the API, the cancel pages and the health checks.
 // With hm, requests are also counted and timed by route pattern.
-func routes(apiHandler, pages, interactions http.Handler, ready func(context.Context) error, logger *slog.Logger, hm *metrics.HTTP) http.Handler {
+func routes(apiHandler, pages, interactions, codecEndpoint http.Handler, ready func(context.Context) error, logger *slog.Logger, hm *metrics.HTTP) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("/slack/interactions", interactions)
+	if codecEndpoint != nil {
+		mux.Handle(codecserver.Path, codecEndpoint)
+	}
 	mux.Handle("/api/", apiHandler)
 	mux.Handle("/admin/", apiHandler)
 	mux.Handle("/c/", pages)

@@ -95,7 +95,7 @@ func newSite(t *testing.T, ready func(context.Context) error) *site {
 	// Slack interactions have their own tests (internal/slackapp, e2e); here
 	// the route only has to exist.
 	slackRoute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), slackRoute, ready, logger, nil), logger)
+	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), slackRoute, nil, ready, logger, nil), logger)
 	go func() { _ = srv.Serve(ln) }()
 	s := &site{url: base, logs: logs, st: st, signer: signer, close: func() { _ = srv.Close() }}
 	t.Cleanup(s.close)

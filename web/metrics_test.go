@@ -168,7 +168,7 @@ func TestMetricsAfterTraffic(t *testing.T) {
 	}
 	pages := cancelpage.New(svc, st, signer, cancelpage.Options{PublicURL: base, CSRFKey: csrfKey(key)}, logger)
 	slackRoute := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
-	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), slackRoute,
+	srv := newServer(routes(api.New(svc, st, "", logger, api.Options{}).Handler(), pages.Handler(), slackRoute, nil,
 		func(context.Context) error { return nil }, logger, wm.http), logger)
 	go func() { _ = srv.Serve(ln) }()
 	t.Cleanup(func() { _ = srv.Close() })

@@ -100,6 +100,11 @@ type Config struct {
 	OIDCAcceptedAMR []string
 	OIDCAcceptedACR []string
 	OIDCAgentClaim  string
+
+	// The codec endpoint for the Temporal Web UI (issue 16); off while
+	// CodecEndpointReaders is empty.
+	CodecEndpointReaders []string
+	CodecEndpointOrigins []string
 }
 
 // WorkerTuning is how much the worker keeps in memory and runs at once.
@@ -203,6 +208,8 @@ var fixedVars = []Var{
 	{"VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt", "amr values of which a token must carry one (proof of a second factor)"},
 	{"VIGIL_OIDC_REQUIRED_ACR", "", "acr values that also prove a second factor (for providers that say it with acr)"},
 	{"VIGIL_OIDC_AGENT_CLAIM", "sub", "the token claim whose value is the Vigil agent id"},
+	{"VIGIL_CODEC_ENDPOINT_READERS", "", "agent ids of the security team, the only people the codec endpoint (/codec/decode, for the Temporal Web UI and CLI) decodes for; needs VIGIL_OIDC_ISSUER; off when empty"},
+	{"VIGIL_CODEC_ENDPOINT_ORIGINS", "", "browser origins (the Temporal Web UI's, e.g. http://127.0.0.1:8233) allowed to call the codec endpoint"},
 	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
 	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails"},
 	{"VIGIL_EXECUTE_MAX_ATTEMPTS", "10", "executor attempts before a request fails"},
@@ -319,6 +326,11 @@ func Load(getenv func(string) string) (Config, error) {
 	c.OIDCAcceptedAMR = list(l.str("VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt"))
 	c.OIDCAcceptedACR = list(l.str("VIGIL_OIDC_REQUIRED_ACR", ""))
 	c.OIDCAgentClaim = l.str("VIGIL_OIDC_AGENT_CLAIM", "sub")
+	c.CodecEndpointReaders = list(l.str("VIGIL_CODEC_ENDPOINT_READERS", ""))
+	c.CodecEndpointOrigins = list(l.str("VIGIL_CODEC_ENDPOINT_ORIGINS", ""))
+	if len(c.CodecEndpointReaders) > 0 && c.OIDCIssuer == "" {
+		l.fail("VIGIL_CODEC_ENDPOINT_READERS needs VIGIL_OIDC_ISSUER: the codec endpoint only opens to people signed in with a second factor")
+	}
 	if c.OIDCIssuer != "" && c.OIDCClientID == "" {
 		l.fail("VIGIL_OIDC_CLIENT_ID must be set with VIGIL_OIDC_ISSUER")
 	}
