@@ -260,6 +260,9 @@ func (a *Activities) ConsumePINVerdict(ctx context.Context, in PINVerdictInput) 
 
 // Record moves the request projection and appends the gate's audit event.
 func (a *Activities) Record(ctx context.Context, in RecordInput) error {
+	if err := a.checkBreakGlass(ctx, in); err != nil {
+		return err
+	}
 	u := store.RequestUpdate{Status: in.Status}
 	if in.ApproverID != "" {
 		dec := string(in.Decision)
@@ -296,6 +299,38 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	}
 	a.log(ctx).Info("request moved", "request", in.RequestID, "status", in.Status, "event", in.Event, "actor", actor)
 	return nil
+}
+
+// approvalPassed is the event with which the workflow lets an approved
+// request through the approval gate.
+const approvalPassed = "gate.approval.passed"
+
+// checkBreakGlass refuses, for good, to let a break-glass approval through
+// the approval gate unless the two seniors it names consented and were
+// paired in Postgres while both consents were valid. The workflow's Update
+// validator can only check what the Update says; this is where a decision
+// sent around the API (an admin's or a Temporal operator's) stops. The
+// refusal is audited and alerted before the request ends failed.
+func (a *Activities) checkBreakGlass(ctx context.Context, in RecordInput) error {
+	if in.Event != approvalPassed || in.Details["break_glass"] != "true" {
+		return nil
+	}
+	second := in.Details["second_approver"]
+	ok, err := a.Store.BreakGlassPaired(ctx, in.RequestID, in.ApproverID, second, in.Decision, in.DecidedAt)
+	if err != nil {
+		return fmt.Errorf("check break-glass consents: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	if err := a.Store.RefuseBreakGlass(ctx, in.RequestID, in.ApproverID, second, in.Decision); err != nil {
+		return fmt.Errorf("refuse break-glass: %w", err)
+	}
+	a.log(ctx).Warn("break-glass decision without two consents refused", "request", in.RequestID,
+		"approver", in.ApproverID, "second_approver", second)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"request %s: the break-glass decision by %s and %s has no two paired consents; it does not pass the approval gate",
+		in.RequestID, in.ApproverID, second), ErrTypePermanent, nil)
 }
 
 // RecordFailure moves the request's projection to failed, if the request has

@@ -28,7 +28,6 @@ func adminCommands() []command {
 		{"rotate-token", "issue a new token for an agent, revoking the old", "starter admin rotate-token ag_ana", (*app).cmdRotateToken},
 		{"list-agents", "list agents", "starter admin list-agents", (*app).cmdListAgents},
 		{"import-customers", "create or update customers from a JSON file", "starter admin import-customers customers.json", (*app).cmdImportCustomers},
-		{"break-glass", "decide a request outside Slack (two seniors; audited, announced to security)", breakGlassExample, (*app).cmdBreakGlass},
 		{"hash-pin", "hash a PIN for an import file (offline)", "starter admin hash-pin", (*app).cmdHashPIN},
 	}
 }

@@ -27,7 +27,7 @@ func TestBreakGlassConfirmOnTerminal(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t, map[string]http.HandlerFunc{"POST " + bgPath: reply(200, breakGlassDoc(t))})
 			cmd := exec.Command(bin, bgArgs(nil)...)
-			cmd.Env = baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
+			cmd.Env = baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_TOKEN="+agentToken)
 			sess := startOnPTY(t, cmd)
 			ptmx, out := sess.ptmx, sess.out
 			out.waitFor(t, "Type BREAK-GLASS to continue: ")
@@ -48,7 +48,7 @@ func TestBreakGlassConfirmOnTerminal(t *testing.T) {
 				t.Fatalf("exit %d, want %d; terminal shows %q", code, tt.wantCode, shown)
 			}
 			warn := strings.Index(shown, breakGlassWarning)
-			summary := strings.Index(shown, "Request req_7kq2m4xa will be APPROVED by ag_ana and ag_ben outside Slack.")
+			summary := strings.Index(shown, "You consent to request req_7kq2m4xa being APPROVED outside Slack; a second senior must consent too.")
 			prompt := strings.Index(shown, "Type BREAK-GLASS to continue: ")
 			if warn != 0 || summary < warn || prompt < summary {
 				t.Errorf("want the warning first, then the summary, then the prompt; terminal shows %q", shown)

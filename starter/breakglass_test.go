@@ -8,7 +8,7 @@ import (
 )
 
 const (
-	bgPath   = "/admin/v1/requests/req_7kq2m4xa/break-glass"
+	bgPath   = "/api/v1/requests/req_7kq2m4xa/break-glass"
 	bgReason = "Slack outage INC-42; customer verified by callback"
 )
 
@@ -19,15 +19,18 @@ func breakGlassDoc(t *testing.T) string {
 		"reason": bgReason, "at": "2026-03-01T10:05:00Z"}})
 }
 
+// consentDoc is a first consent, waiting for a second senior's.
+const consentDoc = `{"request_id":"req_7kq2m4xa","agent_id":"ag_ana","decision":"approve","expires_at":"2026-03-01T10:20:00Z","waiting_for":"a second senior's consent to the same decision"}`
+
 // bgArgs is a complete break-glass command line with changes: a flag mapped
 // to "" is left out.
 func bgArgs(changes map[string]string, extra ...string) []string {
-	flags := map[string]string{"--decision": "approve", "--approver": "ag_ana", "--second-approver": "ag_ben", "--reason": bgReason}
+	flags := map[string]string{"--decision": "approve", "--reason": bgReason}
 	for k, v := range changes {
 		flags[k] = v
 	}
-	args := []string{"admin", "break-glass", "req_7kq2m4xa"}
-	for _, k := range []string{"--decision", "--approver", "--second-approver", "--reason"} {
+	args := []string{"break-glass", "req_7kq2m4xa"}
+	for _, k := range []string{"--decision", "--reason"} {
 		if v, ok := flags[k]; ok && v != "" {
 			args = append(args, k, v)
 		}
@@ -42,31 +45,45 @@ func firstLine(s string) string {
 }
 
 func TestBreakGlass(t *testing.T) {
+	calls := 0
 	f := newFake(t, map[string]http.HandlerFunc{
 		"POST " + bgPath: func(w http.ResponseWriter, r *http.Request) {
-			if r.Header.Get("Authorization") != "Bearer "+adminToken {
-				problem(w, 401, "unauthenticated", "bad admin token")
+			if r.Header.Get("Authorization") != "Bearer "+agentToken {
+				problem(w, 401, "unauthenticated", "bad token")
+				return
+			}
+			calls++
+			if calls == 1 {
+				reply(202, consentDoc)(w, r)
 				return
 			}
 			reply(200, breakGlassDoc(t))(w, r)
 		},
 	})
-	env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
+	env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_TOKEN="+agentToken)
 
+	// The first senior: a consent that waits.
 	r := run(t, env, "", bgArgs(nil, "--yes")...)
 	wantExit(t, r, 0)
 	if got := firstLine(r.stderr); got != breakGlassWarning {
 		t.Errorf("first stderr line %q, want the warning %q", got, breakGlassWarning)
 	}
+	if want := "Request req_7kq2m4xa: your break-glass consent to approve is recorded; it waits until "; !strings.HasPrefix(r.stdout, want) ||
+		!strings.Contains(r.stdout, "for a second senior's consent to the same decision") {
+		t.Errorf("stdout %q, want it to start with %q", r.stdout, want)
+	}
+	// The second: the decision.
+	r = run(t, env, "", bgArgs(nil, "--yes")...)
+	wantExit(t, r, 0)
 	if want := "Request req_7kq2m4xa: break-glass approve by ag_ana and ag_ben recorded; now "; !strings.HasPrefix(r.stdout, want) {
 		t.Errorf("stdout %q, want it to start with %q", r.stdout, want)
 	}
-	calls := f.only("POST", bgPath)
-	if len(calls) != 1 {
-		t.Fatalf("%d break-glass calls, want 1", len(calls))
+	sent := f.only("POST", bgPath)
+	if len(sent) != 2 {
+		t.Fatalf("%d break-glass calls, want 2", len(sent))
 	}
-	if want := `{"decision":"approve","approver_id":"ag_ana","second_approver_id":"ag_ben","reason":"` + bgReason + `"}`; string(calls[0].Body) != want || calls[0].Auth != "Bearer "+adminToken {
-		t.Errorf("sent %q %s, want %s", calls[0].Auth, calls[0].Body, want)
+	if want := `{"decision":"approve","reason":"` + bgReason + `"}`; string(sent[0].Body) != want || sent[0].Auth != "Bearer "+agentToken {
+		t.Errorf("sent %q %s, want %s", sent[0].Auth, sent[0].Body, want)
 	}
 
 	r = run(t, env, "", bgArgs(map[string]string{"--decision": "reject"}, "--yes", "--json")...)
@@ -77,20 +94,15 @@ func TestBreakGlass(t *testing.T) {
 	if got := firstLine(r.stderr); got != breakGlassWarning {
 		t.Errorf("--json: first stderr line %q", got)
 	}
-	var sent map[string]string
-	if err := json.Unmarshal(f.only("POST", bgPath)[1].Body, &sent); err != nil || sent["decision"] != "reject" {
-		t.Errorf("reject body %v (%v)", sent, err)
+	var body map[string]string
+	if err := json.Unmarshal(f.only("POST", bgPath)[2].Body, &body); err != nil || body["decision"] != "reject" {
+		t.Errorf("reject body %v (%v)", body, err)
 	}
-
-	// The admin token from stdin works with --yes.
-	noTokenEnv := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL)
-	r = run(t, noTokenEnv, adminToken+"\n", bgArgs(nil, "--yes", "--admin-token-stdin")...)
-	wantExit(t, r, 0)
 }
 
 func TestBreakGlassRefusedLocally(t *testing.T) {
 	f := newFake(t, map[string]http.HandlerFunc{"POST " + bgPath: reply(200, `{}`)})
-	env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
+	env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_TOKEN="+agentToken)
 	tests := []struct {
 		name string
 		env  []string
@@ -100,31 +112,28 @@ func TestBreakGlassRefusedLocally(t *testing.T) {
 		{"no terminal and no --yes", env, bgArgs(nil), "no terminal to confirm on; pass --yes"},
 		{"missing decision", env, bgArgs(map[string]string{"--decision": ""}, "--yes"), "--decision must be approve or reject"},
 		{"decision neither approve nor reject", env, bgArgs(map[string]string{"--decision": "maybe"}, "--yes"), "--decision must be approve or reject"},
-		{"missing approver", env, bgArgs(map[string]string{"--approver": ""}, "--yes"), "--approver is required"},
-		{"missing second approver", env, bgArgs(map[string]string{"--second-approver": ""}, "--yes"), "--second-approver is required"},
-		{"same senior twice", env, bgArgs(map[string]string{"--second-approver": "ag_ana"}, "--yes"), "two different senior agents"},
-		{"approver with a slash", env, bgArgs(map[string]string{"--approver": "ag/ana"}, "--yes"), "--approver must be a single id"},
+		{"an approver flag", env, bgArgs(nil, "--approver", "ag_ana", "--yes"), "flag provided but not defined: -approver"},
 		{"missing reason", env, bgArgs(map[string]string{"--reason": ""}, "--yes"), "--reason is required: say why Slack could not be used"},
 		{"blank reason", env, bgArgs(map[string]string{"--reason": "   "}, "--yes"), "--reason is required"},
 		{"reason of 9 characters", env, bgArgs(map[string]string{"--reason": " Slack dn "}, "--yes"), "at least 10 characters"},
 		{"reason over 500 characters", env, bgArgs(map[string]string{"--reason": strings.Repeat("x", 501)}, "--yes"), "--reason: is 501 characters long; the limit is 500"},
 		{"reason with a bidi override", env, bgArgs(map[string]string{"--reason": "Slack is down \u202eenohp yb"}, "--yes"), "--reason: contains a bidi control character (U+202E)"},
 		{"reason on two lines", env, bgArgs(map[string]string{"--reason": "Slack is down\nreally"}, "--yes"), "one line"},
-		{"bad request id", env, []string{"admin", "break-glass", "../agents", "--decision", "approve", "--approver", "ag_ana", "--second-approver", "ag_ben", "--reason", bgReason, "--yes"}, "is not a request id"},
-		{"no admin token", baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL), bgArgs(nil, "--yes"), "set VIGIL_ADMIN_TOKEN or pass --admin-token-stdin"},
+		{"bad request id", env, []string{"break-glass", "../agents", "--decision", "approve", "--reason", bgReason, "--yes"}, "is not a request id"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := run(t, tt.env, "BREAK-GLASS\n", tt.args...)
 			wantExit(t, r, 2, tt.want)
-			if got := firstLine(r.stderr); got != breakGlassWarning {
-				t.Errorf("first stderr line %q, want the warning", got)
-			}
 		})
 	}
 	t.Run("missing request id", func(t *testing.T) {
-		r := run(t, env, "", "admin", "break-glass", "--decision", "approve", "--yes")
+		r := run(t, env, "", "break-glass", "--decision", "approve", "--yes")
 		wantExit(t, r, 2, "missing argument")
+	})
+	t.Run("no longer an admin command", func(t *testing.T) {
+		r := run(t, env, "", "admin", "break-glass", "req_7kq2m4xa", "--decision", "approve", "--yes")
+		wantExit(t, r, 2)
 	})
 	if n := len(f.recorded()); n != 0 {
 		t.Errorf("%d calls reached the API", n)
@@ -138,19 +147,19 @@ func TestBreakGlassServerAnswers(t *testing.T) {
 		wantCode   int
 		wantStderr []string
 	}{
-		{"not senior", replyProblem(403, "not_senior", "agent ag_ben is agent, not senior: both break-glass approvers must be senior agents"), 3,
-			[]string{"both break-glass approvers must be senior agents [not_senior]", "only a senior can do this"}},
-		{"self approval", replyProblem(409, "self_approval", "the requester cannot be one of the two break-glass approvers"), 3,
+		{"not senior", replyProblem(403, "not_senior", "only senior agents can consent to a break-glass decision"), 3,
+			[]string{"only senior agents can consent to a break-glass decision [not_senior]"}},
+		{"own request", replyProblem(409, "self_approval", "you opened this request yourself; two other seniors must consent"), 3,
 			[]string{"[self_approval]"}},
-		{"unknown agent", replyProblem(404, "agent_not_found", "there is no agent ag_ben"), 3,
-			[]string{"there is no agent ag_ben", "starter admin list-agents"}},
+		{"consented already", replyProblem(409, "already_consented", "your consent to a break-glass decision of this request is already recorded; a second senior must consent"), 3,
+			[]string{"[already_consented]"}},
 		{"temporal down", replyProblem(503, "temporal_unavailable", "the workflow engine does not answer"), 1,
 			[]string{"Vigil is degraded"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake(t, map[string]http.HandlerFunc{"POST " + bgPath: tt.handler})
-			env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
+			env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_TOKEN="+agentToken)
 			r := run(t, env, "", bgArgs(nil, "--yes")...)
 			wantExit(t, r, tt.wantCode, tt.wantStderr...)
 			if got := firstLine(r.stderr); got != breakGlassWarning {

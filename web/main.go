@@ -139,7 +139,7 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	apiOpts := api.Options{EstablishedAfter: cfg.EstablishedAfter,
+	apiOpts := api.Options{EstablishedAfter: cfg.EstablishedAfter, BreakGlassTTL: cfg.BreakGlassConsentTTL,
 		PINPolicy: cfg.PINPolicy()}
 	if cfg.OIDCIssuer != "" {
 		// Discovery at start: a misconfigured issuer stops the web front here

@@ -138,6 +138,9 @@ func Text(a store.Alert) string {
 			s += " (a customer created by that import, whose address dates came with it)"
 		}
 		return s + ". Requests on it count none of the new customer's addresses as established until the server has been theirs for the ageing period; check the move with billing."
+	case store.AlertBreakGlassUnconsented:
+		return fmt.Sprintf("BREAK-GLASS REFUSED: request %s received a break-glass %s naming %s and %s without both seniors' consents; it did not pass the approval gate and ends failed. Someone sent the decision to Temporal around Vigil's API.",
+			f("request"), f("decision"), f("approver_id"), f("second_approver_id"))
 	}
 	return fmt.Sprintf("Security alert %s: %v", textrule.Escape(a.Kind), a.Details)
 }

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"time"
-	"unicode/utf8"
 
 	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/domain"
@@ -14,7 +13,6 @@ import (
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/textrule"
-	"github.com/vigil-oss/vigil/workflows"
 )
 
 // adminActor is the audit actor of every admin API call.
@@ -61,23 +59,6 @@ type contactBody struct {
 	AddedAt    *time.Time `json:"added_at"`
 	VerifiedAt *time.Time `json:"verified_at"`
 }
-
-// breakGlassBody is POST /admin/v1/requests/{id}/break-glass. Roles are
-// deliberately absent: both are read from the agents table.
-type breakGlassBody struct {
-	Decision         string `json:"decision"`
-	ApproverID       string `json:"approver_id"`
-	SecondApproverID string `json:"second_approver_id"`
-	Reason           string `json:"reason"`
-}
-
-// minBreakGlassReason is the shortest accepted break-glass reason: it has to
-// say why Slack could not be used, which "n/a" does not.
-const minBreakGlassReason = 10
-
-// breakGlassWarning marks every break-glass audit event, so a search of the
-// trail for it finds them all.
-const breakGlassWarning = "BREAK-GLASS: decided outside Slack by the admin API"
 
 // audit appends an admin event; changed says whether the change it records
 // was already made. On failure the answer is a 500 that says which, and the
@@ -445,96 +426,4 @@ func checkCustomer(c customerBody) (customerBody, error) {
 		}
 	}
 	return c, nil
-}
-
-// breakGlass decides a request outside Slack when Slack cannot be used. It
-// needs two distinct, enabled senior agents, whose roles come from the
-// agents table, never from the body. The workflow checks the rules again
-// (including that neither approver opened the request), posts the decision
-// to the security channel and records break_glass=true.
-func (a *API) breakGlass(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	if !requestIDPattern.MatchString(id) {
-		writeProblem(w, newProblem(codeRequestNotFound, "there is no request with that id (ids look like req_k3v9q2x7m4p8w1z5)"))
-		return
-	}
-	var body breakGlassBody
-	if p := decodeJSON(w, r, &body); p != nil {
-		writeProblem(w, *p)
-		return
-	}
-	decision := domain.Decision(body.Decision)
-	if decision != domain.DecisionApprove && decision != domain.DecisionReject {
-		invalid(w, "decision must be approve or reject")
-		return
-	}
-	reason, err := checkReason(body.Reason)
-	if err == nil && utf8.RuneCountInString(reason) < minBreakGlassReason {
-		err = fmt.Errorf("reason must have at least %d characters", minBreakGlassReason)
-	}
-	if err != nil {
-		invalid(w, "%v; for a break-glass decision, say why Slack could not be used", err)
-		return
-	}
-	if err := checkID("approver_id", body.ApproverID, "an agent id"); err != nil {
-		invalid(w, "%v", err)
-		return
-	}
-	if err := checkID("second_approver_id", body.SecondApproverID, "an agent id: a break-glass decision needs two senior agents"); err != nil {
-		invalid(w, "%v", err)
-		return
-	}
-	switch {
-	case body.ApproverID == body.SecondApproverID:
-		invalid(w, "approver_id and second_approver_id must be two different senior agents")
-		return
-	}
-	log := a.logger.With("request", id, "decision", string(decision),
-		"approver", body.ApproverID, "second_approver", body.SecondApproverID)
-	approvers := make([]store.Agent, 0, 2)
-	for _, agentID := range []string{body.ApproverID, body.SecondApproverID} {
-		ag, err := a.store.Agent(r.Context(), agentID)
-		if errors.Is(err, store.ErrNotFound) {
-			writeProblem(w, newProblem(codeAgentNotFound, "there is no agent "+agentID))
-			return
-		}
-		if err != nil {
-			a.internal(w, r, "load break-glass approver", err)
-			return
-		}
-		if ag.Disabled {
-			log.Warn("break-glass decision refused", "code", codeForbidden, "agent", ag.ID)
-			writeProblem(w, newProblem(codeForbidden, "agent "+ag.ID+" is disabled and cannot decide"))
-			return
-		}
-		if ag.Role != domain.RoleSenior {
-			log.Warn("break-glass decision refused", "code", codeNotSenior, "agent", ag.ID, "role", string(ag.Role))
-			writeProblem(w, newProblem(codeNotSenior, fmt.Sprintf("agent %s is %s, not senior: both break-glass approvers must be senior agents", ag.ID, ag.Role)))
-			return
-		}
-		approvers = append(approvers, ag)
-	}
-	first, second := approvers[0], approvers[1]
-	// Audited before the Update: a decision cannot be undone, so the trail
-	// must show that it came through this path even if the answer is lost.
-	// The workflow records the outcome itself.
-	if !a.audit(w, r, store.AuditEvent{RequestID: id, Event: "decision.break_glass", Details: map[string]any{
-		"decision":    string(decision),
-		"approver_id": first.ID, "approver_role": string(first.Role),
-		"second_approver_id": second.ID, "second_approver_role": string(second.Role),
-		"reason": reason, "warning": breakGlassWarning}}, false) {
-		return
-	}
-	log.Warn(breakGlassWarning)
-	ctx, cancel := a.temporalCtx(r)
-	defer cancel()
-	st, err := a.svc.Decide(ctx, id, workflows.DecideInput{
-		Decision: decision, ApproverID: first.ID, ApproverRole: first.Role, Reason: reason,
-		BreakGlass: true, SecondApproverID: second.ID, SecondApproverRole: second.Role,
-	})
-	if err != nil {
-		a.fail(w, r, "break-glass decide", id, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, requestFromStatus(st))
 }

@@ -48,6 +48,9 @@ type Options struct {
 	// store.DefaultPINPolicy).
 	EstablishedAfter time.Duration
 	PINPolicy        store.PINPolicy
+	// BreakGlassTTL is how long one senior's break-glass consent waits for
+	// a second senior's (default DefaultBreakGlassTTL).
+	BreakGlassTTL time.Duration
 }
 
 // Default limits, from the API contract.
@@ -68,6 +71,8 @@ type API struct {
 	otherRate   *ratelimit.Limiter
 	oidc        *oidcauth.Verifier
 	customers   customerSettings
+	// breakGlassTTL is how long a break-glass consent waits for a second.
+	breakGlassTTL time.Duration
 }
 
 // New builds the API. An empty adminToken turns the admin endpoints off
@@ -85,16 +90,20 @@ func New(svc *requests.Service, st *store.Store, adminToken string, logger *slog
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.BreakGlassTTL <= 0 {
+		opts.BreakGlassTTL = DefaultBreakGlassTTL
+	}
 	if opts.CallTimeout <= 0 {
 		opts.CallTimeout = 20 * time.Second
 	}
 	return &API{
 		svc: svc, store: st, adminToken: adminToken, logger: logger.With("component", "api"), now: opts.Now,
-		callTimeout: opts.CallTimeout,
-		openRate:    ratelimit.New(opts.OpenLimit, opts.MaxLimiterKeys, opts.Now),
-		otherRate:   ratelimit.New(opts.GeneralLimit, opts.MaxLimiterKeys, opts.Now),
-		oidc:        opts.OIDC,
-		customers:   customerSettingsFrom(opts),
+		callTimeout:   opts.CallTimeout,
+		openRate:      ratelimit.New(opts.OpenLimit, opts.MaxLimiterKeys, opts.Now),
+		otherRate:     ratelimit.New(opts.GeneralLimit, opts.MaxLimiterKeys, opts.Now),
+		oidc:          opts.OIDC,
+		customers:     customerSettingsFrom(opts),
+		breakGlassTTL: opts.BreakGlassTTL,
 	}
 }
 
@@ -113,6 +122,7 @@ func (a *API) agentRoutes() []route {
 		{"GET /api/v1/requests/{id}", a.getRequest},
 		{"POST /api/v1/requests/{id}/withdraw", a.withdraw},
 		{"POST /api/v1/requests/{id}/veto", a.veto},
+		{"POST /api/v1/requests/{id}/break-glass", a.consentBreakGlass},
 		{"GET /api/v1/requests/{id}/audit", a.requestAudit},
 		{"GET /api/v1/audit", a.exportAudit},
 		{"GET /api/v1/customers/{id}", a.showCustomer},
@@ -133,7 +143,7 @@ func (a *API) adminRoutes() []route {
 		{"POST /admin/v1/agents/{id}/disable", a.disableAgent},
 		{"POST /admin/v1/agents/{id}/token", a.rotateToken},
 		{"PUT /admin/v1/customers/{id}", a.importCustomer},
-		{"POST /admin/v1/requests/{id}/break-glass", a.breakGlass},
+		{"POST /admin/v1/requests/{id}/break-glass", a.breakGlassByAdmin},
 	}
 }
 

@@ -66,6 +66,8 @@ var problemKinds = map[string]struct {
 	codeInternal:                        {http.StatusInternalServerError, "Internal error"},
 	codeNotFound:                        {http.StatusNotFound, "Not found"},
 	codeMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},
+	codeAlreadyConsented:                {http.StatusConflict, "Consent already recorded"},
+	codeBreakGlassSeniors:               {http.StatusForbidden, "Break-glass needs two seniors"},
 
 	// The account's state makes these opens doubled or pointless; the same
 	// body may succeed later (once the open request ends, or the account

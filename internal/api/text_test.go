@@ -118,8 +118,8 @@ func textEntries(t *testing.T) []textEntry {
 		return `{"id":"` + id + `","name":"` + name + `","email":"` + email + `","team":"` + team +
 			`","role":"` + role + `","slack_user_id":"` + slack + `"}`
 	}
-	bg := func(reason, approver string) string {
-		return `{"decision":"approve","approver_id":"` + approver + `","second_approver_id":"ag_senior2","reason":"` + reason + `"}`
+	bg := func(reason string) string {
+		return `{"decision":"approve","reason":"` + reason + `"}`
 	}
 	const intl = "é 確認 👍 ❤\ufe0f"
 	return []textEntry{
@@ -171,10 +171,8 @@ func textEntries(t *testing.T) []textEntry {
 			func(f string) string { return customer("Acme", "owner@acme.test", "ops"+f+"@acme.test", "srv-1") }, ""},
 		{"customer server id", "admin", "PUT", "/admin/v1/customers/C-1042", "servers[0]",
 			func(f string) string { return customer("Acme", "owner@acme.test", "ops@acme.test", "srv-"+f+"1") }, ""},
-		{"break-glass reason", "admin", "POST", "/admin/v1/requests/req_bg1/break-glass", "reason",
-			func(f string) string { return bg(bgReason+" "+f, "ag_senior") }, intl},
-		{"break-glass approver", "admin", "POST", "/admin/v1/requests/req_bg1/break-glass", "approver_id",
-			func(f string) string { return bg(bgReason, "ag_"+f+"senior") }, ""},
+		{"break-glass reason", "ag_senior", "POST", "/api/v1/requests/req_bg1/break-glass", "reason",
+			func(f string) string { return bg(bgReason + " " + f) }, intl},
 	}
 }
 

@@ -190,3 +190,17 @@ func customerFromStore(c store.Customer) Customer {
 	out.Servers = append(out.Servers, c.Servers...)
 	return out
 }
+
+// BreakGlassConsent is one senior's recorded consent, waiting for a second.
+type BreakGlassConsent struct {
+	RequestID string          `json:"request_id"`
+	AgentID   string          `json:"agent_id"`
+	Decision  domain.Decision `json:"decision"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Waiting   string          `json:"waiting_for"`
+}
+
+func consentFromStore(c store.BreakGlassConsent) BreakGlassConsent {
+	return BreakGlassConsent{RequestID: c.RequestID, AgentID: c.AgentID, Decision: c.Decision,
+		ExpiresAt: c.ExpiresAt.UTC(), Waiting: "a second senior's consent to the same decision"}
+}

@@ -458,16 +458,29 @@ func (c *Client) PutCustomer(ctx context.Context, id string, cust Customer) erro
 	return c.call(ctx, http.MethodPut, "/admin/v1/customers/"+seg, nil, jsonBody(cust), nil, nil)
 }
 
-// BreakGlass decides a request outside Slack (POST
-// /admin/v1/requests/{id}/break-glass, admin). It needs two distinct senior
-// agents and a reason saying why Slack could not be used; Vigil records it
-// as a break-glass decision and announces it to the security channel.
-func (c *Client) BreakGlass(ctx context.Context, id string, d BreakGlassDecision) (Request, error) {
+// BreakGlass records the caller's consent to decide a request outside Slack
+// (POST /api/v1/requests/{id}/break-glass, seniors). The first senior's
+// consent waits for a second senior's to the same decision (the answer's
+// Consent); the second one's sends the decision naming both (its Request).
+func (c *Client) BreakGlass(ctx context.Context, id string, d BreakGlassDecision) (BreakGlassAnswer, error) {
 	seg, err := segment("request id", id)
 	if err != nil {
-		return Request{}, err
+		return BreakGlassAnswer{}, err
 	}
-	var out Request
-	err = c.call(ctx, http.MethodPost, "/admin/v1/requests/"+seg+"/break-glass", nil, jsonBody(d), &out, &out.Raw)
-	return out, aboutRequest(err, id)
+	var out BreakGlassAnswer
+	var fields map[string]json.RawMessage
+	if err := c.call(ctx, http.MethodPost, "/api/v1/requests/"+seg+"/break-glass", nil, jsonBody(d), &fields, &out.Raw); err != nil {
+		return out, aboutRequest(err, id)
+	}
+	if _, waiting := fields["waiting_for"]; waiting {
+		out.Consent = &BreakGlassConsent{}
+		err = json.Unmarshal(out.Raw, out.Consent)
+	} else {
+		out.Request = &Request{Raw: out.Raw}
+		err = json.Unmarshal(out.Raw, out.Request)
+	}
+	if err != nil {
+		return out, &TransportError{Method: http.MethodPost, Path: "/api/v1/requests/" + seg + "/break-glass", Err: fmt.Errorf("decode answer: %w", err)}
+	}
+	return out, nil
 }

@@ -419,13 +419,12 @@ func TestAdminCalls(t *testing.T) {
 	const adminToken = "admin-secret-token"
 	issued := `{"agent":` + meJSON + `,"token":"` + agentToken + `"}`
 	f, srv := newFakeAPI(t, map[string]answer{
-		"POST /admin/v1/agents":                       {status: 201, body: issued},
-		"PATCH /admin/v1/agents/ag_ana":               {status: 200, body: meJSON},
-		"POST /admin/v1/agents/ag_ana/disable":        {status: 200, body: meJSON},
-		"POST /admin/v1/agents/ag_ana/token":          {status: 200, body: issued},
-		"GET /admin/v1/agents":                        {status: 200, body: `{"agents":[` + meJSON + `]}`},
-		"PUT /admin/v1/customers/C-1042":              {status: 200, body: `{}`},
-		"POST /admin/v1/requests/req_abc/break-glass": {status: 200, body: breakGlassJSON},
+		"POST /admin/v1/agents":                {status: 201, body: issued},
+		"PATCH /admin/v1/agents/ag_ana":        {status: 200, body: meJSON},
+		"POST /admin/v1/agents/ag_ana/disable": {status: 200, body: meJSON},
+		"POST /admin/v1/agents/ag_ana/token":   {status: 200, body: issued},
+		"GET /admin/v1/agents":                 {status: 200, body: `{"agents":[` + meJSON + `]}`},
+		"PUT /admin/v1/customers/C-1042":       {status: 200, body: `{}`},
 	})
 	c := newClient(t, srv.URL, adminToken)
 	ctx := context.Background()
@@ -463,18 +462,40 @@ func TestAdminCalls(t *testing.T) {
 	if got := f.last(t); got.Method != "PUT" || string(got.Body) != `{"name":"Acme","primary_email":"ops@acme.test","pin_hash":"$argon2id$x","contacts":[],"servers":[]}` {
 		t.Errorf("PutCustomer sent %s %s", got.Method, got.Body)
 	}
-	r, err := c.BreakGlass(ctx, "req_abc", BreakGlassDecision{Decision: domain.DecisionApprove, ApproverID: "ag_ana",
-		SecondApproverID: "ag_ben", Reason: "Slack outage, INC-42"})
+}
+
+// consentJSON is a first break-glass consent, waiting for a second senior.
+const consentJSON = `{"request_id":"req_abc","agent_id":"ag_ana","decision":"approve","expires_at":"2026-03-01T10:20:00Z","waiting_for":"a second senior's consent to the same decision"}`
+
+func TestBreakGlassConsent(t *testing.T) {
+	f, srv := newFakeAPI(t, map[string]answer{
+		"POST /api/v1/requests/req_one/break-glass": {status: 202, body: consentJSON},
+		"POST /api/v1/requests/req_abc/break-glass": {status: 200, body: breakGlassJSON},
+	})
+	c := newClient(t, srv.URL, agentToken)
+	ctx := context.Background()
+	ans, err := c.BreakGlass(ctx, "req_one", BreakGlassDecision{Decision: domain.DecisionApprove, Reason: "Slack outage, INC-42"})
 	if err != nil {
 		t.Fatalf("BreakGlass: %v", err)
 	}
-	if r.ID != "req_abc" || r.Decision == nil || !r.Decision.BreakGlass || r.Decision.SecondApproverID != "ag_ben" || r.Decision.ApproverID != "ag_ana" {
-		t.Errorf("BreakGlass = %+v (decision %+v)", r, r.Decision)
+	if ans.Request != nil || ans.Consent == nil || ans.Consent.AgentID != "ag_ana" || !ans.Consent.ExpiresAt.Equal(time.Date(2026, 3, 1, 10, 20, 0, 0, time.UTC)) {
+		t.Errorf("first consent = %+v (consent %+v)", ans, ans.Consent)
 	}
-	got = f.last(t)
-	if got.Method != "POST" || got.Path != "/admin/v1/requests/req_abc/break-glass" || got.Auth != "Bearer "+adminToken ||
-		string(got.Body) != `{"decision":"approve","approver_id":"ag_ana","second_approver_id":"ag_ben","reason":"Slack outage, INC-42"}` {
+	got := f.last(t)
+	if got.Method != "POST" || got.Path != "/api/v1/requests/req_one/break-glass" || got.Auth != "Bearer "+agentToken ||
+		string(got.Body) != `{"decision":"approve","reason":"Slack outage, INC-42"}` {
 		t.Errorf("BreakGlass sent %s %s %q %s", got.Method, got.Path, got.Auth, got.Body)
+	}
+	ans, err = c.BreakGlass(ctx, "req_abc", BreakGlassDecision{Decision: domain.DecisionApprove, Reason: "Slack outage, INC-42"})
+	if err != nil {
+		t.Fatalf("BreakGlass: %v", err)
+	}
+	r := ans.Request
+	if ans.Consent != nil || r == nil || r.ID != "req_abc" || r.Decision == nil || !r.Decision.BreakGlass || r.Decision.SecondApproverID != "ag_ben" || r.Decision.ApproverID != "ag_ana" {
+		t.Errorf("second consent = %+v (request %+v)", ans, r)
+	}
+	if string(ans.Raw) != breakGlassJSON {
+		t.Errorf("Raw = %s", ans.Raw)
 	}
 	for _, bad := range []string{"", "..", "req/../../agents"} {
 		before := f.count()

@@ -215,11 +215,28 @@ func (c Customer) GoString() string { return "cliclient.Customer" + c.String() }
 func (c Customer) LogValue() slog.Value { return slog.StringValue(c.String()) }
 
 // BreakGlassDecision is the body of POST
-// /admin/v1/requests/{id}/break-glass: two distinct senior agents and the
-// reason Slack could not be used (required for both decisions).
+// /api/v1/requests/{id}/break-glass: the caller's decision and the reason
+// Slack could not be used (required for both decisions). The caller is the
+// consenting senior; there is no approver field.
 type BreakGlassDecision struct {
-	Decision         domain.Decision `json:"decision"`
-	ApproverID       string          `json:"approver_id"`
-	SecondApproverID string          `json:"second_approver_id"`
-	Reason           string          `json:"reason"`
+	Decision domain.Decision `json:"decision"`
+	Reason   string          `json:"reason"`
+}
+
+// BreakGlassConsent is a senior's recorded consent, waiting until ExpiresAt
+// for a second senior's.
+type BreakGlassConsent struct {
+	RequestID string          `json:"request_id"`
+	AgentID   string          `json:"agent_id"`
+	Decision  domain.Decision `json:"decision"`
+	ExpiresAt time.Time       `json:"expires_at"`
+	Waiting   string          `json:"waiting_for"`
+}
+
+// BreakGlassAnswer is what a consent led to: Consent while it waits for a
+// second senior, or Request once both consented and the decision was sent.
+type BreakGlassAnswer struct {
+	Consent *BreakGlassConsent
+	Request *Request
+	Raw     json.RawMessage
 }

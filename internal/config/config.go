@@ -68,8 +68,11 @@ type Config struct {
 	PINAgentMaxFailures int
 	PINAgentWindow      time.Duration
 	PINVerdictTTL       time.Duration
-	EstablishedAfter    time.Duration
-	Worker              WorkerTuning
+	// BreakGlassConsentTTL is how long one senior's break-glass consent
+	// waits for a second senior's.
+	BreakGlassConsentTTL time.Duration
+	EstablishedAfter     time.Duration
+	Worker               WorkerTuning
 
 	// Slack
 	SlackBotToken         Secret
@@ -203,6 +206,7 @@ var fixedVars = []Var{
 	{"VIGIL_WEB_METRICS_ADDR", "", "listen address for Prometheus /metrics of the web front (HTTP counts and latencies, requests per status); off when empty; keep it off the public network"},
 	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address for Prometheus /metrics of the worker (Temporal SDK: task latencies, failures, polls); off when empty"},
 	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
+	{"VIGIL_BREAK_GLASS_CONSENT_TTL", "15m", "how long one senior's break-glass consent waits for a second senior's (at most 24h); a break-glass decision needs two unexpired consents"},
 	{"VIGIL_OIDC_ISSUER", "", "identity provider issuer URL; when set, people (agents, seniors) sign in through it with a second factor and their personal tokens are refused; off when empty"},
 	{"VIGIL_OIDC_CLIENT_ID", "", "the client id (audience) the identity provider issues the CLI tokens to; required with VIGIL_OIDC_ISSUER"},
 	{"VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt", "amr values of which a token must carry one (proof of a second factor)"},
@@ -310,12 +314,13 @@ func Load(getenv func(string) string) (Config, error) {
 		WebMetricsAddr:    l.hostPort("VIGIL_WEB_METRICS_ADDR"),
 		WorkerMetricsAddr: l.hostPort("VIGIL_WORKER_METRICS_ADDR"),
 
-		HTTPAddr:           l.str("VIGIL_HTTP_ADDR", "127.0.0.1:8080"),
-		AdminToken:         Secret(l.str("VIGIL_ADMIN_TOKEN", "")),
-		ApprovalTimeout:    l.duration("VIGIL_APPROVAL_TIMEOUT", 4*time.Hour),
-		NoticeTimeout:      l.duration("VIGIL_NOTICE_TIMEOUT", 24*time.Hour),
-		ExecuteMaxAttempts: l.integer("VIGIL_EXECUTE_MAX_ATTEMPTS", 10, 1, 1000),
-		Cooling:            domain.CoolingPeriods{},
+		HTTPAddr:             l.str("VIGIL_HTTP_ADDR", "127.0.0.1:8080"),
+		AdminToken:           Secret(l.str("VIGIL_ADMIN_TOKEN", "")),
+		BreakGlassConsentTTL: l.durationUpTo("VIGIL_BREAK_GLASS_CONSENT_TTL", 15*time.Minute, 24*time.Hour, "so that a consent cannot wait for a second senior for days"),
+		ApprovalTimeout:      l.duration("VIGIL_APPROVAL_TIMEOUT", 4*time.Hour),
+		NoticeTimeout:        l.duration("VIGIL_NOTICE_TIMEOUT", 24*time.Hour),
+		ExecuteMaxAttempts:   l.integer("VIGIL_EXECUTE_MAX_ATTEMPTS", 10, 1, 1000),
+		Cooling:              domain.CoolingPeriods{},
 	}
 	c.TrustedProxies = l.cidrs("VIGIL_TRUSTED_PROXIES")
 	c.OIDCIssuer = l.str("VIGIL_OIDC_ISSUER", "")

@@ -34,6 +34,9 @@ const (
 	// AlertServerMoved: an import moved a server from one customer to
 	// another (details: server, from, to, at, new_customer).
 	AlertServerMoved = "server_moved"
+	// AlertBreakGlassUnconsented: a break-glass decision reached the
+	// worker without two seniors' paired consents; it was refused.
+	AlertBreakGlassUnconsented = "break_glass_unconsented"
 )
 
 // Alert is one queued line for the security channel: what happened, as
