@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -20,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/oidcprovider/oidctest"
 	"github.com/vigil-oss/vigil/internal/testpg"
 )
@@ -163,7 +165,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		t:          t,
 		dir:        t.TempDir(),
 		dsn:        o.dsn,
-		adminToken: "adm_" + strings.TrimRight(randKey(t), "=")[:24],
+		adminToken: "adm_" + strings.TrimRight(randKey(t), "="),
 		procs:      map[string]*proc{},
 	}
 	if s.dsn == "" {
@@ -242,7 +244,47 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	s.start("slack", bins["slack"], nil, "slack-standin ready")
 	s.start("worker", bins["worker"], nil, "worker ready")
 	s.start("web", bins["web"], nil, "web ready")
+	s.bootstrapAdmin(t)
 	return s
+}
+
+// stackAdmin is the named admin every stack's admin calls are made by.
+const stackAdmin = "ag_e2e_admin"
+
+// bootstrapAdmin makes the stack's named admin and keeps its personal
+// token in s.adminToken: on a fresh database with the bootstrap token, as a
+// new install does; on a database a stack made before (o.dsn), the admin
+// is there already, and it gets a new token the way an admin's lost one is
+// replaced, straight in the database.
+func (s *stack) bootstrapAdmin(t testing.TB) {
+	t.Helper()
+	var issued agentToken
+	code, body := s.call("POST", "/admin/v1/agents", s.adminToken, map[string]any{
+		"id": stackAdmin, "name": "E2E Admin", "email": "e2e-admin@vigil.example", "team": "Operations", "role": "admin"}, &issued)
+	if code == 201 {
+		s.adminToken = issued.Token
+		return
+	}
+	if code != 403 || !strings.Contains(string(body), "bootstrap_only") {
+		t.Fatalf("bootstrap the stack's admin: %d %s", code, body)
+	}
+	tok, err := agentauth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	db, err := sql.Open("postgres", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	res, err := db.Exec(`UPDATE agents SET token_hash = $2 WHERE id = $1 AND role = 'admin' AND disabled_at IS NULL`, stackAdmin, agentauth.Hash(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := res.RowsAffected(); n != 1 {
+		t.Fatalf("the database has an admin but not the stack's own %s", stackAdmin)
+	}
+	s.adminToken = tok
 }
 
 // start runs a binary and waits for its ready line on stdout.

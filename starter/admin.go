@@ -40,8 +40,12 @@ func (a *app) cmdAdmin(ctx context.Context, g globals, args []string) error {
 		}
 		fmt.Fprintln(w, "Usage: starter admin COMMAND [flags]")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Admin commands use the admin token from VIGIL_ADMIN_TOKEN, or from one line of")
-		fmt.Fprintln(w, "standard input with --admin-token-stdin. hash-pin needs no token and works offline.")
+		fmt.Fprintln(w, "Admin commands act as you, an agent of role admin: every one is audited with your id")
+		fmt.Fprintln(w, "and posted to the security channel. Your credential is your personal admin token")
+		fmt.Fprintln(w, "from VIGIL_ADMIN_TOKEN or one line of standard input (--admin-token-stdin), or else")
+		fmt.Fprintln(w, "your `starter login` session. On a fresh install the bootstrap token (the server's")
+		fmt.Fprintln(w, "VIGIL_ADMIN_TOKEN) only creates the first admin: create-agent --role admin.")
+		fmt.Fprintln(w, "hash-pin needs no token and works offline.")
 		fmt.Fprintln(w)
 		printCommands(w, adminCommands())
 		if len(args) == 0 {
@@ -59,7 +63,7 @@ func (a *app) cmdAdmin(ctx context.Context, g globals, args []string) error {
 
 // adminFlags adds --admin-token-stdin to a command's flags.
 func (a *app) adminFlags(g globals, name, usage, help, example string) (*cmdFlags, *bool) {
-	help += "\n\nThe admin token comes from VIGIL_ADMIN_TOKEN, or from one line of standard input\nwith --admin-token-stdin."
+	help += "\n\nYou act as yourself, an admin: your personal admin token comes from VIGIL_ADMIN_TOKEN,\nor from one line of standard input with --admin-token-stdin, or else your `starter login`\nsession is used. The bootstrap token only creates the first admin."
 	f := a.newFlags(g, "admin "+name, "admin "+usage, help, example, true)
 	return f, f.Bool("admin-token-stdin", false, "read the admin token from one line of standard input")
 }
@@ -86,7 +90,12 @@ func (a *app) adminClient(f *cmdFlags, fromStdin bool) (*cliclient.Client, error
 		token = a.getenv("VIGIL_ADMIN_TOKEN")
 	}
 	if token == "" {
-		return nil, usagef("no admin token: set VIGIL_ADMIN_TOKEN or pass --admin-token-stdin")
+		// A signed-in admin acts with their own session.
+		c, err := a.agentClient(*f.url)
+		if err != nil {
+			return nil, usagef("no admin credential: set VIGIL_ADMIN_TOKEN to your admin token, pass --admin-token-stdin, or `starter login` as an admin")
+		}
+		return c, nil
 	}
 	return a.client(server, token)
 }

@@ -530,7 +530,10 @@ func TestAdmin(t *testing.T) {
 	// The admin token from stdin instead of the environment.
 	noTokenEnv := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL)
 	r = run(t, noTokenEnv, "", "admin", "list-agents")
-	wantExit(t, r, 2, "set VIGIL_ADMIN_TOKEN or pass --admin-token-stdin")
+	wantExit(t, r, 2, "set VIGIL_ADMIN_TOKEN to your admin token, pass --admin-token-stdin, or `starter login` as an admin")
+	// A signed-in admin's session serves without either.
+	r = run(t, baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_TOKEN="+adminToken), "", "admin", "list-agents")
+	wantExit(t, r, 0)
 	r = run(t, noTokenEnv, adminToken+"\n", "admin", "list-agents", "--admin-token-stdin")
 	wantExit(t, r, 0)
 	if !strings.Contains(r.stdout, "ag_ana") || !strings.Contains(r.stdout, "senior") {

@@ -185,7 +185,7 @@ func advice(p *cliclient.Problem) string {
 	}
 	switch {
 	case p.Status == 404:
-		return "check the id and --url (admin commands answer 404 when the server has no admin token set)"
+		return "check the id and --url (admin commands need the admin API's address)"
 	case p.Status >= 500:
 		return "try again shortly; if it keeps failing, tell the Vigil operators"
 	}

@@ -204,9 +204,11 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	}
 	switch n := len(cfg.AdminToken.Reveal()); {
 	case n == 0:
-		logger.Info("admin API is off: VIGIL_ADMIN_TOKEN is empty")
+		logger.Info("admin bootstrap is off: VIGIL_ADMIN_TOKEN is empty; the admin API takes named admins' own credentials")
 	case n < 32:
 		logger.Warn("VIGIL_ADMIN_TOKEN is short and may be guessable; generate one with `openssl rand -base64 32`", "length", n)
+	default:
+		logger.Info("admin bootstrap is on: VIGIL_ADMIN_TOKEN creates the first admin only; unset it once one exists")
 	}
 
 	var httpMetrics *metrics.HTTP

@@ -123,7 +123,7 @@ func TestRoutes(t *testing.T) {
 		{"/healthz", 200, "ok"},
 		{"/readyz", 503, "not ready"}, // Temporal is unreachable
 		{"/api/v1/me", 401, "unauthenticated"},
-		{"/admin/v1/agents", 404, "not_found"}, // no admin token configured
+		{"/admin/v1/agents", 401, "unauthenticated"}, // named admins only
 		{"/c/not-a-token", 400, "This link is not valid"},
 		{"/nothing", 404, "not found"},
 	}

@@ -12,6 +12,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -19,10 +20,11 @@ import (
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
-// Poster sends one line to the security channel; *approvals.Client is the
-// real one.
+// Poster sends one line to the security channel, or to one Slack user;
+// *approvals.Client is the real one.
 type Poster interface {
 	Security(ctx context.Context, text string) error
+	Tell(ctx context.Context, user, text string) error
 }
 
 // Relay sends queued alerts, oldest first, at least once each.
@@ -75,7 +77,14 @@ func (r *Relay) SendPending(ctx context.Context) (int, error) {
 	sent := 0
 	for _, a := range alerts {
 		sctx, cancel := context.WithTimeout(ctx, r.Lease/2)
-		err := r.poster.Security(sctx, Text(a))
+		var err error
+		if a.Kind == store.AlertAgentDM {
+			// The agent the admin acted on hears of it, not the channel
+			// (which got the admin action's own alert).
+			err = r.poster.Tell(sctx, fmt.Sprint(a.Details["slack_user_id"]), Text(a))
+		} else {
+			err = r.poster.Security(sctx, Text(a))
+		}
 		cancel()
 		if err != nil {
 			return sent, fmt.Errorf("alert %d (%s), attempt %d: %w", a.ID, a.Kind, a.Attempts, err)
@@ -100,6 +109,21 @@ func field(a store.Alert, key string) string {
 	}
 	s := textrule.Escape(fmt.Sprint(v))
 	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+}
+
+// detailList is an admin action's details as key=value pairs, sorted, each
+// value made safe like field's.
+func detailList(d map[string]any) string {
+	keys := make([]string, 0, len(d))
+	for k := range d {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, textrule.Escape(k)+"="+field(store.Alert{Details: d}, k))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Text words an alert for the security channel.
@@ -138,6 +162,22 @@ func Text(a store.Alert) string {
 			s += " (a customer created by that import, whose address dates came with it)"
 		}
 		return s + ". Requests on it count none of the new customer's addresses as established until the server has been theirs for the ageing period; check the move with billing."
+	case store.AlertAdminAction:
+		s := fmt.Sprintf("Admin action by %s: %s", f("admin"), f("event"))
+		if _, ok := a.Details["request"]; ok {
+			s += " on request " + f("request")
+		}
+		if d, ok := a.Details["details"].(map[string]any); ok && len(d) > 0 {
+			s += " (" + detailList(d) + ")"
+		}
+		return s + fmt.Sprintf(". Audit event %s.", f("audit_id"))
+	case store.AlertAgentDM:
+		if fmt.Sprint(a.Details["event"]) == "agent.token_rotated" {
+			return fmt.Sprintf("Vigil security notice: %s issued a new personal token for your Vigil account %s and revoked your old one. Whoever holds the new token can act as you. If you did not ask for this, tell the security team now.",
+				f("admin"), f("agent"))
+		}
+		return fmt.Sprintf("Vigil security notice: %s changed your Vigil account %s (%s). If you did not ask for this, tell the security team now.",
+			f("admin"), f("agent"), f("event"))
 	case store.AlertBreakGlassUnconsented:
 		return fmt.Sprintf("BREAK-GLASS REFUSED: request %s received a break-glass %s naming %s and %s without both seniors' consents; it did not pass the approval gate and ends failed. Someone sent the decision to Temporal around Vigil's API.",
 			f("request"), f("decision"), f("approver_id"), f("second_approver_id"))

@@ -33,6 +33,14 @@ func (f *flaky) Security(ctx context.Context, text string) error {
 	return f.next.Security(ctx, text)
 }
 
+func (f *flaky) Tell(ctx context.Context, user, text string) error {
+	if f.n > 0 {
+		f.n--
+		return errors.New("slack is down")
+	}
+	return f.next.Tell(ctx, user, text)
+}
+
 // TestRelayDeliversQueuedAlerts: a lockout queued by a PIN check in the web
 // front reaches the security channel of the Slack stand-in through the real
 // Slack client, once, after an outage; a forged id in an alert cannot
@@ -128,6 +136,12 @@ func TestTextOfEachKind(t *testing.T) {
 			[]string{"Request req_1", "was terminated in Temporal while cooling", "outside Vigil", "marked it failed"}},
 		{store.AlertEndedOutside, map[string]any{"request": "<!channel>", "temporal": "*bold*"},
 			[]string{"&lt;!channel&gt;"}},
+		{store.AlertBreakGlassUnconsented, map[string]any{"request": "req_1", "decision": "approve", "approver_id": "ag_b", "second_approver_id": "ag_c"},
+			[]string{"BREAK-GLASS REFUSED", "req_1", "ag_b and ag_c", "without both seniors' consents"}},
+		{store.AlertAdminAction, map[string]any{"admin": "admin:ag_root", "event": "agent.disabled", "audit_id": 7, "details": map[string]any{"agent_id": "ag_b"}},
+			[]string{"Admin action by admin:ag_root: agent.disabled (agent_id=ag_b)", "Audit event 7"}},
+		{store.AlertAgentDM, map[string]any{"admin": "admin:ag_root", "event": "agent.token_rotated", "agent": "ag_b"},
+			[]string{"admin:ag_root issued a new personal token for your Vigil account ag_b"}},
 	}
 	for _, tc := range tests {
 		got := Text(store.Alert{Kind: tc.kind, Details: tc.details})
@@ -168,5 +182,54 @@ func TestServerMoveAlertText(t *testing.T) {
 				t.Errorf("alert %q calls an existing customer new", got)
 			}
 		})
+	}
+}
+
+// TestRelayAdminActionsAndDMs: an admin action queued with its audit event
+// reaches the security channel naming the admin, and a token rotation
+// reaches the agent whose token it was as a direct message, through the
+// real Slack client and the stand-in.
+func TestRelayAdminActionsAndDMs(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(testpg.New(t))
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AuditAdmin(ctx, store.AuditEvent{Actor: "admin:ag_root", Event: "agent.token_rotated",
+		Details: map[string]any{"agent_id": "ag_bob", "agent_told": true}}, true, &store.AgentDM{AgentID: "ag_bob", SlackUserID: "U0BOB"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.AuditAdmin(ctx, store.AuditEvent{Actor: "admin:ag_root", Event: "agent.created",
+		Details: map[string]any{"agent_id": "<!here>", "role": "senior"}}, true, nil); err != nil {
+		t.Fatal(err)
+	}
+	sl, err := slackstandin.New(slackstandin.Config{BotToken: "xoxb-relay-test", SigningSecret: "relay-signing",
+		Users: []slackstandin.User{{ID: "U0BOB", Name: "bob", RealName: "Bob Lindqvist"}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sl.Handler())
+	t.Cleanup(srv.Close)
+	api := slack.New("xoxb-relay-test", slack.OptionAPIURL(srv.URL+"/api/"), slack.OptionHTTPClient(srv.Client()))
+	client := approvals.NewClient(api, approvals.Config{ApprovalsChannel: "#vigil-approvals", SecurityChannel: "#vigil-security"},
+		slog.New(slog.DiscardHandler), approvals.WithRetryPolicy(approvals.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 1}))
+	if n, err := New(st, client, slog.New(slog.DiscardHandler)).SendPending(ctx); err != nil || n != 3 {
+		t.Fatalf("sent %d, %v; want the two actions and the DM", n, err)
+	}
+	var security, dm []string
+	for _, m := range sl.Messages() {
+		switch {
+		case m.Channel == "C0VIGILSECURITY":
+			security = append(security, m.Text)
+		case strings.HasPrefix(m.Channel, "D"):
+			dm = append(dm, m.Text)
+		}
+	}
+	if len(security) != 2 || !strings.Contains(security[0], "Admin action by admin:ag_root: agent.token_rotated (agent_id=ag_bob, agent_told=true)") ||
+		!strings.Contains(security[1], "agent_id=&lt;!here&gt;") {
+		t.Fatalf("security channel got %q", security)
+	}
+	if len(dm) != 1 || !strings.Contains(dm[0], "admin:ag_root issued a new personal token for your Vigil account ag_bob") {
+		t.Fatalf("DMs %q, want one to Bob", dm)
 	}
 }

@@ -15,9 +15,6 @@ import (
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
 
-// adminActor is the audit actor of every admin API call.
-const adminActor = "admin"
-
 // Import bounds, so one call cannot hold a transaction for minutes.
 const (
 	maxContacts = 100
@@ -64,8 +61,16 @@ type contactBody struct {
 // was already made. On failure the answer is a 500 that says which, and the
 // log keeps the event's content.
 func (a *API) audit(w http.ResponseWriter, r *http.Request, e store.AuditEvent, changed bool) bool {
-	e.Actor = adminActor
-	if err := a.store.Audit(r.Context(), e); err != nil {
+	return a.auditAdmin(w, r, e, changed, true, nil)
+}
+
+// auditAdmin is audit with its announcement chosen: announce posts the
+// event to the security channel, and dm, if set, tells the agent it
+// concerns, both queued in the audit event's own transaction. The actor is
+// the admin who called, by id.
+func (a *API) auditAdmin(w http.ResponseWriter, r *http.Request, e store.AuditEvent, changed, announce bool, dm *store.AgentDM) bool {
+	e.Actor = adminFrom(r.Context()).actor()
+	if err := a.store.AuditAdmin(r.Context(), e, announce, dm); err != nil {
 		if !changed && store.IsUnavailable(err) {
 			// Nothing happened yet, so this is a plain "try again"; the log
 			// still keeps what was attempted. After a change the 500 below
@@ -110,7 +115,20 @@ func (a *API) createAgent(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ag := store.Agent{ID: body.ID, Name: name, Email: email, Team: team, Role: role, SlackUserID: body.SlackUserID}
-	if err := a.store.CreateAgent(r.Context(), ag, agentauth.Hash(tok)); err != nil {
+	create := a.store.CreateAgent
+	if adminFrom(r.Context()).bootstrap {
+		// The bootstrap token makes the first admin and nothing else.
+		if role != domain.RoleAdmin {
+			writeProblem(w, newProblem(codeBootstrapOnly, "the bootstrap token only creates the first admin: the role must be admin"))
+			return
+		}
+		create = a.store.CreateFirstAdmin
+	}
+	if err := create(r.Context(), ag, agentauth.Hash(tok)); err != nil {
+		if errors.Is(err, store.ErrBootstrapDone) {
+			writeProblem(w, newProblem(codeBootstrapOnly, "an enabled admin exists, so the bootstrap token creates no more; ask an admin, and unset VIGIL_ADMIN_TOKEN"))
+			return
+		}
 		if errors.Is(err, store.ErrConflict) {
 			writeProblem(w, newProblem(codeConflict, "an agent with this id or Slack user already exists"))
 			return
@@ -274,7 +292,15 @@ func (a *API) rotateToken(w http.ResponseWriter, r *http.Request) {
 		a.storeFail(w, r, "rotate token", err)
 		return
 	}
-	if !a.audit(w, r, store.AuditEvent{Event: "agent.token_rotated", Details: map[string]any{"agent_id": ag.ID}}, true) {
+	// Whoever holds the new token can act as the agent, so the agent hears
+	// of it (a direct message) as well as the security channel; an admin
+	// rotating their own token tells only the channel.
+	var dm *store.AgentDM
+	if ag.ID != adminFrom(r.Context()).agent.ID {
+		dm = &store.AgentDM{AgentID: ag.ID, SlackUserID: ag.SlackUserID}
+	}
+	if !a.auditAdmin(w, r, store.AuditEvent{Event: "agent.token_rotated", Details: map[string]any{
+		"agent_id": ag.ID, "agent_told": dm != nil && ag.SlackUserID != ""}}, true, true, dm) {
 		return
 	}
 	writeJSON(w, http.StatusOK, AgentWithToken{Agent: agentFromStore(ag), Token: tok})
@@ -350,7 +376,7 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 	}
 	// The requests that were running see it in their own trail.
 	for _, reqID := range res.OpenRequests {
-		if !a.audit(w, r, store.AuditEvent{RequestID: reqID, Event: "customer.imported_during_request", Details: importDetails(id, body, res)}, true) {
+		if !a.auditAdmin(w, r, store.AuditEvent{RequestID: reqID, Event: "customer.imported_during_request", Details: importDetails(id, body, res)}, true, false, nil) {
 			return
 		}
 	}

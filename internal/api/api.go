@@ -226,6 +226,7 @@ type ctxKey int
 
 const (
 	agentKey ctxKey = iota
+	adminKey
 	logNoteKey
 )
 
@@ -388,33 +389,67 @@ func (a *API) signIn(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, info)
 }
 
-// adminAuth hides the admin API when no admin token is configured and
-// otherwise demands exactly that token.
+// adminCaller is who called the admin API: a named admin, or the bootstrap
+// token, which only creates the first admin.
+type adminCaller struct {
+	agent     store.Agent
+	bootstrap bool
+}
+
+// actor is the audit actor of the caller: the admin's own id.
+func (c adminCaller) actor() string {
+	if c.bootstrap {
+		return bootstrapActor
+	}
+	return "admin:" + c.agent.ID
+}
+
+// bootstrapActor is the audit actor of the bootstrap token.
+const bootstrapActor = "bootstrap"
+
+// adminFrom returns the admin API's caller; adminAuth guarantees one.
+func adminFrom(ctx context.Context) adminCaller {
+	c, _ := ctx.Value(adminKey).(adminCaller)
+	return c
+}
+
+// bootstrapRoute is the one call the bootstrap token may make.
+const bootstrapRoute = "/admin/v1/agents"
+
+// adminAuth admits named admins, enabled agents of role admin with their own
+// credentials (a personal token, or the identity provider's sign-in), so
+// every admin action names a person. The bootstrap token (VIGIL_ADMIN_TOKEN),
+// when set, is admitted to create the first admin only.
 func (a *API) adminAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if a.adminToken == "" {
-			writeProblem(w, newProblem(codeNotFound, "no such endpoint"))
-			return
-		}
 		tok, err := agentauth.Bearer(r.Header.Get("Authorization"))
 		if err != nil {
-			unauthenticated(w, "send the admin token as 'Authorization: Bearer <VIGIL_ADMIN_TOKEN>'")
+			unauthenticated(w, "send your own admin credential as 'Authorization: Bearer …' (`starter login` as an admin, or your personal vgl_… token)")
 			return
 		}
-		if !agentauth.Equal(tok, a.adminToken) {
-			// An agent's own token is recognised, so the answer can say why.
-			if agentauth.WellFormed(tok) {
-				if agent, err := a.store.AgentByTokenHash(r.Context(), agentauth.Hash(tok)); err == nil {
-					noteActor(r.Context(), agent.ID)
-					writeProblem(w, newProblem(codeForbidden, "agent tokens cannot use the admin API; it takes VIGIL_ADMIN_TOKEN"))
-					return
-				}
+		if a.adminToken != "" && agentauth.Equal(tok, a.adminToken) {
+			noteActor(r.Context(), bootstrapActor)
+			if r.Method != http.MethodPost || r.URL.Path != bootstrapRoute {
+				writeProblem(w, newProblem(codeBootstrapOnly, "the bootstrap token (VIGIL_ADMIN_TOKEN) only creates the first admin (POST "+bootstrapRoute+" with role admin); admins then use their own credentials"))
+				return
 			}
-			unauthenticated(w, "the admin token is wrong")
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey, adminCaller{bootstrap: true})))
 			return
 		}
-		noteActor(r.Context(), "admin")
-		next.ServeHTTP(w, r)
+		if !agentauth.WellFormed(tok) && a.oidc == nil {
+			unauthenticated(w, "this is not a valid admin credential")
+			return
+		}
+		agent, ok := a.authenticate(w, r)
+		if !ok {
+			return
+		}
+		noteActor(r.Context(), agent.ID)
+		if agent.Role != domain.RoleAdmin {
+			writeProblem(w, newProblem(codeForbidden, "only admins (agents of role admin) can use the admin API; "+agent.ID+" is "+string(agent.Role)))
+			return
+		}
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey, adminCaller{agent: agent})))
 	})
 }
 

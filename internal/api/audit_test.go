@@ -143,8 +143,12 @@ func TestRequestAuditTrail(t *testing.T) {
 	if strings.ContainsRune(string(res.body), 0x1b) || !strings.Contains(string(res.body), `\u001b`) {
 		t.Errorf("the escape character is not escaped in the JSON: %q", res.body)
 	}
-	if res := e.admin("GET", "/api/v1/requests/req_own1/audit", ""); res.status != http.StatusUnauthorized {
-		t.Errorf("admin token: %d %s, want 401", res.status, res.body)
+	if res := e.call("GET", "/api/v1/requests/req_own1/audit", "Bearer "+adminToken, "", ""); res.status != http.StatusUnauthorized {
+		t.Errorf("bootstrap token: %d %s, want 401", res.status, res.body)
+	}
+	// A named admin reads no request through the agent API.
+	if res := e.admin("GET", "/api/v1/requests/req_own1/audit", ""); res.status != http.StatusNotFound {
+		t.Errorf("admin's own token: %d %s, want 404", res.status, res.body)
 	}
 }
 

@@ -159,7 +159,7 @@ func TestBreakGlassByAdminRefused(t *testing.T) {
 			t.Fatalf("problem %+v", p)
 		}
 	}
-	if ev := e.auditEvents("break_glass.refused"); len(ev) != 3 || ev[0]["_actor"] != "admin" {
+	if ev := e.auditEvents("break_glass.refused"); len(ev) != 3 || ev[0]["_actor"] != "admin:ag_root" {
 		t.Fatalf("break_glass.refused events %v, want 3 by admin", ev)
 	}
 	if ev := e.auditEvents("decision.break_glass"); len(ev) != 0 {

@@ -29,6 +29,7 @@ const (
 	codeNotFound         = "not_found"
 	codeMethodNotAllowed = "method_not_allowed"
 	codeRequestNotFound  = string(requests.CodeNotFound)
+	codeBootstrapOnly    = "bootstrap_only"
 )
 
 // problemTypeBase prefixes the code to form the problem "type" URI.
@@ -68,6 +69,7 @@ var problemKinds = map[string]struct {
 	codeMethodNotAllowed:                {http.StatusMethodNotAllowed, "Method not allowed"},
 	codeAlreadyConsented:                {http.StatusConflict, "Consent already recorded"},
 	codeBreakGlassSeniors:               {http.StatusForbidden, "Break-glass needs two seniors"},
+	codeBootstrapOnly:                   {http.StatusForbidden, "Bootstrap token: first admin only"},
 
 	// The account's state makes these opens doubled or pointless; the same
 	// body may succeed later (once the open request ends, or the account

@@ -224,7 +224,7 @@ func (e *env) send(who, method, path, body string) response {
 	e.t.Helper()
 	auth := "Bearer " + e.tokens[who]
 	if who == "admin" {
-		auth = "Bearer " + adminToken
+		auth = "Bearer " + e.tokens["ag_root"]
 	}
 	return e.call(method, path, auth, "application/json", body)
 }

@@ -205,7 +205,7 @@ var fixedVars = []Var{
 	{"VIGIL_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges of the reverse proxies in front of the web front (e.g. 10.0.0.0/8); on a connection from one, the client is the rightmost X-Forwarded-For address that is not one of them; empty: the header is ignored and the client is the connection's peer"},
 	{"VIGIL_WEB_METRICS_ADDR", "", "listen address for Prometheus /metrics of the web front (HTTP counts and latencies, requests per status); off when empty; keep it off the public network"},
 	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address for Prometheus /metrics of the worker (Temporal SDK: task latencies, failures, polls); off when empty"},
-	{"VIGIL_ADMIN_TOKEN", "", "token for /admin endpoints; admin API is off when empty (secret)"},
+	{"VIGIL_ADMIN_TOKEN", "", "bootstrap token: creates the first admin (POST /admin/v1/agents with role admin, while no enabled admin exists) and nothing else; admins then use their own credentials, so unset it (off when empty) (secret)"},
 	{"VIGIL_BREAK_GLASS_CONSENT_TTL", "15m", "how long one senior's break-glass consent waits for a second senior's (at most 24h); a break-glass decision needs two unexpired consents"},
 	{"VIGIL_OIDC_ISSUER", "", "identity provider issuer URL; when set, people (agents, seniors) sign in through it with a second factor and their personal tokens are refused; off when empty"},
 	{"VIGIL_OIDC_CLIENT_ID", "", "the client id (audience) the identity provider issues the CLI tokens to; required with VIGIL_OIDC_ISSUER"},

@@ -37,6 +37,12 @@ const (
 	// AlertBreakGlassUnconsented: a break-glass decision reached the
 	// worker without two seniors' paired consents; it was refused.
 	AlertBreakGlassUnconsented = "break_glass_unconsented"
+	// AlertAdminAction: a named admin (or the bootstrap token) changed
+	// agents, customers or tried to decide a request.
+	AlertAdminAction = "admin_action"
+	// AlertAgentDM: a direct message to an agent about their own account
+	// (an admin rotated their token); relayed to the agent, not the channel.
+	AlertAgentDM = "agent_dm"
 )
 
 // Alert is one queued line for the security channel: what happened, as
