@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"database/sql"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +17,20 @@ import (
 func TestAdminTakeoverIsSeen(t *testing.T) {
 	s := startStack(t, stackOptions{})
 	alice, _ := seed(t, s)
+	// The public listener, beside the cancel pages, has no admin API.
+	req, err := http.NewRequest("GET", s.webURL+"/admin/v1/agents", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+s.adminToken)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != 404 {
+		t.Fatalf("the admin API on the public listener: %d, want 404", res.StatusCode)
+	}
 	var rotated agentToken
 	if code, body := s.call("POST", "/admin/v1/agents/ag_alice/token", s.adminToken, nil, &rotated); code != 200 {
 		t.Fatalf("rotate alice's token: %d %s", code, body)

@@ -428,7 +428,7 @@ func TestCLIEndToEnd(t *testing.T) {
 	mustContain(t, "list without login", res.stderr, "starter login")
 
 	// A disabled agent's saved token stops working at once.
-	admin := []string{"VIGIL_ADMIN_TOKEN=" + s.adminToken}
+	admin := []string{"VIGIL_ADMIN_TOKEN=" + s.adminToken, "VIGIL_ADMIN_URL=" + s.adminURL}
 	res = alice.expect(t, 0, "", admin, "admin", "create-agent", "--id", "ag_dave", "--name", "Dave Ortiz",
 		"--email", "dave@vigil.example", "--team", "Support", "--role", "agent", "--slack-user", "U0DAVE", "--json")
 	var issued struct {

@@ -111,6 +111,8 @@ type stack struct {
 	adminToken string
 	temporal   string
 	webURL     string
+	// adminURL is the web front's admin API, on its own listener.
+	adminURL string
 	// Prometheus endpoints of the web front and the worker.
 	webMetrics, workerMetrics string
 	smtpAddr                  string
@@ -187,11 +189,13 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	mailHTTP := freeAddr(t)
 	panelAddr := freeAddr(t)
 	webAddr := freeAddr(t)
+	adminAddr := freeAddr(t)
 	slackAddr := freeAddr(t)
 	s.slackURL = "http://" + slackAddr
 	s.mailURL = "http://" + mailHTTP
 	s.panelURL = "http://" + panelAddr
 	s.webURL = "http://" + webAddr
+	s.adminURL = "http://" + adminAddr
 	webMetricsAddr, workerMetricsAddr := freeAddr(t), freeAddr(t)
 	s.webMetrics, s.workerMetrics = "http://"+webMetricsAddr+"/metrics", "http://"+workerMetricsAddr+"/metrics"
 	s.env = append([]string{
@@ -210,6 +214,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		"VIGIL_MAILCATCHER_SMTP_ADDR=" + s.smtpAddr,
 		"VIGIL_MAILCATCHER_HTTP_ADDR=" + mailHTTP,
 		"VIGIL_HTTP_ADDR=" + webAddr,
+		"VIGIL_ADMIN_ADDR=" + adminAddr,
 		"VIGIL_WEB_METRICS_ADDR=" + webMetricsAddr,
 		"VIGIL_WORKER_METRICS_ADDR=" + workerMetricsAddr,
 		"VIGIL_PUBLIC_URL=" + s.webURL,
@@ -397,7 +402,8 @@ func tail(s string, n int) string {
 	return strings.Join(lines, "\n")
 }
 
-// call sends a JSON request to the web front and decodes the JSON answer.
+// call sends a JSON request to the web front (an /admin/ path to its admin
+// listener) and decodes the JSON answer.
 func (s *stack) call(method, path, token string, body, out any) (int, []byte) {
 	s.t.Helper()
 	var r io.Reader
@@ -410,7 +416,12 @@ func (s *stack) call(method, path, token string, body, out any) (int, []byte) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, method, s.webURL+path, r)
+	base := s.webURL
+	if strings.HasPrefix(path, "/admin/") {
+		// The admin API is served on its own listener only.
+		base = s.adminURL
+	}
+	req, err := http.NewRequestWithContext(ctx, method, base+path, r)
 	if err != nil {
 		s.t.Fatal(err)
 	}

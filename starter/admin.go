@@ -11,7 +11,6 @@ import (
 	"text/tabwriter"
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
-	"github.com/vigil-oss/vigil/internal/credstore"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/textrule"
@@ -45,6 +44,7 @@ func (a *app) cmdAdmin(ctx context.Context, g globals, args []string) error {
 		fmt.Fprintln(w, "from VIGIL_ADMIN_TOKEN or one line of standard input (--admin-token-stdin), or else")
 		fmt.Fprintln(w, "your `starter login` session. On a fresh install the bootstrap token (the server's")
 		fmt.Fprintln(w, "VIGIL_ADMIN_TOKEN) only creates the first admin: create-agent --role admin.")
+		fmt.Fprintln(w, "The admin API has its own address: --url, else VIGIL_ADMIN_URL, else "+defaultAdminURL+".")
 		fmt.Fprintln(w, "hash-pin needs no token and works offline.")
 		fmt.Fprintln(w)
 		printCommands(w, adminCommands())
@@ -63,20 +63,29 @@ func (a *app) cmdAdmin(ctx context.Context, g globals, args []string) error {
 
 // adminFlags adds --admin-token-stdin to a command's flags.
 func (a *app) adminFlags(g globals, name, usage, help, example string) (*cmdFlags, *bool) {
-	help += "\n\nYou act as yourself, an admin: your personal admin token comes from VIGIL_ADMIN_TOKEN,\nor from one line of standard input with --admin-token-stdin, or else your `starter login`\nsession is used. The bootstrap token only creates the first admin."
+	help += "\n\nYou act as yourself, an admin: your personal admin token comes from VIGIL_ADMIN_TOKEN,\nor from one line of standard input with --admin-token-stdin, or else your `starter login`\nsession is used. The bootstrap token only creates the first admin. The admin API has its\nown address: --url, else VIGIL_ADMIN_URL, else " + defaultAdminURL + "."
 	f := a.newFlags(g, "admin "+name, "admin "+usage, help, example, true)
 	return f, f.Bool("admin-token-stdin", false, "read the admin token from one line of standard input")
 }
 
-// adminClient is a client holding the admin token.
+// defaultAdminURL is the admin API's own address in a default install
+// (VIGIL_ADMIN_ADDR 127.0.0.1:8081), apart from the public one.
+const defaultAdminURL = "http://127.0.0.1:8081"
+
+// adminClient is a client for the admin API (--url, else VIGIL_ADMIN_URL,
+// else defaultAdminURL) holding the admin's own credential: the token from
+// --admin-token-stdin or VIGIL_ADMIN_TOKEN, else the login session.
 func (a *app) adminClient(f *cmdFlags, fromStdin bool) (*cliclient.Client, error) {
-	saved, err := a.savedCredentials()
-	if err != nil {
-		saved = credstore.Credentials{} // a broken saved file does not matter here
+	raw := *f.url
+	if raw == "" {
+		raw = a.getenv("VIGIL_ADMIN_URL")
 	}
-	server, err := a.serverURL(*f.url, saved)
+	if raw == "" {
+		raw = defaultAdminURL
+	}
+	server, err := cliclient.NormalizeBaseURL(raw)
 	if err != nil {
-		return nil, err
+		return nil, usagef("%v", strings.TrimPrefix(err.Error(), "cliclient: "))
 	}
 	var token string
 	if fromStdin {
@@ -90,12 +99,12 @@ func (a *app) adminClient(f *cmdFlags, fromStdin bool) (*cliclient.Client, error
 		token = a.getenv("VIGIL_ADMIN_TOKEN")
 	}
 	if token == "" {
-		// A signed-in admin acts with their own session.
-		c, err := a.agentClient(*f.url)
+		// A signed-in admin acts with their own session, at the admin API.
+		c, err := a.agentClient("")
 		if err != nil {
 			return nil, usagef("no admin credential: set VIGIL_ADMIN_TOKEN to your admin token, pass --admin-token-stdin, or `starter login` as an admin")
 		}
-		return c, nil
+		return c.At(server)
 	}
 	return a.client(server, token)
 }

@@ -505,7 +505,7 @@ func TestAdmin(t *testing.T) {
 		"PUT /admin/v1/customers/C-1":          putRoute,
 		"PUT /admin/v1/customers/C-2":          putRoute,
 	})
-	env := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
+	env := baseEnv(t, t.TempDir(), "VIGIL_ADMIN_URL="+f.URL, "VIGIL_ADMIN_TOKEN="+adminToken)
 	create := []string{"admin", "create-agent", "--id", "ag_ana", "--name", "Ana Lima", "--email", "ana@example.com", "--team", "support", "--role", "senior", "--slack-user", "U1"}
 
 	r := run(t, env, "", create...)
@@ -528,11 +528,11 @@ func TestAdmin(t *testing.T) {
 	}
 
 	// The admin token from stdin instead of the environment.
-	noTokenEnv := baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL)
+	noTokenEnv := baseEnv(t, t.TempDir(), "VIGIL_ADMIN_URL="+f.URL)
 	r = run(t, noTokenEnv, "", "admin", "list-agents")
 	wantExit(t, r, 2, "set VIGIL_ADMIN_TOKEN to your admin token, pass --admin-token-stdin, or `starter login` as an admin")
 	// A signed-in admin's session serves without either.
-	r = run(t, baseEnv(t, t.TempDir(), "VIGIL_URL="+f.URL, "VIGIL_TOKEN="+adminToken), "", "admin", "list-agents")
+	r = run(t, baseEnv(t, t.TempDir(), "VIGIL_URL=http://127.0.0.1:1", "VIGIL_ADMIN_URL="+f.URL, "VIGIL_TOKEN="+adminToken), "", "admin", "list-agents")
 	wantExit(t, r, 0)
 	r = run(t, noTokenEnv, adminToken+"\n", "admin", "list-agents", "--admin-token-stdin")
 	wantExit(t, r, 0)

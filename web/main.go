@@ -170,7 +170,8 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		codecEndpoint = cs
 		logger.Info("codec endpoint on", "path", codecserver.Path, "readers", cfg.CodecEndpointReaders, "origins", cfg.CodecEndpointOrigins)
 	}
-	apiHandler := api.New(svc, st, cfg.AdminToken.Reveal(), logger, apiOpts).Handler()
+	apiServer := api.New(svc, st, cfg.AdminToken.Reveal(), logger, apiOpts)
+	apiHandler, apiAdmin := apiServer.Handler(), apiServer.AdminHandler()
 	pages := cancelpage.New(svc, st, signer, pageOpts, logger).Handler()
 	slackAPI := slack.New(cfg.SlackBotToken.Reveal(), slack.OptionAPIURL(cfg.SlackAPIURL),
 		slack.OptionHTTPClient(&http.Client{Timeout: 10 * time.Second}))
@@ -205,8 +206,6 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	switch n := len(cfg.AdminToken.Reveal()); {
 	case n == 0:
 		logger.Info("admin bootstrap is off: VIGIL_ADMIN_TOKEN is empty; the admin API takes named admins' own credentials")
-	case n < 32:
-		logger.Warn("VIGIL_ADMIN_TOKEN is short and may be guessable; generate one with `openssl rand -base64 32`", "length", n)
 	default:
 		logger.Info("admin bootstrap is on: VIGIL_ADMIN_TOKEN creates the first admin only; unset it once one exists")
 	}
@@ -225,7 +224,20 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
 	}
-	return serve(ctx, newServer(routes(apiHandler, pages, interactions, codecEndpoint, ready, logger, httpMetrics), logger), ln, os.Stdout, logger)
+	var admin []listener
+	if cfg.AdminAddr == "" {
+		logger.Info("admin API is off: VIGIL_ADMIN_ADDR is off")
+	} else {
+		// The admin API has a socket of its own, loopback by default, so it
+		// is never served beside the cancel pages on the public one.
+		aln, err := net.Listen("tcp", cfg.AdminAddr)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listen on %s (VIGIL_ADMIN_ADDR): %w", cfg.AdminAddr, err)
+		}
+		admin = append(admin, listener{"admin_addr", newServer(adminRoutes(apiAdmin, logger), logger), aln})
+	}
+	return serve(ctx, newServer(routes(apiHandler, pages, interactions, codecEndpoint, ready, logger, httpMetrics), logger), ln, os.Stdout, logger, admin...)
 }
 
 // webMetrics is what the web front exports: the Go runtime and process,
@@ -270,29 +282,66 @@ func newServer(h http.Handler, logger *slog.Logger) *http.Server {
 	}
 }
 
-// serve runs srv on ln until ctx ends, then shuts down gracefully: new
-// connections are refused and requests in flight get up to 20 s. It prints
-// the ready line scripts wait for once the socket is listening.
-func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer, logger *slog.Logger) error {
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	logger.Info("web ready", "addr", ln.Addr().String())
-	fmt.Fprintf(out, "web ready addr=%s\n", ln.Addr())
+// listener is one server on its socket; field names it in the ready line.
+type listener struct {
+	field string
+	srv   *http.Server
+	ln    net.Listener
+}
+
+// serve runs srv on ln, and each of more on its own socket, until ctx ends,
+// then shuts them down gracefully: new connections are refused and requests
+// in flight get up to 20 s. It prints the ready line scripts wait for once
+// every socket is listening.
+func serve(ctx context.Context, srv *http.Server, ln net.Listener, out io.Writer, logger *slog.Logger, more ...listener) error {
+	all := append([]listener{{"addr", srv, ln}}, more...)
+	errc := make(chan error, len(all))
+	line := "web ready"
+	attrs := []any{}
+	for _, l := range all {
+		go func() { errc <- l.srv.Serve(l.ln) }()
+		line += " " + l.field + "=" + l.ln.Addr().String()
+		attrs = append(attrs, l.field, l.ln.Addr().String())
+	}
+	logger.Info("web ready", attrs...)
+	fmt.Fprintln(out, line)
 	select {
 	case err := <-errc:
+		for _, l := range all {
+			_ = l.srv.Close()
+		}
 		return fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
 	}
 	logger.Info("web stopping")
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shutdown: %w", err)
+	var firstErr error
+	for _, l := range all {
+		if err := l.srv.Shutdown(shutdownCtx); err != nil && firstErr == nil {
+			firstErr = fmt.Errorf("shutdown: %w", err)
+		}
 	}
-	if err := <-errc; !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for range all {
+		if err := <-errc; !errors.Is(err, http.ErrServerClosed) && firstErr == nil {
+			firstErr = fmt.Errorf("serve: %w", err)
+		}
 	}
-	return nil
+	return firstErr
+}
+
+// adminRoutes mounts the admin API alone, with a liveness check, for the
+// admin listener.
+func adminRoutes(admin http.Handler, logger *slog.Logger) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/admin/", admin)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusOK, "ok")
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		plain(w, http.StatusNotFound, "not found: this is the admin API (/admin/v1)")
+	})
+	return logRequests(logger, mux)
 }
 
 // routes mounts the API, the cancel pages and the health checks.
@@ -304,6 +353,7 @@ func routes(apiHandler, pages, interactions, codecEndpoint http.Handler, ready f
 		mux.Handle(codecserver.Path, codecEndpoint)
 	}
 	mux.Handle("/api/", apiHandler)
+	// Not served here: a pointer to the admin API's own address.
 	mux.Handle("/admin/", apiHandler)
 	mux.Handle("/c/", pages)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {

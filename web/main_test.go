@@ -123,7 +123,7 @@ func TestRoutes(t *testing.T) {
 		{"/healthz", 200, "ok"},
 		{"/readyz", 503, "not ready"}, // Temporal is unreachable
 		{"/api/v1/me", 401, "unauthenticated"},
-		{"/admin/v1/agents", 401, "unauthenticated"}, // named admins only
+		{"/admin/v1/agents", 404, "VIGIL_ADMIN_ADDR"}, // the admin API has its own listener
 		{"/c/not-a-token", 400, "This link is not valid"},
 		{"/nothing", 404, "not found"},
 	}
@@ -244,6 +244,56 @@ func TestServeGracefully(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("serve did not return")
+	}
+}
+
+// TestServeAdminListener: the admin API's own socket serves /admin/ only,
+// and the ready line names both addresses.
+func TestServeAdminListener(t *testing.T) {
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	st := store.New(testpg.New(t))
+	if err := st.Migrate(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	a := api.New(nil, st, "", logger, api.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	aln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pr, pw := io.Pipe()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- serve(ctx, newServer(http.NotFoundHandler(), logger), ln, pw, logger,
+			listener{"admin_addr", newServer(adminRoutes(a.AdminHandler(), logger), logger), aln})
+	}()
+	line, err := bufio.NewReader(pr).ReadString('\n')
+	if want := "web ready addr=" + ln.Addr().String() + " admin_addr=" + aln.Addr().String() + "\n"; err != nil || line != want {
+		t.Fatalf("ready line %q, %v; want %q", line, err, want)
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	admin := "http://" + aln.Addr().String()
+	for _, c := range []struct {
+		path     string
+		want     int
+		contains string
+	}{
+		{"/admin/v1/agents", 401, "unauthenticated"},
+		{"/healthz", 200, "ok"},
+		{"/api/v1/me", 404, "this is the admin API"},
+		{"/c/x", 404, "this is the admin API"},
+	} {
+		if code, body := get(t, admin+c.path); code != c.want || !strings.Contains(body, c.contains) {
+			t.Errorf("GET %s on the admin listener = %d %q, want %d with %q", c.path, code, body, c.want, c.contains)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("serve: %v", err)
 	}
 }
 

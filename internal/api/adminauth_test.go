@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-oss/vigil/internal/ratelimit"
 )
 
 // TestAdminNamedAdminsOnly: the admin API takes an admin's own
@@ -183,5 +186,76 @@ func TestAdminActionsNamedAndAnnounced(t *testing.T) {
 	var to string
 	if err := e.db.QueryRow(`SELECT details->>'slack_user_id' FROM security_alerts WHERE kind = 'agent_dm'`).Scan(&to); err != nil || dms != 1 || to != "U0RITA" {
 		t.Fatalf("DMs %d to %q (%v), want one to U0RITA", dms, to, err)
+	}
+}
+
+// TestAdminListenerSeparate: the public handler never serves the admin API,
+// and the admin handler serves nothing else.
+func TestAdminListenerSeparate(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, adminToken, Options{})
+	a := New(nil, e.st, adminToken, nil, Options{})
+	pub := httptest.NewServer(a.Handler())
+	t.Cleanup(pub.Close)
+	adm := httptest.NewServer(a.AdminHandler())
+	t.Cleanup(adm.Close)
+	get := func(base, path string) (int, string) {
+		req, _ := http.NewRequest("GET", base+path, nil)
+		req.Header.Set("Authorization", "Bearer "+e.tokens["ag_root"])
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer res.Body.Close()
+		var p Problem
+		_ = json.NewDecoder(res.Body).Decode(&p)
+		return res.StatusCode, p.Code
+	}
+	if code, pc := get(pub.URL, "/admin/v1/agents"); code != 404 || pc != "not_found" {
+		t.Fatalf("the public handler on /admin: %d %s", code, pc)
+	}
+	if code, _ := get(adm.URL, "/admin/v1/agents"); code != 200 {
+		t.Fatalf("the admin handler on /admin: %d", code)
+	}
+	for _, path := range []string{"/api/v1/me", "/api/v1/sign-in", "/c/x", "/"} {
+		if code, pc := get(adm.URL, path); code != 404 || pc != "not_found" {
+			t.Fatalf("the admin handler on %s: %d %s", path, code, pc)
+		}
+	}
+}
+
+// TestAdminFailuresThrottled: failed admin attempts from one address spend
+// a budget; once it is spent, even the right credential is refused unjudged
+// until it refills, and successes spend nothing.
+func TestAdminFailuresThrottled(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
+	clock := now
+	e := newEnv(t, adminToken, Options{Now: func() time.Time { return clock }, AdminFailureLimit: ratelimit.Limit{PerMinute: 6, Burst: 3}})
+	for range 5 {
+		if res := e.admin("GET", "/admin/v1/agents", ""); res.status != 200 {
+			t.Fatalf("a named admin: %d %s", res.status, res.body)
+		}
+	}
+	bad := []string{"Bearer " + adminToken + "x", "Bearer vgl_aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "Bearer " + e.tokens["ag_senior"]}
+	for _, auth := range bad {
+		if res := e.call("GET", "/admin/v1/agents", auth, "", ""); res.status != 401 && res.status != 403 {
+			t.Fatalf("a wrong credential: %d %s", res.status, res.body)
+		}
+	}
+	res := e.admin("GET", "/admin/v1/agents", "")
+	if res.status != http.StatusTooManyRequests || res.problem(t).Code != "rate_limited" || res.header.Get("Retry-After") != "10" {
+		t.Fatalf("the right credential after the budget is spent: %d %s (Retry-After %q)", res.status, res.body, res.header.Get("Retry-After"))
+	}
+	if res := e.call("POST", "/admin/v1/agents", "Bearer "+adminToken, "application/json", `{"id":"ag_z","name":"Z","role":"admin"}`); res.status != http.StatusTooManyRequests {
+		t.Fatalf("the bootstrap token while throttled: %d %s", res.status, res.body)
+	}
+	clock = clock.Add(10 * time.Second)
+	if res := e.admin("GET", "/admin/v1/agents", ""); res.status != 200 {
+		t.Fatalf("after the refill: %d %s", res.status, res.body)
+	}
+	// The agent API has its own limits; the admin throttle does not touch it.
+	if res := e.as("ag_req", "GET", "/api/v1/me", ""); res.status != 200 {
+		t.Fatalf("the agent API: %d", res.status)
 	}
 }

@@ -1,6 +1,7 @@
 // Package api is Vigil's JSON HTTP API: the agent endpoints under /api/v1
-// (personal bearer tokens) and the admin endpoints under /admin/v1 (the one
-// admin token). Errors are RFC 9457 problem details with stable codes.
+// (sign-in or personal bearer tokens) and, on a listener of their own, the
+// admin endpoints under /admin/v1 (named admins' own credentials). Errors
+// are RFC 9457 problem details with stable codes.
 package api
 
 import (
@@ -9,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strconv"
@@ -51,12 +53,18 @@ type Options struct {
 	// BreakGlassTTL is how long one senior's break-glass consent waits for
 	// a second senior's (default DefaultBreakGlassTTL).
 	BreakGlassTTL time.Duration
+	// AdminFailureLimit bounds failed admin API attempts per client address
+	// (default DefaultAdminFailureLimit).
+	AdminFailureLimit ratelimit.Limit
 }
 
 // Default limits, from the API contract.
 var (
 	DefaultOpenLimit    = ratelimit.Limit{PerMinute: 30, Burst: 10}
 	DefaultGeneralLimit = ratelimit.Limit{PerMinute: 300, Burst: 100}
+	// DefaultAdminFailureLimit: ten failed admin attempts at once, then
+	// one every ten seconds.
+	DefaultAdminFailureLimit = ratelimit.Limit{PerMinute: 6, Burst: 10}
 )
 
 // API serves the agent and admin endpoints.
@@ -73,6 +81,8 @@ type API struct {
 	customers   customerSettings
 	// breakGlassTTL is how long a break-glass consent waits for a second.
 	breakGlassTTL time.Duration
+	// adminFails counts failed admin API attempts per client address.
+	adminFails *ratelimit.Limiter
 }
 
 // New builds the API. An empty adminToken turns the admin endpoints off
@@ -90,6 +100,9 @@ func New(svc *requests.Service, st *store.Store, adminToken string, logger *slog
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.AdminFailureLimit == (ratelimit.Limit{}) {
+		opts.AdminFailureLimit = DefaultAdminFailureLimit
+	}
 	if opts.BreakGlassTTL <= 0 {
 		opts.BreakGlassTTL = DefaultBreakGlassTTL
 	}
@@ -104,6 +117,7 @@ func New(svc *requests.Service, st *store.Store, adminToken string, logger *slog
 		oidc:          opts.OIDC,
 		customers:     customerSettingsFrom(opts),
 		breakGlassTTL: opts.BreakGlassTTL,
+		adminFails:    ratelimit.New(opts.AdminFailureLimit, opts.MaxLimiterKeys, opts.Now),
 	}
 }
 
@@ -147,9 +161,11 @@ func (a *API) adminRoutes() []route {
 	}
 }
 
-// Handler routes /api/ and /admin/. Mount it on both prefixes.
+// Handler routes /api/, the agent API. The admin API is not here: it has
+// a listener of its own (AdminHandler), so the public one answers /admin/
+// with not_found.
 func (a *API) Handler() http.Handler {
-	agentMux, adminMux, publicMux := http.NewServeMux(), http.NewServeMux(), http.NewServeMux()
+	agentMux, publicMux := http.NewServeMux(), http.NewServeMux()
 	for _, rt := range a.publicRoutes() {
 		publicMux.HandleFunc(rt.pattern, rt.handler)
 	}
@@ -157,24 +173,35 @@ func (a *API) Handler() http.Handler {
 	for _, rt := range a.agentRoutes() {
 		agentMux.HandleFunc(rt.pattern, rt.handler)
 	}
-	for _, rt := range a.adminRoutes() {
-		adminMux.HandleFunc(rt.pattern, rt.handler)
-	}
-
 	agents := a.agentAuth(routed(agentMux))
-	admin := a.adminAuth(routed(adminMux))
 	return a.logRequests(a.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case r.URL.Path == signInPath:
 			// Public: how to sign in, so the CLI needs only the server's URL.
 			public.ServeHTTP(w, r)
 		case under(r.URL.Path, "/admin"):
-			admin.ServeHTTP(w, r)
+			writeProblem(w, newProblem(codeNotFound, "no such endpoint here: the admin API has its own address (VIGIL_ADMIN_ADDR)"))
 		case under(r.URL.Path, "/api"):
 			agents.ServeHTTP(w, r)
 		default:
 			writeProblem(w, newProblem(codeNotFound, "no such endpoint; the API lives under /api/v1"))
 		}
+	})))
+}
+
+// AdminHandler routes /admin/, the admin API, for its own listener.
+func (a *API) AdminHandler() http.Handler {
+	adminMux := http.NewServeMux()
+	for _, rt := range a.adminRoutes() {
+		adminMux.HandleFunc(rt.pattern, rt.handler)
+	}
+	admin := a.adminAuth(routed(adminMux))
+	return a.logRequests(a.recoverPanics(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !under(r.URL.Path, "/admin") {
+			writeProblem(w, newProblem(codeNotFound, "no such endpoint; the admin API lives under /admin/v1"))
+			return
+		}
+		admin.ServeHTTP(w, r)
 	})))
 }
 
@@ -422,8 +449,23 @@ const bootstrapRoute = "/admin/v1/agents"
 // when set, is admitted to create the first admin only.
 func (a *API) adminAuth(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Failed attempts are throttled per client address: once its
+		// budget is spent, no credential is even judged until it refills,
+		// so guessing the bootstrap token or an admin's token is bounded.
+		client := remoteHost(r)
+		if blocked, wait := a.adminFails.Exhausted(client); blocked {
+			a.logger.Warn("admin API: too many failed attempts; refused unjudged", "client", client)
+			w.Header().Set("Retry-After", ratelimit.RetryAfter(wait))
+			writeProblem(w, newProblem(codeRateLimited, fmt.Sprintf("too many failed admin attempts from this address; wait %s seconds and try again", ratelimit.RetryAfter(wait))))
+			return
+		}
+		failed := func(why string) {
+			a.adminFails.Allow(client)
+			a.logger.Warn("admin API: failed attempt", "client", client, "why", why)
+		}
 		tok, err := agentauth.Bearer(r.Header.Get("Authorization"))
 		if err != nil {
+			failed("no bearer credential")
 			unauthenticated(w, "send your own admin credential as 'Authorization: Bearer …' (`starter login` as an admin, or your personal vgl_… token)")
 			return
 		}
@@ -437,20 +479,37 @@ func (a *API) adminAuth(next http.Handler) http.Handler {
 			return
 		}
 		if !agentauth.WellFormed(tok) && a.oidc == nil {
+			failed("not a credential")
 			unauthenticated(w, "this is not a valid admin credential")
 			return
 		}
-		agent, ok := a.authenticate(w, r)
+		sw := statuswriter.New(w)
+		agent, ok := a.authenticate(sw, r)
 		if !ok {
+			if st := sw.Status(); st == http.StatusUnauthorized || st == http.StatusForbidden {
+				failed("credential refused")
+			}
 			return
 		}
 		noteActor(r.Context(), agent.ID)
 		if agent.Role != domain.RoleAdmin {
+			failed("not an admin")
 			writeProblem(w, newProblem(codeForbidden, "only admins (agents of role admin) can use the admin API; "+agent.ID+" is "+string(agent.Role)))
 			return
 		}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), adminKey, adminCaller{agent: agent})))
 	})
+}
+
+// remoteHost is the address of the connection's peer, without its port: the
+// admin listener is meant for loopback or a private network, never behind
+// the public proxy, so forwarded headers are not read.
+func remoteHost(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
 }
 
 func unauthenticated(w http.ResponseWriter, detail string) {

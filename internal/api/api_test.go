@@ -77,7 +77,22 @@ func newEnvAt(t testing.TB, admin string, opts Options, db, apiDB, svcDB *sql.DB
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv := httptest.NewServer(New(svc, store.New(apiDB), admin, logger, opts).Handler())
+	if opts.AdminFailureLimit == (ratelimit.Limit{}) {
+		// Table tests make many failed admin calls from one address; the
+		// throttle has a test of its own.
+		opts.AdminFailureLimit = ratelimit.Limit{PerMinute: 6000, Burst: 1000}
+	}
+	a := New(svc, store.New(apiDB), admin, logger, opts)
+	// The two listeners of the web front, on one test server: the admin API
+	// is reached only through its own handler.
+	pub, adm := a.Handler(), a.AdminHandler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if under(r.URL.Path, "/admin") {
+			adm.ServeHTTP(w, r)
+			return
+		}
+		pub.ServeHTTP(w, r)
+	}))
 	e := &env{t: t, st: st, db: db, srv: srv, logs: logs, tokens: map[string]string{}, temporal: tw}
 	t.Cleanup(srv.Close)
 

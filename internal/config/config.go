@@ -89,8 +89,10 @@ type Config struct {
 	WorkerMetricsAddr string
 
 	// Web
-	HTTPAddr           string
-	TrustedProxies     []string // addresses or CIDR ranges whose X-Forwarded-For is believed
+	HTTPAddr       string
+	TrustedProxies []string // addresses or CIDR ranges whose X-Forwarded-For is believed
+	// AdminAddr is the admin API's own listen address; "" is off.
+	AdminAddr          string
 	AdminToken         Secret
 	ApprovalTimeout    time.Duration
 	NoticeTimeout      time.Duration
@@ -205,7 +207,8 @@ var fixedVars = []Var{
 	{"VIGIL_TRUSTED_PROXIES", "", "comma-separated addresses or CIDR ranges of the reverse proxies in front of the web front (e.g. 10.0.0.0/8); on a connection from one, the client is the rightmost X-Forwarded-For address that is not one of them; empty: the header is ignored and the client is the connection's peer"},
 	{"VIGIL_WEB_METRICS_ADDR", "", "listen address for Prometheus /metrics of the web front (HTTP counts and latencies, requests per status); off when empty; keep it off the public network"},
 	{"VIGIL_WORKER_METRICS_ADDR", "", "listen address for Prometheus /metrics of the worker (Temporal SDK: task latencies, failures, polls); off when empty"},
-	{"VIGIL_ADMIN_TOKEN", "", "bootstrap token: creates the first admin (POST /admin/v1/agents with role admin, while no enabled admin exists) and nothing else; admins then use their own credentials, so unset it (off when empty) (secret)"},
+	{"VIGIL_ADMIN_ADDR", "127.0.0.1:8081", "listen address of the admin API (/admin/v1), apart from the public one; keep it on loopback or a private network; off turns the admin API off"},
+	{"VIGIL_ADMIN_TOKEN", "", "bootstrap token: creates the first admin (POST /admin/v1/agents with role admin, while no enabled admin exists) and nothing else; at least 32 characters; admins then use their own credentials, so unset it (off when empty) (secret)"},
 	{"VIGIL_BREAK_GLASS_CONSENT_TTL", "15m", "how long one senior's break-glass consent waits for a second senior's (at most 24h); a break-glass decision needs two unexpired consents"},
 	{"VIGIL_OIDC_ISSUER", "", "identity provider issuer URL; when set, people (agents, seniors) sign in through it with a second factor and their personal tokens are refused; off when empty"},
 	{"VIGIL_OIDC_CLIENT_ID", "", "the client id (audience) the identity provider issues the CLI tokens to; required with VIGIL_OIDC_ISSUER"},
@@ -323,6 +326,11 @@ func Load(getenv func(string) string) (Config, error) {
 		Cooling:              domain.CoolingPeriods{},
 	}
 	c.TrustedProxies = l.cidrs("VIGIL_TRUSTED_PROXIES")
+	c.AdminAddr = l.adminAddr()
+	if n := len(c.AdminToken.Reveal()); n > 0 && n < MinAdminTokenLen {
+		// The length only: the token itself is never in an error.
+		l.fail("VIGIL_ADMIN_TOKEN is %d characters long; the bootstrap token must have at least %d (e.g. `openssl rand -base64 32`), or be empty once the first admin exists", n, MinAdminTokenLen)
+	}
 	c.OIDCIssuer = l.str("VIGIL_OIDC_ISSUER", "")
 	if c.OIDCIssuer != "" {
 		_ = l.url("VIGIL_OIDC_ISSUER", "") // validates; the issuer is kept as written, since it must equal the tokens' iss
@@ -484,6 +492,23 @@ func (l *loader) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// MinAdminTokenLen is the shortest bootstrap token accepted: 32 characters
+// of a random base64 string are about 190 bits.
+const MinAdminTokenLen = 32
+
+// adminAddr reads VIGIL_ADMIN_ADDR: loopback by default, "off" for none.
+func (l *loader) adminAddr() string {
+	v := l.str("VIGIL_ADMIN_ADDR", "127.0.0.1:8081")
+	if v == "off" {
+		return ""
+	}
+	if _, port, err := net.SplitHostPort(v); err != nil || port == "" {
+		l.fail("VIGIL_ADMIN_ADDR=%q is not a listen address: write host:port, e.g. 127.0.0.1:8081, or off", v)
+		return ""
+	}
+	return v
 }
 
 // durationUpTo is duration with an upper bound; why says what the bound is

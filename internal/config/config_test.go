@@ -326,3 +326,37 @@ func TestTrustedProxies(t *testing.T) {
 		})
 	}
 }
+
+func TestAdminSettings(t *testing.T) {
+	const short = "only-31-characters-long-token12"
+	tests := []struct {
+		name    string
+		vars    map[string]string
+		wantErr string
+		check   func(Config) bool
+	}{
+		{"defaults: loopback, no bootstrap", nil, "", func(c Config) bool { return c.AdminAddr == "127.0.0.1:8081" && c.AdminToken == "" }},
+		{"off", map[string]string{"VIGIL_ADMIN_ADDR": "off"}, "", func(c Config) bool { return c.AdminAddr == "" }},
+		{"a private address", map[string]string{"VIGIL_ADMIN_ADDR": "10.0.0.5:8081"}, "", func(c Config) bool { return c.AdminAddr == "10.0.0.5:8081" }},
+		{"not an address", map[string]string{"VIGIL_ADMIN_ADDR": "8081"}, "VIGIL_ADMIN_ADDR=\"8081\" is not a listen address", nil},
+		{"a bootstrap token of 32", map[string]string{"VIGIL_ADMIN_TOKEN": short + "x"}, "", func(c Config) bool { return len(c.AdminToken.Reveal()) == 32 }},
+		{"a bootstrap token of 31", map[string]string{"VIGIL_ADMIN_TOKEN": short}, "VIGIL_ADMIN_TOKEN is 31 characters long; the bootstrap token must have at least 32", nil},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := Load(env(tt.vars))
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tt.wantErr)
+				}
+				if strings.Contains(err.Error(), short) {
+					t.Fatal("the error quotes the token")
+				}
+				return
+			}
+			if err != nil || !tt.check(c) {
+				t.Fatalf("Load = %+v, %v", c, err)
+			}
+		})
+	}
+}

@@ -91,6 +91,33 @@ func (l *Limiter) Allow(key string) (ok bool, retryAfter time.Duration) {
 	return false, time.Duration(math.Ceil((1 - b.tokens) / rate))
 }
 
+// Exhausted reports, without taking a token, whether key's bucket has none
+// left, and how long until one is back. A caller that spends tokens only on
+// failures (a wrong password) asks it first, so that an exhausted key is
+// refused before its next attempt is even judged.
+func (l *Limiter) Exhausted(key string) (bool, time.Duration) {
+	if l.limit.Unlimited() {
+		return false, 0
+	}
+	now := l.now()
+	rate := l.limit.PerMinute / float64(time.Minute)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	el, found := l.items[key]
+	if !found {
+		return false, 0
+	}
+	b := el.Value.(*bucket)
+	tokens := b.tokens
+	if elapsed := now.Sub(b.last); elapsed > 0 {
+		tokens = math.Min(float64(l.limit.Burst), tokens+float64(elapsed)*rate)
+	}
+	if tokens >= 1 {
+		return false, 0
+	}
+	return true, time.Duration(math.Ceil((1 - tokens) / rate))
+}
+
 // Len returns how many keys the limiter tracks.
 func (l *Limiter) Len() int {
 	l.mu.Lock()

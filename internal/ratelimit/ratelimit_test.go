@@ -133,3 +133,40 @@ func TestRetryAfter(t *testing.T) {
 		}
 	}
 }
+
+// TestExhausted: asking spends nothing, an unseen key is never exhausted,
+// and a spent key is until its refill.
+func TestExhausted(t *testing.T) {
+	c := &clock{t: time.Unix(1_700_000_000, 0)}
+	l := New(Limit{PerMinute: 60, Burst: 2}, 0, c.now)
+	for range 5 {
+		if ex, _ := l.Exhausted("a"); ex {
+			t.Fatal("an unseen key is exhausted")
+		}
+	}
+	if l.Len() != 0 {
+		t.Fatalf("asking tracked %d keys", l.Len())
+	}
+	l.Allow("a")
+	if ex, _ := l.Exhausted("a"); ex {
+		t.Fatal("exhausted with one token left")
+	}
+	l.Allow("a")
+	ex, wait := l.Exhausted("a")
+	if !ex || wait != time.Second {
+		t.Fatalf("after the burst: %v %v, want exhausted for 1s", ex, wait)
+	}
+	if ex, _ := l.Exhausted("b"); ex {
+		t.Fatal("another key is exhausted")
+	}
+	c.add(time.Second)
+	if ex, _ := l.Exhausted("a"); ex {
+		t.Fatal("still exhausted after the refill")
+	}
+	if ok, _ := l.Allow("a"); !ok {
+		t.Fatal("Exhausted spent the refilled token")
+	}
+	if ex, _ := New(Limit{}, 0, c.now).Exhausted("a"); ex {
+		t.Fatal("an unlimited limiter is exhausted")
+	}
+}
