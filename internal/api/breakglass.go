@@ -71,6 +71,9 @@ func (a *API) consentBreakGlass(w http.ResponseWriter, r *http.Request) {
 	log := a.logger.With("request", id, "decision", string(decision), "agent", agent.ID)
 	if agent.Role != domain.RoleSenior {
 		log.Warn("break-glass consent refused", "code", codeNotSenior, "role", string(agent.Role))
+		if _, err := a.store.Request(r.Context(), id); err == nil {
+			a.auditConsentRefused(r, id, agent.ID, decision, codeNotSenior)
+		}
 		writeProblem(w, newProblem(codeNotSenior, "only senior agents can consent to a break-glass decision"))
 		return
 	}
@@ -81,7 +84,7 @@ func (a *API) consentBreakGlass(w http.ResponseWriter, r *http.Request) {
 	res, err := a.store.ConsentBreakGlass(r.Context(), store.BreakGlassConsent{
 		RequestID: id, AgentID: agent.ID, Decision: decision, Reason: reason}, a.breakGlassTTL, a.now(), breakGlassWarning)
 	if err != nil {
-		a.consentFail(w, r, log, id, err)
+		a.consentFail(w, r, log, id, decision, err)
 		return
 	}
 	if res.Pair == nil {
@@ -107,7 +110,7 @@ func (a *API) consentBreakGlass(w http.ResponseWriter, r *http.Request) {
 // consentFail answers a consent the store refused.
 func (a *API) consentFail(w http.ResponseWriter, r *http.Request, log interface {
 	Warn(string, ...any)
-}, id string, err error) {
+}, id string, decision domain.Decision, err error) {
 	var code, detail string
 	switch {
 	case errors.Is(err, store.ErrNotFound):
@@ -125,9 +128,26 @@ func (a *API) consentFail(w http.ResponseWriter, r *http.Request, log interface 
 		return
 	}
 	log.Warn("break-glass consent refused", "code", code)
+	if code != codeRequestNotFound {
+		a.auditConsentRefused(r, id, agentFrom(r.Context()).ID, decision, code)
+	}
 	p := newProblem(code, detail)
 	p.RequestID = id
 	writeProblem(w, p)
+}
+
+// auditConsentRefused records a refused consent on the request's trail, so
+// an attempt to push a break-glass decision through is seen. It is best
+// effort: the refusal stands either way, and the log has it.
+func (a *API) auditConsentRefused(r *http.Request, id, agentID string, d domain.Decision, code string) {
+	details := map[string]any{"code": code}
+	if d != "" {
+		details["decision"] = string(d)
+	}
+	if err := a.store.Audit(r.Context(), store.AuditEvent{RequestID: id, Actor: "agent:" + agentID,
+		Event: "break_glass.consent_refused", Details: details}); err != nil {
+		a.logger.Warn("break-glass consent refusal not audited", "request", id, "agent", agentID, "code", code, "error", err)
+	}
 }
 
 // breakGlassByAdmin answers the admin API's old break-glass path: an admin

@@ -89,6 +89,7 @@ func TestBreakGlassConsentRefused(t *testing.T) {
 	}{
 		{"an agent", "ag_req", "POST", bgPath, "", bgBody(nil), 403, "not_senior"},
 		{"an admin's personal token", "ag_boss", "POST", bgPath, "", bgBody(nil), 403, "not_senior"},
+		{"an agent, for an unknown request", "ag_req", "POST", "/api/v1/requests/req_nope/break-glass", "", bgBody(nil), 403, "not_senior"},
 		{"a disabled senior", "ag_off", "POST", bgPath, "", bgBody(nil), 401, "unauthenticated"},
 		{"no token", "", "POST", bgPath, "", bgBody(nil), 401, "unauthenticated"},
 		{"the requester, a senior", "ag_senior", "POST", "/api/v1/requests/req_bgown/break-glass", "", bgBody(nil), 409, "self_approval"},
@@ -125,8 +126,23 @@ func TestBreakGlassConsentRefused(t *testing.T) {
 			if p := res.problem(t); p.Code != tt.code {
 				t.Fatalf("code %q, want %q (%s)", p.Code, tt.code, p.Detail)
 			}
-			if n := e.count("audit_events"); n != audits {
-				t.Fatalf("audit rows %d -> %d", audits, n)
+			// A refusal the request exists for is on its trail, naming the
+			// caller; bad input and unknown requests write nothing.
+			want := audits
+			if res.status == 403 || res.status == 409 {
+				if !strings.Contains(tt.path, "req_nope") {
+					want++
+				}
+			}
+			if n := e.count("audit_events"); n != want {
+				t.Fatalf("audit rows %d -> %d, want %d", audits, n, want)
+			}
+			if want > audits {
+				var actor, details string
+				if err := e.db.QueryRow(`SELECT actor, details->>'code' FROM audit_events WHERE event = 'break_glass.consent_refused' ORDER BY id DESC LIMIT 1`).Scan(&actor, &details); err != nil ||
+					actor != "agent:"+tt.as || details != tt.code {
+					t.Fatalf("refusal audited as %q %q (%v), want agent:%s %s", actor, details, err, tt.as, tt.code)
+				}
 			}
 			if n := e.consents(); n != consents {
 				t.Fatalf("consents %d -> %d", consents, n)
