@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -280,8 +281,10 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		t.Errorf("vigil_requests adds up to %v, want 1", v)
 	}
 
-	wk := metricstest.Serve(t, workerMetrics)
-	for _, tt := range []struct {
+	// The SDK records an activity's or a task's latency after it returns,
+	// which can be a moment after the row it wrote is visible: scrape
+	// until every family is there (or 15 s have passed).
+	workerWants := []struct {
 		name   string
 		labels map[string]string
 	}{
@@ -290,10 +293,22 @@ func TestMetricsAfterTraffic(t *testing.T) {
 		{"temporal_workflow_task_queue_poll_succeed_total", map[string]string{"task_queue": workflows.TaskQueue}},
 		{"go_goroutines", nil},
 		{"process_cpu_seconds_total", nil},
-	} {
-		if _, ok := wk.Sum(tt.name, tt.labels); !ok {
-			t.Errorf("worker: no %s%v; families: %v", tt.name, tt.labels, wk.Names())
+	}
+	var wk metricstest.Scrape
+	var missing []string
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		wk, missing = metricstest.Serve(t, workerMetrics), nil
+		for _, tt := range workerWants {
+			if _, ok := wk.Sum(tt.name, tt.labels); !ok {
+				missing = append(missing, fmt.Sprint(tt.name, tt.labels))
+			}
 		}
+		if len(missing) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(missing) > 0 {
+		t.Errorf("worker: no %v; families: %v", missing, wk.Names())
 	}
 
 	claims, err := signer.Parse(cancelToken, time.Now())
