@@ -755,7 +755,34 @@ func (h *harness) update(env *testsuite.TestWorkflowEnvironment, delay time.Dura
 }
 
 func (h *harness) decide(env *testsuite.TestWorkflowEnvironment, delay time.Duration, d workflows.DecideInput) *updateOutcome {
+	if d.BreakGlass {
+		h.consentBreakGlass(env, delay, d)
+	}
 	return h.update(env, delay, workflows.UpdateDecide, d)
+}
+
+// consentBreakGlass records, just before a break-glass decision is sent, the
+// two seniors' consents the web front would have recorded (the worker
+// checks the pair in Postgres). The store refuses a consent that is not a
+// senior's or not distinct; the workflow's validator then refuses the
+// decision, which is what those tests look for.
+func (h *harness) consentBreakGlass(env *testsuite.TestWorkflowEnvironment, delay time.Duration, d workflows.DecideInput) {
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryStatus)
+		if err != nil {
+			return
+		}
+		var st workflows.Status
+		if v.Get(&st) != nil {
+			return
+		}
+		for _, agent := range []string{d.ApproverID, d.SecondApproverID} {
+			// The workflow's clock: the worker compares the decision's
+			// time with the consents'.
+			_, _ = h.db.ConsentBreakGlass(h.ctx, store.BreakGlassConsent{RequestID: st.RequestID, AgentID: agent,
+				Decision: d.Decision, Reason: "Slack is down (test)"}, 15*time.Minute, env.Now(), "")
+		}
+	}, delay)
 }
 
 func (h *harness) cancel(env *testsuite.TestWorkflowEnvironment, delay time.Duration, c workflows.CancelInput) *updateOutcome {
@@ -871,10 +898,16 @@ func (h *harness) events(requestID string) []string {
 // compare.
 const toldEvent = "slack.requester_told"
 
+// webFrontEvents are written by the web front, not the workflow: the two
+// seniors' break-glass consents and their pairing (consentBreakGlass plays
+// them). They come before the decision and are checked by the store's own
+// tests and e2e.
+var webFrontEvents = []string{"break_glass.consented", "decision.break_glass"}
+
 func gateEvents(trail []store.AuditEvent) []store.AuditEvent {
 	var out []store.AuditEvent
 	for _, e := range trail {
-		if e.Event != toldEvent {
+		if e.Event != toldEvent && !slices.Contains(webFrontEvents, e.Event) {
 			out = append(out, e)
 		}
 	}
