@@ -148,6 +148,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		resp, aerr = s.userInfo(p)
 	case "usergroups.users.list":
 		resp, aerr = s.groupMembers(p)
+	case "views.open":
+		resp, aerr = s.openView(p)
 	default:
 		aerr = &apiError{code: "unknown_method"}
 	}

@@ -232,6 +232,7 @@ func (s *Server) clickBody(channel, ts, actionID, userID string, stale bool) ([]
 	p.Container.ThreadTS = m.ThreadTS
 	p.Container.ChannelID = channelID
 	p.TriggerID = fmt.Sprintf("%d.%d.%s", now.Unix(), now.Nanosecond(), randomHex(16))
+	s.rememberTriggerLocked(p.TriggerID, userID, now)
 	p.Team.ID = s.cfg.TeamID
 	p.Team.Domain = teamDomain
 	p.Channel.ID = channelID

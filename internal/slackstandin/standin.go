@@ -136,6 +136,8 @@ type Server struct {
 	lastMicros int64
 	responses  map[string]*responseTarget
 	clicks     []clickResult
+	triggers   map[string]*trigger // trigger_id -> the click that carried it
+	views      []*View             // open modals, oldest first
 }
 
 var (
@@ -207,6 +209,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 		calls:      map[string]int{},
 		failures:   map[string][]int{},
 		responses:  map[string]*responseTarget{},
+		triggers:   map[string]*trigger{},
 	}
 	if cfg.StatePath != "" {
 		state, err := standin.OpenStateFile(cfg.StatePath)
@@ -229,7 +232,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 //
 //	GET|POST /api/{method}    Slack Web API methods (auth.test, chat.postMessage, chat.update,
 //	                          chat.postEphemeral, conversations.open, users.info,
-//	                          usergroups.users.list)
+//	                          usergroups.users.list, views.open)
 //	POST     /response/{id}   response_url posts from Vigil
 //	GET      /                channels and messages, one form per button
 //	POST     /ui/click        click a button from the page (then back to /)
@@ -237,6 +240,9 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 //	GET      /standin/calls   {"chat.postMessage":n,…}
 //	POST     /standin/fail    {"method":"chat.postMessage","statuses":[429,500]}
 //	POST     /standin/click   {"channel","ts","action_id","user","stale"} -> {"status","body"}
+//	GET      /standin/views   {"views":[…]}: the modals open now
+//	POST     /standin/submit  {"view_id","values":{"block_id":"text"}} -> {"status","body","closed","errors"}
+//	POST     /ui/submit       submit (or cancel) a modal from the page
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("/api/{method}", s.serveAPI)
@@ -247,6 +253,9 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /standin/calls", s.serveCalls)
 	mux.HandleFunc("POST /standin/fail", s.serveFail)
 	mux.HandleFunc("POST /standin/click", s.serveScriptClick)
+	mux.HandleFunc("GET /standin/views", s.serveViews)
+	mux.HandleFunc("POST /standin/submit", s.serveScriptSubmit)
+	mux.HandleFunc("POST /ui/submit", s.serveUISubmit)
 	return securityHeaders(mux)
 }
 

@@ -56,6 +56,7 @@ pre.code{margin:.3rem 0;padding:.4rem;white-space:pre-wrap}
 .mention{color:#1264a3;background:#e8f5fa;border-radius:3px;padding:0 .1rem}
 .bad{color:#b00}
 .who{font-size:1.1rem}
+.modal{border:2px solid #1d1c1d;border-radius:8px;padding:.6rem 1rem;margin-bottom:1.5rem;background:#fafafa}
 </style></head><body>{{end}}
 
 {{define "lines"}}{{range .}}{{if eq .Kind "header"}}<div class="header">{{.HTML}}</div>
@@ -77,6 +78,13 @@ pre.code{margin:.3rem 0;padding:.4rem;white-space:pre-wrap}
 
 {{define "index"}}{{template "head" .}}
 <h1>Slack stand-in</h1>
+{{range .Views}}<section class="modal"><h2>{{.Title}} <span class="meta">dialog open for {{.For}} · {{.ID}}</span></h2>
+{{template "lines" .Lines}}
+<form method="post" action="/ui/submit"><input type="hidden" name="view_id" value="{{.ID}}">
+{{range .Inputs}}<p><label>{{.Label}}<br><input type="text" name="input_{{.BlockID}}" size="60"{{if not .Optional}} required{{end}}></label>{{if .Error}}<br><span class="bad">{{.Error}}</span>{{end}}</p>
+{{end}}<button type="submit" class="danger">{{.Submit}}</button></form>
+<form method="post" action="/ui/submit"><input type="hidden" name="view_id" value="{{.ID}}"><input type="hidden" name="cancel" value="1"><button type="submit">{{.Close}}</button></form>
+</section>{{end}}
 {{with .Click}}<div class="flash">
 <div>Clicked <b>{{.Label}}</b> as <b>{{.UserName}}</b> on {{.TS}} at {{human .At}}:
 {{if .Err}}<span class="bad">{{.Err}}</span>{{else}}Vigil answered HTTP {{.Status}}{{if .Body}} <code>{{.Body}}</code>{{end}}{{end}}</div>
@@ -147,8 +155,46 @@ type clickView struct {
 type indexView struct {
 	Title    string
 	Refresh  bool
+	Views    []modalView
 	Channels []channelView
 	Click    *clickView
+}
+
+// modalView is an open modal as the page shows it, with a form for its inputs.
+type modalView struct {
+	ID, Title, For, Submit, Close string
+	Lines                         []lineView
+	Inputs                        []inputView
+}
+
+type inputView struct {
+	BlockID, Label, Error string
+	Optional              bool
+}
+
+// modalViews renders the open modals.
+func (s *Server) modalViews(views []View) []modalView {
+	var out []modalView
+	for _, v := range views {
+		mv := modalView{ID: v.ID, Title: s.display(v.Title), For: s.who(v.User), Submit: s.display(v.Submit), Close: s.display(v.Close),
+			Lines: s.lines(v.Blocks, "")}
+		if mv.Close == "" {
+			mv.Close = "Cancel"
+		}
+		// The input blocks are the form; lines shows the rest.
+		kept := mv.Lines[:0]
+		for _, l := range mv.Lines {
+			if !strings.HasPrefix(string(l.HTML), "[input block]") {
+				kept = append(kept, l)
+			}
+		}
+		mv.Lines = kept
+		for _, in := range inputs(v.Blocks) {
+			mv.Inputs = append(mv.Inputs, inputView{BlockID: in.BlockID, Label: s.display(in.Label), Error: s.display(v.Errors[in.BlockID]), Optional: in.Optional})
+		}
+		out = append(out, mv)
+	}
+	return out
 }
 
 type confirmView struct {
@@ -185,7 +231,9 @@ func (s *Server) servePage(w http.ResponseWriter, r *http.Request) {
 	}
 	s.mu.Unlock()
 
-	view := indexView{Title: "Channels", Refresh: true}
+	view := indexView{Title: "Channels", Views: s.modalViews(s.Views())}
+	// Refreshing would wipe a reason being typed into an open dialog.
+	view.Refresh = len(view.Views) == 0
 	byChannel := map[string]*channelView{}
 	var order []string
 	channel := func(id string) *channelView {
