@@ -758,7 +758,11 @@ func (r *crashRig) tryClick(id, action, user string, msgs map[string]slackMessag
 func (r *crashRig) decide(p *plan, msgs map[string]slackMessage) error {
 	switch p.Outcome {
 	case outReject:
-		return r.tryClick(p.ID, "reject", "U0BOB", msgs)
+		m, ok := msgs[p.ID]
+		if !ok {
+			return fmt.Errorf("no approval message for %s yet", p.ID)
+		}
+		return rejectViaDialog(r.s.slackURL, m, "U0BOB", "the customer did not ask for this")
 	case outWithdraw:
 		code, raw, err := r.api("POST", "/api/v1/requests/"+p.ID+"/withdraw", p.Token, map[string]any{"reason": "opened for the wrong customer"}, nil)
 		if err != nil {

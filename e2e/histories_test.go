@@ -320,7 +320,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 				"action": "reinstall_vps", "customer_id": customerID, "server_id": "srv-1",
 				"reason": "customer wants a clean system", "pin": customerPIN,
 			})
-			s.click(t, r.ID, "reject", "U0BOB")
+			s.reject(t, r.ID, "U0BOB", "the customer did not ask for a reinstall")
 			s.waitStatus(t, alice, r.ID, "rejected", 30*time.Second)
 			checkHistory(t, s, record, endCase{
 				fixture: "rejected", requestID: r.ID, status: "rejected",

@@ -3,6 +3,7 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -93,6 +94,114 @@ func (s *stack) clickAs(t *testing.T, requestID, action, user string, stale bool
 	if out.Status != 200 {
 		t.Fatalf("Vigil answered the click with %d %s", out.Status, out.Body)
 	}
+}
+
+// reject clicks Reject on the request's approval message as user and
+// submits the reason dialog Vigil opens for them with reason, all through
+// the stand-in, which signs both as Slack does.
+func (s *stack) reject(t *testing.T, requestID, user, reason string) {
+	t.Helper()
+	if err := rejectViaDialog(s.slackURL, s.approvalMessage(t, requestID), user, reason); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// standinView is a modal open in the Slack stand-in.
+type standinView struct {
+	ID              string `json:"id"`
+	User            string `json:"user"`
+	CallbackID      string `json:"callback_id"`
+	PrivateMetadata string `json:"private_metadata"`
+}
+
+// rejectViaDialog clicks Reject on m as user, waits for the dialog Vigil
+// opens for them and submits reason; it fails unless the dialog closed.
+func rejectViaDialog(slackURL string, m slackMessage, user, reason string) error {
+	// A dialog still open for user from an earlier click is not this one.
+	before := map[string]bool{}
+	views, err := standinViews(slackURL)
+	if err != nil {
+		return err
+	}
+	for _, v := range views {
+		before[v.ID] = true
+	}
+	var out struct {
+		Status int    `json:"status"`
+		Body   string `json:"body"`
+	}
+	body, _ := json.Marshal(map[string]any{"channel": m.Channel, "ts": m.TS, "action_id": "reject", "user": user})
+	if err := postJSON(slackURL+"/standin/click", body, &out); err != nil {
+		return err
+	}
+	if out.Status != 200 {
+		return fmt.Errorf("Vigil answered the Reject click with %d %s", out.Status, out.Body)
+	}
+	var view standinView
+	for deadline := time.Now().Add(30 * time.Second); view.ID == ""; {
+		views, err := standinViews(slackURL)
+		if err != nil {
+			return err
+		}
+		for _, v := range views {
+			if v.User == user && !before[v.ID] && strings.Contains(v.PrivateMetadata, m.TS) {
+				view = v
+			}
+		}
+		if view.ID == "" {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("no reject dialog opened for %s within 30s", user)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var res struct {
+		Status int               `json:"status"`
+		Body   string            `json:"body"`
+		Closed bool              `json:"closed"`
+		Errors map[string]string `json:"errors"`
+	}
+	body, _ = json.Marshal(map[string]any{"view_id": view.ID, "values": map[string]string{"reason": reason}})
+	if err := postJSON(slackURL+"/standin/submit", body, &res); err != nil {
+		return err
+	}
+	if res.Status != 200 || !res.Closed {
+		return fmt.Errorf("reject dialog submitted: Vigil answered %d %s (errors %v)", res.Status, res.Body, res.Errors)
+	}
+	return nil
+}
+
+// standinViews lists the modals open in the Slack stand-in.
+func standinViews(slackURL string) ([]standinView, error) {
+	resp, err := http.Get(slackURL + "/standin/views")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var out struct {
+		Views []standinView `json:"views"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return nil, fmt.Errorf("decode the stand-in's views: %w", err)
+	}
+	return out.Views, nil
+}
+
+// postJSON posts body to url and decodes a 200 answer into out.
+func postJSON(url string, body []byte, out any) error {
+	resp, err := http.Post(url, "application/json", bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != 200 {
+		return fmt.Errorf("POST %s: %d %s", url, resp.StatusCode, raw)
+	}
+	if err := json.Unmarshal(raw, out); err != nil {
+		return fmt.Errorf("POST %s: %w (%s)", url, err, raw)
+	}
+	return nil
 }
 
 // ephemeralFor waits for an ephemeral reply to user containing want.
@@ -190,13 +299,51 @@ func TestSlackApprovalRefusalsAndMessageUpdates(t *testing.T) {
 		return bytes.Contains(m.Blocks, []byte("Customer notified")), string(m.Blocks)
 	})
 
-	// Bob rejects Carol's own request; the message says who and why.
-	s.click(t, own.ID, "reject", "U0BOB")
+	// Bob rejects Carol's own request with the reason dialog; an empty
+	// reason is answered in the dialog and changes nothing.
+	m := s.approvalMessage(t, own.ID)
+	if err := rejectViaDialog(s.slackURL, m, "U0BOB", "   "); err == nil || !strings.Contains(err.Error(), "Say in one line why you reject") {
+		t.Fatalf("an empty reason: %v, want the dialog's error", err)
+	}
+	if got := s.status(t, carol, own.ID); got.Status != "awaiting_approval" {
+		t.Fatalf("after an empty reason the request is %s", got.Status)
+	}
+	s.reject(t, own.ID, "U0BOB", "the customer's phone number does not match")
 	s.waitStatus(t, carol, own.ID, "rejected", time.Minute)
-	eventually(t, 30*time.Second, "rejection shown on the message", func() (bool, string) {
+	eventually(t, 30*time.Second, "rejection shown on the message with its reason", func() (bool, string) {
 		m := s.approvalMessage(t, own.ID)
-		return bytes.Contains(m.Blocks, []byte("Rejected by")) && !bytes.Contains(m.Blocks, []byte(`"reject"`)), string(m.Blocks)
+		return bytes.Contains(m.Blocks, []byte("Rejected by")) && bytes.Contains(m.Blocks, []byte("the customer's phone number does not match")) &&
+			!bytes.Contains(m.Blocks, []byte(`"reject"`)), string(m.Blocks)
 	})
+	var decided struct {
+		Decision *struct {
+			ApproverID string `json:"approver_id"`
+			Reason     string `json:"reason"`
+		} `json:"decision"`
+	}
+	if code, raw := s.call("GET", "/api/v1/requests/"+own.ID, carol, nil, &decided); code != 200 ||
+		decided.Decision == nil || decided.Decision.Reason != "the customer's phone number does not match" {
+		t.Errorf("status: %d %s, want the dialog's reason as the decision's", code, raw)
+	}
+	var trail struct {
+		Events []struct {
+			Event   string         `json:"event"`
+			Actor   string         `json:"actor"`
+			Details map[string]any `json:"details"`
+		} `json:"events"`
+	}
+	if code, raw := s.call("GET", "/api/v1/requests/"+own.ID+"/audit", carol, nil, &trail); code != 200 {
+		t.Fatalf("audit trail: %d %s", code, raw)
+	}
+	found := false
+	for _, e := range trail.Events {
+		if e.Event == "request.rejected" {
+			found = e.Actor == "agent:ag_bob" && e.Details["reason"] == "the customer's phone number does not match"
+		}
+	}
+	if !found {
+		t.Errorf("no request.rejected by ag_bob with the dialog's reason in %+v", trail.Events)
+	}
 }
 
 // TestSlackClickAfterExpiry: a click after the approval deadline changes

@@ -108,12 +108,10 @@ func ApprovalBlocks(r Request) []slack.Block {
 					plain("Approve this request?"),
 					plain("Approve "+doing(r)+"?"),
 					plain("Approve"), plain("Cancel")).WithStyle(slack.StylePrimary)),
+			// No confirm step: Reject opens a dialog (RejectModal) that
+			// asks for the reason and is itself the confirmation.
 			slack.NewButtonBlockElement(ActionReject, r.ID, plain("Reject")).
-				WithStyle(slack.StyleDanger).
-				WithConfirm(slack.NewConfirmationBlockObject(
-					plain("Reject this request?"),
-					plain("Reject "+doing(r)+"? The request ends and cannot be resumed."),
-					plain("Reject"), plain("Cancel")).WithStyle(slack.StyleDanger)),
+				WithStyle(slack.StyleDanger),
 		),
 	)
 	return blocks

@@ -244,6 +244,49 @@ func (e *env) click(channel, ts, action, user string) int {
 	return resp.StatusCode
 }
 
+// dialog clicks Reject as user and waits for the reject dialog Vigil opens
+// for them in the stand-in.
+func (e *env) dialog(user string) slackstandin.View {
+	e.t.Helper()
+	if got := e.click(e.channel, e.ts, "reject", user); got != 200 {
+		e.fatalf("reject click: %d", got)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		for _, v := range e.standin.Views() {
+			if v.User == user {
+				return v
+			}
+		}
+		if time.Now().After(deadline) {
+			e.fatalf("no dialog opened for %s after the Reject click:\n%s", user, e.logs.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// reject clicks Reject as user and submits the dialog with values.
+func (e *env) reject(user string, values map[string]string) slackstandin.SubmitResult {
+	e.t.Helper()
+	v := e.dialog(user)
+	res, err := e.standin.SubmitView(context.Background(), v.ID, values)
+	if err != nil {
+		e.fatalf("submit dialog: %v", err)
+	}
+	return res
+}
+
+// captureSubmission builds and signs the submission of view Slack would
+// send, without delivering it to the handler.
+func (e *env) captureSubmission(viewID string, values map[string]string) captured {
+	e.capturing.Store(true)
+	defer e.capturing.Store(false)
+	if _, err := e.standin.SubmitView(context.Background(), viewID, values); err != nil {
+		e.fatalf("capture submission: %v", err)
+	}
+	return <-e.captures
+}
+
 // capture builds and signs the click Slack would send, without delivering it
 // to the handler.
 func (e *env) capture(channel, ts, action, user string) captured {

@@ -4,7 +4,9 @@
 // replay, from Vigil's own workspace and app, made by a Slack user linked to
 // an active agent, on the very message Vigil posted for the request, by a
 // member of the approvers' group; it then acks Slack at once and sends the
-// decision to the request in the background. Everything it refuses, it
+// decision to the request in the background. A senior's Reject click opens
+// a dialog asking for the reason first; its submission passes the same
+// checks and carries the reason (reject.go). Everything it refuses, it
 // refuses before anything changes.
 package slackapp
 
@@ -45,6 +47,7 @@ type Slack interface {
 	Security(ctx context.Context, text string) error
 	IsGroupMember(ctx context.Context, userID string) (bool, error)
 	RetireApproval(ctx context.Context, channel, ts, requestID string) error
+	OpenView(ctx context.Context, triggerID string, view slack.ModalViewRequest) error
 }
 
 // Defaults for the zero fields of Config.
@@ -135,6 +138,9 @@ type click struct {
 	// channelsDisagree is set when channel.id and container.channel_id
 	// name different channels: such a click matches no message.
 	channelsDisagree bool
+	triggerID        string // opens the reject dialog; good for 3 s
+	// reason is a rejection's reason, from the reject dialog's submission.
+	reason string
 }
 
 // Handler serves POST /slack/interactions. Build it with New; stop it with
@@ -300,6 +306,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	// From here on the payload is Slack's, signed, for our workspace and app:
 	// refusals are worth an audit event.
+	if ic.Type == slack.InteractionTypeViewSubmission {
+		h.serveSubmission(w, r, log, ic)
+		return
+	}
 	c, code, err := clickFrom(ic)
 	if err != nil {
 		log.Warn("slack interaction refused: not an approval click", "code", code, "reason", err, "user", clip(c.userID))
@@ -310,64 +320,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	log = log.With("user", c.userID, "request", c.requestID, "decision", string(c.decision))
 	ctx := r.Context()
 
-	agent, err := h.store.AgentBySlackUser(ctx, c.userID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		h.refuse(ctx, w, log, c, "not_linked", h.knownRequest(ctx, c.requestID),
-			"Your Slack account is not linked to an active Vigil agent; ask an admin.", nil)
-		return
-	case err != nil:
-		log.Error("slack click: agent lookup failed", "err", err)
-		h.refuse(ctx, w, log, c, "lookup_failed", "",
-			"Vigil could not look up your account right now; try again in a minute.", nil)
-		return
-	}
-	log = log.With("agent", agent.ID)
-	agentDetails := map[string]any{"agent": agent.ID, "role": string(agent.Role)}
-
-	req, err := h.requestWithMessage(ctx, c.requestID)
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		h.refuse(ctx, w, log, c, "unknown_request", "",
-			"This button does not belong to the approval message of "+c.requestID+": Vigil has no such request.", agentDetails)
-		return
-	case err != nil:
-		log.Error("slack click: request lookup failed", "err", err)
-		h.refuse(ctx, w, log, c, "lookup_failed", "",
-			"Vigil could not look up "+c.requestID+" right now; try again in a minute.", agentDetails)
-		return
-	}
-	if c.channelsDisagree || req.SlackChannel == "" || req.SlackTS == "" || c.channel != req.SlackChannel || c.messageTS != req.SlackTS {
-		h.refuse(ctx, w, log, c, "wrong_message", req.ID,
-			"This button does not belong to the approval message of "+c.requestID+".", agentDetails)
-		// A consistent click on another message of ours is a stray copy
-		// when the request's real message is known, or when the request
-		// ended without one (a post that landed after the end is never
-		// recorded): take its buttons away so nobody else is misled by it.
-		// Never while a live request's message is not recorded yet: the
-		// clicked one may be it.
-		known := req.SlackChannel != "" && req.SlackTS != ""
-		if !c.channelsDisagree && (known || req.Status.Final()) && h.strayCopy(ctx, log, c) {
+	agent, req, ref := h.admit(ctx, log, c)
+	if ref != nil {
+		h.refuse(ctx, w, log, c, ref.code, ref.requestID, ref.text, ref.details)
+		if ref.stray {
 			h.retire(log, c.channel, c.messageTS, req.ID)
 		}
 		return
 	}
+	log = log.With("agent", agent.ID)
 
-	gctx, cancel := context.WithTimeout(ctx, h.cfg.GroupCheckTimeout)
-	member, err := h.slack.IsGroupMember(gctx, c.userID)
-	cancel()
-	switch {
-	case err != nil:
-		log.Warn("slack click: group membership check failed", "err", err)
-		h.refuse(ctx, w, log, c, "group_check_failed", req.ID,
-			"Vigil could not check your Slack group membership; try again in a minute.", agentDetails)
-		return
-	case !member:
-		h.refuse(ctx, w, log, c, "not_in_group", req.ID,
-			"Refused: only members of the seniors group can approve or reject.", agentDetails)
+	if c.decision == domain.DecisionReject && wantsReason(req, agent) {
+		h.openRejectDialog(log, c, req)
+		log.Info("slack reject click accepted: asking for the reason")
+		w.WriteHeader(http.StatusOK)
 		return
 	}
-
 	switch h.enqueue(job{click: c, agent: agent}) {
 	case enqueueClosed:
 		log.Warn("slack click refused: shutting down")
@@ -375,7 +343,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	case enqueueFull:
 		log.Warn("slack click refused: decision queue full", "queue", h.cfg.QueueSize)
-		h.refuse(ctx, w, log, c, "busy", req.ID, "Vigil is busy, click again in a minute.", agentDetails)
+		h.refuse(ctx, w, log, c, "busy", req.ID, "Vigil is busy, click again in a minute.", agentDetails(agent))
 		return
 	}
 	log.Info("slack click accepted")
@@ -468,7 +436,7 @@ func parsePayload(body []byte) (slack.InteractionCallback, error) {
 // clickFrom extracts an Approve or Reject click, or says why ic is not one.
 // The returned click carries the user id even on error, for the audit.
 func clickFrom(ic slack.InteractionCallback) (click, string, error) {
-	c := click{userID: ic.User.ID, channel: ic.Channel.ID, messageTS: ic.Container.MessageTs}
+	c := click{userID: ic.User.ID, channel: ic.Channel.ID, messageTS: ic.Container.MessageTs, triggerID: ic.TriggerID}
 	if c.channel == "" {
 		c.channel = ic.Container.ChannelID
 	} else if ic.Container.ChannelID != "" && ic.Container.ChannelID != c.channel {
@@ -650,7 +618,13 @@ func (h *Handler) decide(j job) {
 	log := h.log.With("user", j.userID, "agent", j.agent.ID, "request", j.requestID, "decision", string(j.decision))
 	in := workflows.DecideInput{Decision: j.decision, ApproverID: j.agent.ID, ApproverRole: j.agent.Role}
 	if j.decision == domain.DecisionReject {
-		in.Reason = "rejected in Slack"
+		in.Reason = j.reason
+		if in.Reason == "" {
+			// A Reject click sent on without the dialog (see wantsReason):
+			// the workflow refuses it in its own words, so this text is
+			// never recorded.
+			in.Reason = "rejected in Slack"
+		}
 	}
 	ctx, cancel := context.WithTimeout(h.base, h.cfg.DecideTimeout)
 	st, err := h.decider.Decide(ctx, j.requestID, in)

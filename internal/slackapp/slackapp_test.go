@@ -57,9 +57,22 @@ func TestInteractions(t *testing.T) {
 			decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_bob", ApproverRole: domain.RoleSenior},
 		},
 		{
-			name: "happy path reject", status: 200,
-			do: func(e *env) int { return e.click(e.channel, e.ts, "reject", userBob) },
+			name: "happy path reject, with the dialog's reason", status: 200,
+			do: func(e *env) int {
+				return e.reject(userBob, map[string]string{"reason": "  the customer never called  "}).Status
+			},
 			decide: &workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: "ag_bob", ApproverRole: domain.RoleSenior,
+				Reason: "the customer never called"},
+		},
+		{
+			// The requester's own Reject opens no dialog: the workflow
+			// refuses it whatever the reason, in its own words.
+			name: "self-rejection opens no dialog", status: 200,
+			do:     func(e *env) int { return e.click(e.channel, e.ts, "reject", userAlice) },
+			decErr: &requests.Refusal{Code: requests.CodeSelfApproval, Message: "you opened this request yourself; another senior must decide"},
+			user:   userAlice, ephemeral: "You opened this request yourself; another senior must approve it.",
+			audit: []wantAudit{{requestID, "slack:" + userAlice, "self_approval"}},
+			decide: &workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: "ag_alice", ApproverRole: domain.RoleSenior,
 				Reason: "rejected in Slack"},
 		},
 		{
@@ -347,8 +360,25 @@ func TestInteractions(t *testing.T) {
 			decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_alice", ApproverRole: domain.RoleSenior},
 		},
 		{
+			// Decided by someone else while the dialog was open.
 			name: "already decided", status: 200,
-			do:     func(e *env) int { return e.click(e.channel, e.ts, "reject", userBob) },
+			do:     func(e *env) int { return e.reject(userBob, map[string]string{"reason": "looks like fraud"}).Status },
+			decErr: &requests.Refusal{Code: requests.CodeAlreadyDecided, Message: "already approved by ag_frank at 14:05 UTC"},
+			user:   userBob, ephemeral: "already approved by ag_frank at 14:05 UTC",
+			audit: []wantAudit{{requestID, "slack:" + userBob, "already_decided"}},
+			decide: &workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: "ag_bob", ApproverRole: domain.RoleSenior,
+				Reason: "looks like fraud"},
+		},
+		{
+			// The projection shows the request past approval: the click
+			// goes to the workflow, which says why, without a dialog.
+			name: "reject click on a request past approval", status: 200,
+			do: func(e *env) int {
+				if _, err := e.st.DB().Exec(`UPDATE requests SET status = 'cooling' WHERE id = $1`, requestID); err != nil {
+					t.Fatal(err)
+				}
+				return e.click(e.channel, e.ts, "reject", userBob)
+			},
 			decErr: &requests.Refusal{Code: requests.CodeAlreadyDecided, Message: "already approved by ag_frank at 14:05 UTC"},
 			user:   userBob, ephemeral: "already approved by ag_frank at 14:05 UTC",
 			audit: []wantAudit{{requestID, "slack:" + userBob, "already_decided"}},
