@@ -191,7 +191,7 @@ func TestAuditExportRoundTrip(t *testing.T) {
 
 	// An agent may not export; a request they may not read does not exist.
 	res = alice.expect(t, 3, "", nil, "audit", "--customer", customerID)
-	mustContain(t, "alice exports", res.stderr, "[forbidden]", "only senior agents may export")
+	mustContain(t, "alice exports", res.stderr, "[forbidden]", "only senior agents and the security role may export")
 	res = alice.expect(t, 3, "", nil, "audit", "req_doesnotexist")
 	mustContain(t, "unknown request", res.stderr, "no request with id req_doesnotexist [request_not_found]")
 

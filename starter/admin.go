@@ -22,7 +22,7 @@ func adminCommands() []command {
 		{"create-agent", "create an agent and print its token once",
 			"starter admin create-agent --id ag_ana --name 'Ana Lima' --email ana@example.com --team support --role senior --slack-user U024BE7LH",
 			(*app).cmdCreateAgent},
-		{"set-role", "change an agent's role (agent, senior, admin)", "starter admin set-role ag_ana senior", (*app).cmdSetRole},
+		{"set-role", "change an agent's role (agent, senior, admin, security)", "starter admin set-role ag_ana senior", (*app).cmdSetRole},
 		{"disable-agent", "disable an agent; its token stops working at once", "starter admin disable-agent ag_ana", (*app).cmdDisableAgent},
 		{"rotate-token", "issue a new token for an agent, revoking the old", "starter admin rotate-token ag_ana", (*app).cmdRotateToken},
 		{"list-agents", "list agents", "starter admin list-agents", (*app).cmdListAgents},
@@ -111,7 +111,7 @@ func (a *app) adminClient(f *cmdFlags, fromStdin bool) (*cliclient.Client, error
 
 func (a *app) cmdCreateAgent(ctx context.Context, g globals, args []string) error {
 	f, tokStdin := a.adminFlags(g, "create-agent",
-		"create-agent --id ID --name NAME --email ADDRESS [--team TEAM] [--role agent|senior|admin] [--slack-user SLACK_ID]",
+		"create-agent --id ID --name NAME --email ADDRESS [--team TEAM] [--role agent|senior|admin|security] [--slack-user SLACK_ID]",
 		"Creates an agent and prints its token. The token is shown this once; give it to the\nagent over a private channel, and they run `starter login`.",
 		adminCommands()[0].example)
 	id := f.String("id", "", "the agent's id, e.g. ag_ana (required)")

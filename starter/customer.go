@@ -16,6 +16,7 @@ import (
 func customerCommands() []command {
 	return []command{
 		{"show", "a customer's addresses (and which get notices), servers and PIN lockout", "starter customer show C-1042", (*app).cmdCustomerShow},
+		{"unlock", "lift a PIN lockout (security role; audited, security is alerted)", `starter customer unlock C-1042 --reason "passed the callback check"`, (*app).cmdCustomerUnlock},
 	}
 }
 
@@ -27,7 +28,8 @@ func (a *app) cmdCustomer(ctx context.Context, g globals, args []string) error {
 		}
 		fmt.Fprintln(w, "Usage: starter customer COMMAND [flags]")
 		fmt.Fprintln(w)
-		fmt.Fprintln(w, "Any agent may look up any customer (with the saved token or VIGIL_TOKEN).")
+		fmt.Fprintln(w, "Any agent may look up any customer (with the saved token or VIGIL_TOKEN); only the")
+		fmt.Fprintln(w, "security role may unlock one.")
 		fmt.Fprintln(w)
 		printCommands(w, customerCommands())
 		fmt.Fprintln(w)
@@ -74,6 +76,43 @@ func (a *app) cmdCustomerShow(ctx context.Context, g globals, args []string) err
 		return writeJSONLine(a.stdout, cust.Raw)
 	}
 	printCustomer(a.stdout, cust, time.Now())
+	return nil
+}
+
+func (a *app) cmdCustomerUnlock(ctx context.Context, g globals, args []string) error {
+	f := a.newFlags(g, "customer unlock", `customer unlock CUSTOMER_ID --reason "WHY"`,
+		"Lifts the PIN lockout that wrong PINs put on a customer, for the security role only,\n"+
+			"and clears the wrong PINs counted so far (as a right PIN does). The reason goes to the\n"+
+			"audit trail (customer.unlocked) and the security channel hears of it. Anyone else is\n"+
+			"refused, and the attempt is recorded.",
+		`starter customer unlock C-1042 --reason "customer passed the callback check"`, true)
+	reason := f.String("reason", "", "why (required; the audit trail and the security channel show it)")
+	pos, err := a.parse(f, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	id := strings.TrimSpace(pos[0])
+	if err := checkID("customer id", id); err != nil {
+		return err
+	}
+	why, err := checkText("--reason", *reason, textrule.Options{Required: true, MaxLen: maxReason})
+	if err != nil {
+		return err
+	}
+	c, err := a.agentClient(*f.url)
+	if err != nil {
+		return err
+	}
+	u, err := c.UnlockCustomer(ctx, id, why)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return writeJSONLine(a.stdout, u.Raw)
+	}
+	fmt.Fprintf(a.stdout, "Unlocked %s: its lockout would have ended %s; %d wrong PINs no longer count. The security channel was told.\n",
+		textrule.Escape(id), stamp(u.WasLockedUntil), u.ClearedFailures)
+	printCustomer(a.stdout, u.Customer, time.Now())
 	return nil
 }
 

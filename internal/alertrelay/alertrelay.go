@@ -143,6 +143,9 @@ func Text(a store.Alert) string {
 	case store.AlertAgentBlocked:
 		return fmt.Sprintf("Agent %s has typed %s wrong support PINs across customers; Vigil checks no more PINs for them until %s (the last for customer %s, request %s).",
 			f("agent"), f("failures"), f("blocked_until"), f("customer"), f("request"))
+	case store.AlertCustomerUnlocked:
+		return fmt.Sprintf("Customer %s was unlocked by %s (security role) before their PIN lockout ended at %s; %s wrong PINs no longer count. Reason: %s",
+			f("customer"), f("agent"), f("locked_until"), f("failures"), f("reason"))
 	case store.AlertVerdictRefused:
 		s := fmt.Sprintf("A workflow was refused the PIN verdict of request %s (%s", f("request"), f("reason"))
 		if _, ok := a.Details["fields"]; ok {

@@ -140,6 +140,7 @@ func (a *API) agentRoutes() []route {
 		{"GET /api/v1/requests/{id}/audit", a.requestAudit},
 		{"GET /api/v1/audit", a.exportAudit},
 		{"GET /api/v1/customers/{id}", a.showCustomer},
+		{"POST /api/v1/customers/{id}/unlock", a.unlockCustomer},
 	}
 }
 
@@ -357,7 +358,7 @@ func (a *API) authenticate(w http.ResponseWriter, r *http.Request) (store.Agent,
 		a.internal(w, r, "authenticate agent", err)
 		return store.Agent{}, false
 	}
-	if a.oidc != nil && (agent.Role == domain.RoleAgent || agent.Role == domain.RoleSenior) {
+	if a.oidc != nil && (agent.Role == domain.RoleAgent || agent.Role == domain.RoleSenior || agent.Role == domain.RoleSecurity) {
 		// A personal token is one copyable factor; people sign in with the
 		// identity provider's second factor. Service accounts keep tokens.
 		noteActor(r.Context(), agent.ID)

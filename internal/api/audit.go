@@ -37,9 +37,9 @@ type AuditPage struct {
 }
 
 // mayExportAudit is the one rule of who may export the whole audit trail:
-// seniors, for now. A security role would be added here.
+// seniors and the security team.
 func mayExportAudit(a store.Agent) bool {
-	return a.Role == domain.RoleSenior
+	return a.Role == domain.RoleSenior || a.Role == domain.RoleSecurity
 }
 
 // requestAudit answers one request's trail to whoever may read the request
@@ -82,7 +82,7 @@ const (
 // exportAudit answers a page of the whole trail, filtered, for a SIEM.
 func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 	if !mayExportAudit(agentFrom(r.Context())) {
-		writeProblem(w, newProblem(codeForbidden, "only senior agents may export the audit trail; `starter audit REQUEST_ID` shows the trail of a request you may read"))
+		writeProblem(w, newProblem(codeForbidden, "only senior agents and the security role may export the audit trail; `starter audit REQUEST_ID` shows the trail of a request you may read"))
 		return
 	}
 	q := r.URL.Query()

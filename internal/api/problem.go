@@ -70,6 +70,7 @@ var problemKinds = map[string]struct {
 	codeAlreadyConsented:                {http.StatusConflict, "Consent already recorded"},
 	codeBreakGlassSeniors:               {http.StatusForbidden, "Break-glass needs two seniors"},
 	codeBootstrapOnly:                   {http.StatusForbidden, "Bootstrap token: first admin only"},
+	codeNotLocked:                       {http.StatusConflict, "Customer not locked"},
 
 	// The account's state makes these opens doubled or pointless; the same
 	// body may succeed later (once the open request ends, or the account

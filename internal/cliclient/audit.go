@@ -173,3 +173,26 @@ func (c *Client) ShowCustomer(ctx context.Context, id string) (CustomerView, err
 	err = c.call(ctx, http.MethodGet, "/api/v1/customers/"+seg, nil, nil, &out, &out.Raw)
 	return out, err
 }
+
+// Unlocked is the answer of an unlock: the customer now, and what was lifted.
+type Unlocked struct {
+	Customer        CustomerView `json:"customer"`
+	WasLockedUntil  time.Time    `json:"was_locked_until"`
+	ClearedFailures int          `json:"cleared_failures"`
+
+	Raw json.RawMessage `json:"-"`
+}
+
+// UnlockCustomer lifts a customer's PIN lockout (security role only).
+func (c *Client) UnlockCustomer(ctx context.Context, id, reason string) (Unlocked, error) {
+	seg, err := segment("customer id", id)
+	if err != nil {
+		return Unlocked{}, err
+	}
+	var out Unlocked
+	err = c.call(ctx, http.MethodPost, "/api/v1/customers/"+seg+"/unlock", nil,
+		jsonBody(struct {
+			Reason string `json:"reason"`
+		}{reason}), &out, &out.Raw)
+	return out, err
+}

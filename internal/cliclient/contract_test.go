@@ -24,6 +24,8 @@ func TestTypesMatchTheServer(t *testing.T) {
 		{Cancellation{}, api.Cancellation{}},
 		{Agent{}, api.Agent{}},
 		{IssuedToken{}, api.AgentWithToken{}},
+		{CustomerView{}, api.CustomerView{}},
+		{Unlocked{}, api.UnlockResult{}},
 	}
 	for _, p := range pairs {
 		ct, st := reflect.TypeOf(p.client), reflect.TypeOf(p.server)

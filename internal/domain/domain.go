@@ -72,20 +72,23 @@ func (s Status) Final() bool {
 type Role string
 
 // Agent roles. Seniors approve; admins manage agents and may not approve
-// unless they are also senior (a separate record).
+// unless they are also senior (a separate record). Security (the security
+// team) unlocks customers that wrong PINs locked and exports the audit
+// trail; it cannot approve, reject or veto.
 const (
-	RoleAgent  Role = "agent"
-	RoleSenior Role = "senior"
-	RoleAdmin  Role = "admin"
+	RoleAgent    Role = "agent"
+	RoleSenior   Role = "senior"
+	RoleAdmin    Role = "admin"
+	RoleSecurity Role = "security"
 )
 
 // ParseRole returns the role named s.
 func ParseRole(s string) (Role, error) {
 	switch Role(s) {
-	case RoleAgent, RoleSenior, RoleAdmin:
+	case RoleAgent, RoleSenior, RoleAdmin, RoleSecurity:
 		return Role(s), nil
 	}
-	return "", fmt.Errorf("unknown role %q (valid: agent, senior, admin)", s)
+	return "", fmt.Errorf("unknown role %q (valid: agent, senior, admin, security)", s)
 }
 
 // CancelParty is who stops a request before it runs.

@@ -79,7 +79,7 @@ type User struct{ ID, Name, RealName string }
 // Agent is the Vigil agent a workspace member is.
 type Agent struct {
 	ID          string // ag_bob
-	Role        string // agent, senior, admin
+	Role        string // agent, senior, admin, security
 	SlackUserID string
 }
 
