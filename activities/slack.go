@@ -17,6 +17,7 @@ type Approvals interface {
 	PostApproval(ctx context.Context, r approvals.Request) (channel, ts string, err error)
 	UpdateApproval(ctx context.Context, channel, ts string, r approvals.Request, line string) error
 	Remind(ctx context.Context, channel, ts string, r approvals.Request) error
+	ReplaceApproval(ctx context.Context, channel, ts string, r approvals.Request, by string) error
 	Security(ctx context.Context, text string) error
 	Tell(ctx context.Context, user, text string) error
 }

@@ -375,3 +375,61 @@ func TestSlackClickAfterExpiry(t *testing.T) {
 		t.Fatalf("expired request reached the panel: %+v", calls)
 	}
 }
+
+// TestSlackRepostLostMessage: the approval message was deleted in Slack;
+// the requester has it posted again, and a senior approves on the new one.
+func TestSlackRepostLostMessage(t *testing.T) {
+	s := startStack(t, stackOptions{extraEnv: []string{"VIGIL_COOLING_RESEND_CREDENTIALS=30m"}})
+	alice, bob := seed(t, s)
+	r := s.open(t, alice, map[string]any{
+		"action": "resend_credentials", "customer_id": customerID, "server_id": "srv-1",
+		"reason": "customer asked in live chat", "pin": customerPIN,
+	})
+	old := s.approvalMessage(t, r.ID)
+	body, _ := json.Marshal(map[string]string{"channel": old.Channel, "ts": old.TS})
+	var deleted map[string]any
+	if err := postJSON(s.slackURL+"/standin/delete", body, &deleted); err != nil {
+		t.Fatal(err)
+	}
+
+	var moved struct {
+		RequestID string `json:"request_id"`
+		Channel   string `json:"channel"`
+		TS        string `json:"ts"`
+	}
+	if code, raw := s.call("POST", "/api/v1/requests/"+r.ID+"/repost", alice, nil, &moved); code != 200 || moved.TS == "" || moved.TS == old.TS {
+		t.Fatalf("repost: %d %s", code, raw)
+	}
+	fresh := s.approvalMessage(t, r.ID)
+	if fresh.TS != moved.TS || !bytes.Contains(fresh.Blocks, []byte(`"approve"`)) {
+		t.Fatalf("the new approval message %+v is not the one the repost named (%s), or has no buttons", fresh, moved.TS)
+	}
+	s.click(t, r.ID, "approve", "U0BOB")
+	s.waitStatus(t, alice, r.ID, "cooling", time.Minute)
+	eventually(t, 30*time.Second, "the new message shows the approval", func() (bool, string) {
+		m := s.approvalMessage(t, r.ID)
+		return m.TS == moved.TS && bytes.Contains(m.Blocks, []byte("Approved by")), string(m.Blocks)
+	})
+	if code, raw := s.call("POST", "/api/v1/requests/"+r.ID+"/repost", bob, nil, nil); code != 409 || !bytes.Contains(raw, []byte("not_awaiting_approval")) {
+		t.Errorf("repost after the approval: %d %s, want 409 not_awaiting_approval", code, raw)
+	}
+	var trail struct {
+		Events []struct {
+			Event   string         `json:"event"`
+			Actor   string         `json:"actor"`
+			Details map[string]any `json:"details"`
+		} `json:"events"`
+	}
+	if code, raw := s.call("GET", "/api/v1/requests/"+r.ID+"/audit", alice, nil, &trail); code != 200 {
+		t.Fatalf("audit trail: %d %s", code, raw)
+	}
+	found := false
+	for _, e := range trail.Events {
+		if e.Event == "slack.approval_reposted" {
+			found = e.Actor == "agent:ag_alice" && e.Details["old_ts"] == old.TS && e.Details["ts"] == moved.TS
+		}
+	}
+	if !found {
+		t.Errorf("no slack.approval_reposted by ag_alice from %s to %s in %+v", old.TS, moved.TS, trail.Events)
+	}
+}

@@ -61,6 +61,7 @@ func commands() []command {
 		command{"withdraw", "cancel your own request", `starter withdraw req_7kq2m4xa --reason "customer called back"`, (*app).cmdWithdraw},
 		command{"veto", "cancel someone's request (seniors)", `starter veto req_7kq2m4xa --reason "caller failed the callback check"`, (*app).cmdVeto},
 		command{"break-glass", "consent to decide a request outside Slack (two seniors, each signed in; audited, announced)", breakGlassExample, (*app).cmdBreakGlass},
+		command{"repost", "post a request's lost approval message again (requester or senior)", "starter repost req_7kq2m4xa", (*app).cmdRepost},
 		command{"audit", "a request's audit trail, or the whole trail filtered (seniors; --json for a SIEM)", "starter audit req_7kq2m4xa", (*app).cmdAudit},
 		command{"customer", "look up a customer: addresses and notices, servers, PIN lockout", "starter customer show C-1042", (*app).cmdCustomer},
 		command{"admin", "manage agents and customers (admin token)", "starter admin list-agents", (*app).cmdAdmin},

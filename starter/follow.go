@@ -218,6 +218,37 @@ func (a *app) cmdVeto(ctx context.Context, g globals, args []string) error {
 		(*cliclient.Client).Veto)
 }
 
+func (a *app) cmdRepost(ctx context.Context, g globals, args []string) error {
+	f := a.newFlags(g, "repost", "repost ID",
+		"Posts the approval message of a request that waits for approval again, for when the\n"+
+			"message was deleted in Slack or cannot be found: the new message, with its buttons, is\n"+
+			"the request's from now on, and the old one (if Slack still has it) says it was\n"+
+			"replaced. For the agent who opened the request and for seniors; audited.",
+		"starter repost req_7kq2m4xa", true)
+	pos, err := a.parse(f, args, 1, 1)
+	if err != nil {
+		return err
+	}
+	if err := checkRequestID(pos[0]); err != nil {
+		return err
+	}
+	c, err := a.agentClient(*f.url)
+	if err != nil {
+		return err
+	}
+	rp, err := c.Repost(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if a.json {
+		fmt.Fprintf(a.stdout, "%s\n", rp.Raw)
+		return nil
+	}
+	fmt.Fprintf(a.stdout, "Request %s: its approval message was posted again (Slack channel %s, message %s); decide on the new one.\n",
+		textrule.Escape(rp.RequestID), textrule.Escape(rp.Channel), textrule.Escape(rp.TS))
+	return nil
+}
+
 func (a *app) cancel(ctx context.Context, g globals, args []string, name, help, example string,
 	call func(*cliclient.Client, context.Context, string, string) (cliclient.Request, error)) error {
 	f := a.newFlags(g, name, name+` ID --reason "WHY"`, help, example, true)

@@ -376,6 +376,8 @@ func (h *harness) recordCall(name string, args converter.EncodedValues) {
 		in = &activities.AlertInput{}
 	case "RecordFailure":
 		in = &activities.FailureInput{}
+	case "RepostApproval":
+		in = &activities.RepostInput{}
 	default:
 		h.t.Errorf("unexpected activity %s", name)
 		return

@@ -341,7 +341,7 @@ func (a *scripted) byName() []struct {
 		{"NotifyCustomer", a.NotifyCustomer}, {"NotifyOutcome", a.NotifyOutcome}, {"Execute", a.Execute},
 		{"PostApproval", a.PostApproval}, {"UpdateApprovalMessage", a.UpdateApprovalMessage},
 		{"RemindApprovers", a.RemindApprovers}, {"AlertSecurity", a.AlertSecurity},
-		{"RecordFailure", a.RecordFailure},
+		{"RecordFailure", a.RecordFailure}, {"RepostApproval", a.RepostApproval},
 	}
 }
 
@@ -438,6 +438,15 @@ func (a *scripted) PostApproval(ctx context.Context, _ activities.ApprovalInput)
 		return activities.ApprovalPosted{}, err
 	}
 	return activities.ApprovalPosted{Channel: "C0VIGILAPPROVALS", TS: "1700000000.000100"}, nil
+}
+
+// RepostApproval fails SlackFailures attempts. (The schedules send no
+// repost; TestRepostApprovalMessage covers it with the real activity.)
+func (a *scripted) RepostApproval(ctx context.Context, _ activities.RepostInput) (activities.ApprovalPosted, error) {
+	if err := a.slack(ctx); err != nil {
+		return activities.ApprovalPosted{}, err
+	}
+	return activities.ApprovalPosted{Channel: "C0VIGILAPPROVALS", TS: "1700000000.000200"}, nil
 }
 
 // UpdateApprovalMessage fails SlackFailures attempts.

@@ -76,6 +76,8 @@ type messenger struct {
 	// ends, so a Slack outage cannot keep a finished request open for hours.
 	stopPosting workflow.CancelFunc
 	posted      bool
+	// repost is the last ask to post the message again (repost.go).
+	repost *repostJob
 }
 
 // SensitiveRequest carries one sensitive request through the five gates and
@@ -151,7 +153,7 @@ func (r *request) registerHandlers(ctx workflow.Context) error {
 	); err != nil {
 		return fmt.Errorf("register cancel update: %w", err)
 	}
-	return nil
+	return r.registerRepost(ctx)
 }
 
 func refuse(kind, format string, args ...any) error {
@@ -853,8 +855,12 @@ func (r *request) postApproval(ctx workflow.Context) {
 		m.posted = true
 		r.st.SlackChannel, r.st.SlackTS = where.Channel, where.TS
 		for {
-			if err := workflow.Await(ctx, func() bool { return m.latest != nil || m.closed }); err != nil {
+			if err := workflow.Await(ctx, func() bool { return m.latest != nil || m.closed || m.repost.pending() }); err != nil {
 				return
+			}
+			if m.repost.pending() {
+				r.repostMessage(ctx, &where)
+				continue
 			}
 			if m.latest == nil {
 				return

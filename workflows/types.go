@@ -16,6 +16,8 @@ const (
 	TaskQueue    = "vigil-sensitive-requests"
 	UpdateDecide = "decide"
 	UpdateCancel = "cancel"
+	// UpdateRepost posts the approval message again (RepostInput).
+	UpdateRepost = "repost"
 	QueryStatus  = "status"
 )
 
@@ -39,6 +41,8 @@ const (
 	RefusedNotCustomer    = "NotCustomer"
 	RefusedAlreadyEnded   = "AlreadyEnded"
 	RefusedExecuting      = "AlreadyExecuting"
+	// RefusedSlack: Slack did not take a message the Update needed.
+	RefusedSlack = "SlackFailed"
 )
 
 // WorkflowID is the Temporal workflow id of a request.
@@ -111,6 +115,13 @@ type CancelInput struct {
 	ActorID   string
 	ActorRole domain.Role
 	Reason    string
+}
+
+// RepostInput asks for the approval message to be posted again. The front
+// sets ActorID and ActorRole from an authenticated identity.
+type RepostInput struct {
+	ActorID   string
+	ActorRole domain.Role
 }
 
 // Decision records the verdict on a request.

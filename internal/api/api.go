@@ -137,6 +137,7 @@ func (a *API) agentRoutes() []route {
 		{"POST /api/v1/requests/{id}/withdraw", a.withdraw},
 		{"POST /api/v1/requests/{id}/veto", a.veto},
 		{"POST /api/v1/requests/{id}/break-glass", a.consentBreakGlass},
+		{"POST /api/v1/requests/{id}/repost", a.repost},
 		{"GET /api/v1/requests/{id}/audit", a.requestAudit},
 		{"GET /api/v1/audit", a.exportAudit},
 		{"GET /api/v1/customers/{id}", a.showCustomer},

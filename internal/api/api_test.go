@@ -755,6 +755,14 @@ func TestRefusedBeforeTemporal(t *testing.T) {
 		CustomerID: "C-1042", RequesterID: "ag_req", Reason: "r", Status: domain.StatusCooling}); err != nil {
 		t.Fatal(err)
 	}
+	tok, err := agentauth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateAgent(ctx, store.Agent{ID: "ag_other", Name: "Otto Other", Role: domain.RoleAgent}, agentauth.Hash(tok)); err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["ag_other"] = tok
 	tests := []struct {
 		name, as, method, path, body string
 		want                         int
@@ -766,6 +774,9 @@ func TestRefusedBeforeTemporal(t *testing.T) {
 		{"veto without body", "ag_senior", "POST", "/api/v1/requests/req_v1/veto", ``, 415, "unsupported_media_type"},
 		{"status of a malformed id", "ag_req", "GET", "/api/v1/requests/bogus", "", 404, "request_not_found"},
 		{"withdraw a malformed id", "ag_req", "POST", "/api/v1/requests/nope/withdraw", `{"reason":"x"}`, 404, "request_not_found"},
+		{"repost a malformed id", "ag_req", "POST", "/api/v1/requests/nope/repost", "", 404, "request_not_found"},
+		{"repost with a field", "ag_req", "POST", "/api/v1/requests/req_v1/repost", `{"channel":"C0ELSEWHERE"}`, 400, "invalid_input"},
+		{"repost of another agent's request", "ag_other", "POST", "/api/v1/requests/req_v1/repost", "", 404, "request_not_found"},
 		{"wrong method", "ag_req", "DELETE", "/api/v1/requests/req_v1", "", 405, "method_not_allowed"},
 		{"unknown path", "ag_req", "GET", "/api/v1/whatever", "", 404, "not_found"},
 	}

@@ -238,6 +238,19 @@ func (c *Client) RetireApproval(ctx context.Context, channel, ts, requestID stri
 	})
 }
 
+// ReplaceApproval updates an approval message that was posted again (at
+// by's ask) to say so, removing its buttons: the new message below is the
+// request's.
+func (c *Client) ReplaceApproval(ctx context.Context, channel, ts string, r Request, by string) error {
+	text := "Posted again: the approval message of " + md(r.ID, maxShortRunes, " ") + " (" + Title(r.Action) + " for " +
+		md(r.CustomerID, maxShortRunes, " ") + ") was replaced by a new one at " + md(by, maxShortRunes, " ") + "'s request. Decide on the new message."
+	blocks := []slack.Block{slack.NewSectionBlock(mrkdwn("🔁 "+text), nil, nil)}
+	return c.call(ctx, "chat.update", func(ctx context.Context) error {
+		_, _, _, err := c.api.UpdateMessageContext(ctx, channel, ts, slack.MsgOptionText(text, false), slack.MsgOptionBlocks(blocks...))
+		return err
+	})
+}
+
 // Remind replies in the approval message's thread that it still waits.
 func (c *Client) Remind(ctx context.Context, channel, ts string, r Request) error {
 	text := "⏳ Still waiting for a senior: expires at " + stamp(r.ExpiresAt) + "."

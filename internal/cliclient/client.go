@@ -496,3 +496,24 @@ func (c *Client) BreakGlass(ctx context.Context, id string, d BreakGlassDecision
 	}
 	return out, nil
 }
+
+// Reposted says where a request's approval message is after a repost.
+type Reposted struct {
+	RequestID string `json:"request_id"`
+	Channel   string `json:"channel"`
+	TS        string `json:"ts"`
+
+	Raw json.RawMessage `json:"-"`
+}
+
+// Repost has a request's approval message posted again (the requester or a
+// senior, while it waits for approval).
+func (c *Client) Repost(ctx context.Context, id string) (Reposted, error) {
+	seg, err := segment("request id", id)
+	if err != nil {
+		return Reposted{}, err
+	}
+	var out Reposted
+	err = c.call(ctx, http.MethodPost, "/api/v1/requests/"+seg+"/repost", nil, jsonBody(struct{}{}), &out, &out.Raw)
+	return out, aboutRequest(err, id)
+}

@@ -26,6 +26,7 @@ func TestTypesMatchTheServer(t *testing.T) {
 		{IssuedToken{}, api.AgentWithToken{}},
 		{CustomerView{}, api.CustomerView{}},
 		{Unlocked{}, api.UnlockResult{}},
+		{Reposted{}, api.RepostResult{}},
 	}
 	for _, p := range pairs {
 		ct, st := reflect.TypeOf(p.client), reflect.TypeOf(p.server)

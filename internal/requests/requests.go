@@ -50,6 +50,8 @@ const (
 	CodeEnded          Code = "request_ended"
 	CodeExecuting      Code = "already_executing"
 	CodeUnavailable    Code = "temporal_unavailable"
+	// CodeSlackUnavailable: Slack did not take a message the ask needed.
+	CodeSlackUnavailable Code = "slack_unavailable"
 	// CodeDuplicate: a request for the same customer, action and target is
 	// still open; the refusal names it.
 	CodeDuplicate Code = "duplicate_request"
@@ -663,6 +665,16 @@ func (s *Service) Decide(ctx context.Context, id string, d workflows.DecideInput
 	return st, err
 }
 
+// Repost has the request's approval message posted again through the
+// repost Update; the workflow's validator decides whether this agent may.
+func (s *Service) Repost(ctx context.Context, id string, in workflows.RepostInput) (workflows.Status, error) {
+	st, err := s.update(ctx, id, workflows.UpdateRepost, in)
+	if r, ok := AsRefusal(err); ok {
+		s.auditRefusal(ctx, id, "agent:"+in.ActorID, "repost.refused", r, map[string]any{})
+	}
+	return st, err
+}
+
 // Cancel stops a request through the cancel Update.
 func (s *Service) Cancel(ctx context.Context, id string, c workflows.CancelInput) (workflows.Status, error) {
 	st, err := s.update(ctx, id, workflows.UpdateCancel, c)
@@ -829,6 +841,7 @@ var codeByType = map[string]Code{
 	workflows.RefusedNotCustomer:    CodeNotCustomer,
 	workflows.RefusedAlreadyEnded:   CodeEnded,
 	workflows.RefusedExecuting:      CodeExecuting,
+	workflows.RefusedSlack:          CodeSlackUnavailable,
 }
 
 func refusalFromWorkflow(err error) *Refusal {

@@ -140,6 +140,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		resp, aerr = s.postMessage(r, p)
 	case "chat.update":
 		resp, aerr = s.update(p)
+	case "chat.delete":
+		resp, aerr = s.deleteMessage(p)
 	case "chat.postEphemeral":
 		resp, aerr = s.postEphemeral(p)
 	case "conversations.open":
@@ -274,6 +276,43 @@ func (s *Server) update(p params) (map[string]any, *apiError) {
 	m.Updated++
 	s.saveLocked()
 	return map[string]any{"channel": channel, "ts": m.TS, "text": m.Text, "message": s.messageJSON(m)}, nil
+}
+
+// deleteMessage is chat.delete: the message goes, its thread replies stay
+// (as in Slack, where they then hang off a deleted parent).
+func (s *Server) deleteMessage(p params) (map[string]any, *apiError) {
+	channel, found, known := s.delete(p.get("channel"), p.get("ts"))
+	switch {
+	case !known:
+		return nil, &apiError{code: "channel_not_found"}
+	case !found:
+		return nil, &apiError{code: "message_not_found"}
+	}
+	return map[string]any{"channel": channel, "ts": p.get("ts")}, nil
+}
+
+// DeleteMessage deletes a channel message as a person can in Slack,
+// reporting whether there was one.
+func (s *Server) DeleteMessage(channel, ts string) bool {
+	_, found, _ := s.delete(channel, ts)
+	return found
+}
+
+func (s *Server) delete(channelRef, ts string) (channel string, found, known bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	channel, known = s.existingChannelLocked(channelRef)
+	if !known {
+		return "", false, false
+	}
+	for i, m := range s.messages {
+		if m.Channel == channel && m.TS == ts {
+			s.messages = append(s.messages[:i], s.messages[i+1:]...)
+			s.saveLocked()
+			return channel, true, true
+		}
+	}
+	return channel, false, true
 }
 
 func (s *Server) postEphemeral(p params) (map[string]any, *apiError) {

@@ -231,7 +231,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 // Handler serves the Web API, response URLs, the page and the script API:
 //
 //	GET|POST /api/{method}    Slack Web API methods (auth.test, chat.postMessage, chat.update,
-//	                          chat.postEphemeral, conversations.open, users.info,
+//	                          chat.delete, chat.postEphemeral, conversations.open, users.info,
 //	                          usergroups.users.list, views.open)
 //	POST     /response/{id}   response_url posts from Vigil
 //	GET      /                channels and messages, one form per button
@@ -240,6 +240,7 @@ func New(cfg Config, logger *slog.Logger) (*Server, error) {
 //	GET      /standin/calls   {"chat.postMessage":n,…}
 //	POST     /standin/fail    {"method":"chat.postMessage","statuses":[429,500]}
 //	POST     /standin/click   {"channel","ts","action_id","user","stale"} -> {"status","body"}
+//	POST     /standin/delete  {"channel","ts"}: a person deletes a message
 //	GET      /standin/views   {"views":[…]}: the modals open now
 //	POST     /standin/submit  {"view_id","values":{"block_id":"text"}} -> {"status","body","closed","errors"}
 //	POST     /ui/submit       submit (or cancel) a modal from the page
@@ -253,6 +254,7 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET /standin/calls", s.serveCalls)
 	mux.HandleFunc("POST /standin/fail", s.serveFail)
 	mux.HandleFunc("POST /standin/click", s.serveScriptClick)
+	mux.HandleFunc("POST /standin/delete", s.serveScriptDelete)
 	mux.HandleFunc("GET /standin/views", s.serveViews)
 	mux.HandleFunc("POST /standin/submit", s.serveScriptSubmit)
 	mux.HandleFunc("POST /ui/submit", s.serveUISubmit)

@@ -644,6 +644,24 @@ func (s *Server) serveFail(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, req)
 }
 
+func (s *Server) serveScriptDelete(w http.ResponseWriter, r *http.Request) {
+	var req struct {
+		Channel string `json:"channel"`
+		TS      string `json:"ts"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 4096))
+	dec.DisallowUnknownFields()
+	if !isJSON(r) || dec.Decode(&req) != nil {
+		writeJSON(w, http.StatusBadRequest, map[string]string{"error": `want JSON {"channel","ts"}`})
+		return
+	}
+	if !s.DeleteMessage(req.Channel, req.TS) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "no such message"})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"deleted": true})
+}
+
 func (s *Server) serveScriptClick(w http.ResponseWriter, r *http.Request) {
 	var req struct {
 		Channel  string `json:"channel"`
