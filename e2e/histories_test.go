@@ -329,6 +329,35 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			})
 		})
 
+		t.Run("rejected after a repost", func(t *testing.T) {
+			t.Parallel()
+			// The approval message is deleted in Slack; the requester has it
+			// posted again (the repost Update) and a senior rejects on the
+			// new one.
+			r := s.openWhenFree(t, carol, map[string]any{
+				"action": "change_account_email", "customer_id": customerID, "email": "dana.moved@example.com",
+				"reason": "customer moved to a new mail provider", "pin": customerPIN,
+			})
+			old := s.approvalMessage(t, r.ID)
+			body, _ := json.Marshal(map[string]string{"channel": old.Channel, "ts": old.TS})
+			if err := postJSON(s.slackURL+"/standin/delete", body, &map[string]any{}); err != nil {
+				t.Fatal(err)
+			}
+			if code, raw := s.call("POST", "/api/v1/requests/"+r.ID+"/repost", carol, nil, nil); code != 200 {
+				t.Fatalf("repost: %d %s", code, raw)
+			}
+			if fresh := s.approvalMessage(t, r.ID); fresh.TS == old.TS {
+				t.Fatalf("no new approval message after the repost")
+			}
+			s.reject(t, r.ID, "U0BOB", "the new address was never confirmed by the customer")
+			s.waitStatus(t, carol, r.ID, "rejected", 30*time.Second)
+			checkHistory(t, s, record, endCase{
+				fixture: "reposted_rejected", requestID: r.ID, status: "rejected",
+				wantActs: append(slices.Clone(gates), "PostApproval", "RepostApproval", "UpdateApprovalMessage"),
+				noActs:   []string{"NotifyCustomer", "Execute", "RemindApprovers"},
+			})
+		})
+
 		t.Run("cancelled by the customer", func(t *testing.T) {
 			t.Parallel()
 			r := s.open(t, alice, map[string]any{

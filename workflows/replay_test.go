@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -93,6 +94,11 @@ var replayFixtures = []struct {
 	{"withdrawn.pin-verdict-before-start.bound.json", domain.StatusWithdrawn, domain.CancelByRequester},
 	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.bound.json", domain.StatusFailed, ""},
 	{"verdict_refused.pin-verdict-before-start.bound.json", domain.StatusFailed, ""},
+	// A run that received the repost Update (no change id: the Update adds
+	// commands only to runs that receive one): the approval message was
+	// deleted, the requester had it posted again, a senior rejected on the
+	// new one. TestReplayFixtureOfARepost checks it holds the repost.
+	{"reposted_rejected.pin-verdict-before-start.bound.json", domain.StatusRejected, ""},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
@@ -265,6 +271,37 @@ func TestReplayRecordedHistories(t *testing.T) {
 					"and add fixtures for the new version; do not re-record this one.\n%s", path, err, logs)
 			}
 		})
+	}
+}
+
+// TestReplayFixtureOfARepost checks the repost fixture holds what its name
+// says: an accepted repost Update and its RepostApproval, after the first
+// PostApproval and before the rejection's message update.
+func TestReplayFixtureOfARepost(t *testing.T) {
+	path := filepath.Join(historiesDir, "reposted_rejected.pin-verdict-before-start.bound.json")
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hist, err := client.HistoryFromJSON(bytes.NewReader(raw), client.HistoryJSONOptions{})
+	if err != nil {
+		t.Fatalf("read %s: %v", path, err)
+	}
+	var seen []string
+	for _, e := range hist.GetEvents() {
+		if a := e.GetWorkflowExecutionUpdateAcceptedEventAttributes(); a != nil {
+			seen = append(seen, "update:"+a.GetAcceptedRequest().GetInput().GetName())
+		}
+		if a := e.GetActivityTaskScheduledEventAttributes(); a != nil {
+			switch n := a.GetActivityType().GetName(); n {
+			case "PostApproval", "RepostApproval", "UpdateApprovalMessage":
+				seen = append(seen, n)
+			}
+		}
+	}
+	want := []string{"PostApproval", "update:" + workflows.UpdateRepost, "RepostApproval", "update:" + workflows.UpdateDecide, "UpdateApprovalMessage"}
+	if !slices.Equal(seen, want) {
+		t.Fatalf("%s holds %v, want %v", path, seen, want)
 	}
 }
 
