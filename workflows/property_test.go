@@ -173,14 +173,18 @@ type event struct {
 	After  time.Duration
 	Decide *workflows.DecideInput
 	Cancel *workflows.CancelInput
+	Repost *workflows.RepostInput
 	// Want, in hand-written schedules, is wantAccepted or the refusal type
 	// the Update must get; empty means only the invariant is checked.
 	Want string
 }
 
 func (e event) name() string {
-	if e.Decide != nil {
+	switch {
+	case e.Decide != nil:
 		return workflows.UpdateDecide
+	case e.Repost != nil:
+		return workflows.UpdateRepost
 	}
 	return workflows.UpdateCancel
 }
@@ -213,6 +217,17 @@ var regressionSchedules = []schedule{
 		Events: []event{
 			{At: atPINChecked, After: time.Hour, Decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: seniorID, ApproverRole: domain.RoleSenior}, Want: wantAccepted},
 			{At: atPINChecked, After: time.Hour, Cancel: &workflows.CancelInput{By: domain.CancelByCustomer, ActorID: customerID, Reason: "I did not ask for this"}, Want: wantAccepted},
+		},
+	},
+	{
+		Name:   "repost and approve at the same virtual instant, repost first: both accepted, the request goes on",
+		Action: domain.ActionResendCredentials,
+		Policy: workflows.Policy{ApprovalTimeout: 4 * time.Hour, CoolingPeriod: 24 * time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3},
+		PIN:    pinRight, Recipients: 1, SlackFailures: 1,
+		Events: []event{
+			{At: atPINChecked, After: time.Hour, Repost: &workflows.RepostInput{ActorID: requesterID, ActorRole: domain.RoleAgent}, Want: wantAccepted},
+			{At: atPINChecked, After: time.Hour, Decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: seniorID, ApproverRole: domain.RoleSenior}, Want: wantAccepted},
+			{At: atPINChecked, After: time.Hour + time.Minute, Repost: &workflows.RepostInput{ActorID: seniorID, ActorRole: domain.RoleSenior}, Want: workflows.RefusedNotAwaiting},
 		},
 	},
 	{
@@ -683,9 +698,12 @@ func (r *runner) send(i int) {
 	}
 	d.afterFinal = d.status.Final() || !r.obs.anchors[atFinal].IsZero()
 	var arg any
-	if e.Decide != nil {
+	switch {
+	case e.Decide != nil:
 		arg = *e.Decide
-	} else {
+	case e.Repost != nil:
+		arg = *e.Repost
+	default:
 		arg = *e.Cancel
 	}
 	r.env.UpdateWorkflow(e.name(), "", &testsuite.TestUpdateCallback{
@@ -723,6 +741,15 @@ func staticRefusal(e event) string {
 			return "the break-glass decision lacks two distinct seniors other than the requester"
 		case !d.BreakGlass && d.SecondApproverID != "":
 			return "a second approver without break-glass"
+		}
+		return ""
+	}
+	if p := e.Repost; p != nil {
+		switch {
+		case p.ActorID == "":
+			return "the repost names nobody"
+		case p.ActorID != requesterID && p.ActorRole != domain.RoleSenior:
+			return "neither the requester nor a senior asks for the repost"
 		}
 		return ""
 	}
@@ -792,6 +819,16 @@ func checkInvariant(s schedule, o *observed) []string {
 		switch {
 		case d.accepted && d.rejected != nil:
 			bad("%s: both accepted and refused (%v)", what, d.rejected)
+		case d.accepted && e.Repost != nil:
+			// The handler may still say no once the message's coroutine
+			// takes the ask (the request moved on, Slack refused), but it
+			// always answers, and never after the end.
+			if !d.completed || (d.err != nil && !slices.Contains([]string{workflows.RefusedNotAwaiting, workflows.RefusedSlack}, refusalType(d.err))) {
+				bad("%s: accepted repost did not complete with the new message or a refusal (completed %v, error %v)", what, d.completed, d.err)
+			}
+			if d.afterFinal || why != "" {
+				bad("%s: repost accepted after the end state, or although %s", what, why)
+			}
 		case d.accepted:
 			if !d.completed || d.err != nil {
 				bad("%s: accepted but did not complete cleanly (completed %v, error %v)", what, d.completed, d.err)
@@ -812,7 +849,7 @@ func checkInvariant(s schedule, o *observed) []string {
 			switch {
 			case typ == "":
 				bad("%s: refusal %v is not an ApplicationError with a refusal type", what, d.rejected)
-			case why == "" && !slices.Contains(stateRefusals, typ):
+			case why == "" && !slices.Contains(stateRefusals, typ) && (e.Repost == nil || typ != workflows.RefusedSlack):
 				bad("%s: a well-formed Update refused as %s: %v", what, typ, d.rejected)
 			case typ == workflows.RefusedAlreadyDecided && len(decided) == 0:
 				bad("%s: refused as already decided, but no decision was accepted", what)
@@ -1172,10 +1209,13 @@ func generate(seed uint64, i int) schedule {
 		}
 		e := event{}
 		e.At, e.After = randomTime(r, s.Policy)
-		if r.IntN(9) < 4 {
+		switch weighted(r, 4, 5, 1) {
+		case 0:
 			e.Decide = randomDecide(r)
-		} else {
+		case 1:
 			e.Cancel = randomCancel(r)
+		default:
+			e.Repost = randomRepost(r)
 		}
 		s.Events = append(s.Events, e)
 	}
@@ -1292,6 +1332,13 @@ func randomCancel(r *rand.Rand) *workflows.CancelInput {
 	return c
 }
 
+// randomRepost is an ask to post the approval message again, mostly by
+// someone who may.
+func randomRepost(r *rand.Rand) *workflows.RepostInput {
+	a := []agent{{requesterID, domain.RoleAgent}, {seniorID, domain.RoleSenior}, {juniorID, domain.RoleAgent}, {"", domain.RoleSenior}}[weighted(r, 5, 4, 2, 1)]
+	return &workflows.RepostInput{ActorID: a.id, ActorRole: a.role}
+}
+
 // GoString prints the schedule as a Go literal for regressionSchedules.
 func (s schedule) GoString() string {
 	var b strings.Builder
@@ -1340,6 +1387,11 @@ func (s schedule) GoString() string {
 			fields = appendConst(fields, "ActorRole", c.ActorRole)
 			fields = appendField(fields, "Reason", c.Reason)
 			fmt.Fprintf(&b, "Cancel: &workflows.CancelInput{%s}", strings.Join(fields, ", "))
+		}
+		if p := e.Repost; p != nil {
+			fields := appendField(nil, "ActorID", p.ActorID)
+			fields = appendConst(fields, "ActorRole", p.ActorRole)
+			fmt.Fprintf(&b, "Repost: &workflows.RepostInput{%s}", strings.Join(fields, ", "))
 		}
 		if e.Want != "" {
 			fmt.Fprintf(&b, ", Want: %s", strLit(e.Want))
