@@ -47,6 +47,9 @@ type Settings struct {
 	SupportEmail string
 	ProductName  string
 	Location     *time.Location
+	// Policy is the timings new requests run with; zero fields take
+	// DefaultPolicySettings' values.
+	Policy PolicySettings
 }
 
 // Activities holds the dependencies of every activity. Register a pointer to
@@ -96,10 +99,35 @@ func New(st *store.Store, ex panel.Executor, m Mailer, tk *tokens.Signer, s Sett
 	if s.Location == nil {
 		s.Location = time.UTC
 	}
+	s.Policy = withPolicyDefaults(s.Policy)
 	if logger == nil {
 		logger = slog.Default()
 	}
 	return &Activities{Store: st, Executor: ex, Mailer: m, Tokens: tk, Settings: s, Logger: logger, Now: time.Now}, nil
+}
+
+// withPolicyDefaults fills the zero fields of p from DefaultPolicySettings,
+// on a copy of its cooling periods.
+func withPolicyDefaults(p PolicySettings) PolicySettings {
+	def := DefaultPolicySettings()
+	if p.ApprovalTimeout == 0 {
+		p.ApprovalTimeout = def.ApprovalTimeout
+	}
+	if p.NoticeTimeout == 0 {
+		p.NoticeTimeout = def.NoticeTimeout
+	}
+	if p.ExecuteMaxAttempts == 0 {
+		p.ExecuteMaxAttempts = def.ExecuteMaxAttempts
+	}
+	cooling := domain.CoolingPeriods{}
+	for a, d := range def.Cooling {
+		cooling[a] = d
+		if c, ok := p.Cooling[a]; ok && c != 0 {
+			cooling[a] = c
+		}
+	}
+	p.Cooling = cooling
+	return p
 }
 
 func (a *Activities) now() time.Time { return a.Now().UTC() }
@@ -181,9 +209,21 @@ func (a *Activities) Open(ctx context.Context, in OpenInput) error {
 	if in.Email != "" {
 		details["email"] = in.Email
 	}
-	return a.Store.AuditOnce(ctx, store.AuditEvent{
+	if err := a.Store.AuditOnce(ctx, store.AuditEvent{
 		RequestID: in.RequestID, Actor: "agent:" + in.RequesterID, Event: "request.opened", Details: details,
-	}, "opened")
+	}, "opened"); err != nil {
+		return err
+	}
+	if len(in.Policy) == 0 {
+		return nil
+	}
+	policy := make(map[string]any, len(in.Policy))
+	for k, v := range in.Policy {
+		policy[k] = v
+	}
+	return a.Store.AuditOnce(ctx, store.AuditEvent{
+		RequestID: in.RequestID, Actor: "system", Event: "request.policy", Details: policy,
+	}, "policy")
 }
 
 // VerifyPIN checks the PIN against its slow hash. A wrong PIN is a result,

@@ -16,6 +16,10 @@ type OpenInput struct {
 	ServerID    string
 	Email       string
 	Reason      string
+	// Policy describes the timings the request runs with, which the
+	// workflow took from the worker (change policy-from-worker); Open
+	// audits it as request.policy. Empty in runs from before the change.
+	Policy map[string]string `json:",omitempty"`
 }
 
 // VerifyPINInput asks whether pin is the customer's support PIN: the PIN

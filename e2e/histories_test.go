@@ -54,7 +54,7 @@ const recordHistoriesEnv = "VIGIL_RECORD_HISTORIES"
 // fixture is named after its case and every change id whose version marker
 // its history carries, in this order: <case>.<change-id>....json, so a new
 // version's fixtures land next to the old ones and never over them.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker"}
 
 // recordOnlyEnv, a comma-separated list of case fixture names (without
 // suffix), records only those cases; the others are still driven and
@@ -314,6 +314,48 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			}
 		})
 
+		t.Run("forged policy", func(t *testing.T) {
+			t.Parallel()
+			// An insider with Temporal access (and the codec key) starts a
+			// request's workflow directly, with timings of a nanosecond. Its
+			// PIN was checked as the web front checks it, so only the
+			// policy is forged: the run must take the worker's.
+			id := "req_forgedpolicy"
+			in := workflows.Input{RequestID: id, Action: domain.ActionAddContactEmail, CustomerID: customerID, RequesterID: "ag_alice",
+				Email: "third@whitfield.example", Reason: "customer wants a third contact",
+				Policy: workflows.Policy{ApprovalTimeout: time.Nanosecond, CoolingPeriod: time.Nanosecond, NoticeTimeout: time.Nanosecond, ExecuteMaxAttempts: 1}}
+			recordVerdict(t, s, in, customerPIN)
+			startRaw(t, s, workflows.WorkflowID(id), in)
+			s.click(t, id, "approve", "U0BOB")
+			st := s.waitStatus(t, alice, id, "cooling", time.Minute)
+			ends, err := time.Parse(time.RFC3339Nano, st.CoolingEndsAt)
+			if err != nil {
+				t.Fatalf("cooling_ends_at %q: %v", st.CoolingEndsAt, err)
+			}
+			// The stack's worker cools add_contact_email for 30 minutes.
+			if left := time.Until(ends); left < 25*time.Minute {
+				t.Fatalf("cooling ends in %v, want the worker's 30 minutes, not the input's nanosecond", left)
+			}
+			policy := auditEvent(t, s, id, "request.policy")
+			if policy.Details["cooling_period"] != "30m0s" || policy.Details["input_policy_ignored"] != "true" ||
+				policy.Details["input_cooling_period"] != "1ns" || policy.Details["below_floor"] != "true" {
+				t.Fatalf("request.policy %v, want the worker's 30m (below the floor, by the override) and the input's 1ns ignored", policy.Details)
+			}
+			if code, raw := s.call("POST", "/api/v1/requests/"+id+"/veto", carol, map[string]any{"reason": "started outside Vigil"}, nil); code != 200 {
+				t.Fatalf("veto: %d %s", code, raw)
+			}
+			s.waitStatus(t, alice, id, "cancelled", 30*time.Second)
+			for _, c := range s.performed(t) {
+				if c.IdempotencyKey == "vigil-"+id {
+					t.Fatalf("the panel performed the forged run's action: %+v", c)
+				}
+			}
+			checkHistory(t, s, record, endCase{
+				fixture: "forged_policy", requestID: id, status: "cancelled", cancelBy: "senior",
+				wantActs: approved, noActs: []string{"Execute"},
+			})
+		})
+
 		t.Run("rejected", func(t *testing.T) {
 			t.Parallel()
 			r := s.openWhenFree(t, alice, map[string]any{
@@ -471,6 +513,50 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 	})
 	record.check(t)
 	t.Logf("every end state reached and checked after %s (recording: %v)", time.Since(began).Round(time.Millisecond), record.on)
+}
+
+// recordVerdict checks pin for the request in as the web front does before
+// it starts a workflow, and records the verdict, bound to the request's own
+// workflow id; it writes no row (the run's Open does).
+func recordVerdict(t *testing.T, s *stack, in workflows.Input, pin string) {
+	t.Helper()
+	db, err := sql.Open("postgres", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	row := store.Request{ID: in.RequestID, WorkflowID: workflows.WorkflowID(in.RequestID), Action: in.Action, CustomerID: in.CustomerID,
+		RequesterID: in.RequesterID, ServerID: in.ServerID, Email: in.Email, Reason: in.Reason}
+	out, err := store.New(db).CheckPINForOpen(context.Background(), row, pin, time.Now(), store.DefaultPINPolicy(), pinhash.Verify)
+	if err != nil || !out.Verified {
+		t.Fatalf("check the PIN of %s: %+v %v", in.RequestID, out, err)
+	}
+}
+
+// auditEvent returns the one event named name of a request's audit trail.
+func auditEvent(t *testing.T, s *stack, requestID, name string) store.AuditEvent {
+	t.Helper()
+	db, err := sql.Open("postgres", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	trail, err := store.New(db).AuditTrail(context.Background(), requestID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found []store.AuditEvent
+	var names []string
+	for _, e := range trail {
+		names = append(names, e.Event)
+		if e.Event == name {
+			found = append(found, e)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("%s: %d %s events in %q, want one", requestID, len(found), name, names)
+	}
+	return found[0]
 }
 
 // refuseApproval makes Postgres refuse, as it refuses bad data (SQLSTATE
@@ -813,7 +899,7 @@ func checkHistory(t *testing.T, s *stack, record *recorder, c endCase) {
 	checkFailedOnce(t, c, evs)
 
 	// The change ids the history must have taken.
-	versions := map[string]workflow.Version{"pin-verdict-before-start": 1}
+	versions := map[string]workflow.Version{"pin-verdict-before-start": 1, "policy-from-worker": 1}
 	for id, v := range c.versions {
 		versions[id] = v
 	}

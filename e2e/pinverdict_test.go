@@ -172,6 +172,21 @@ func startForged(t *testing.T, s *stack, workflowID string, in workflows.Input) 
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	run := startRaw(t, s, workflowID, in)
+	var st workflows.Status
+	if err := run.Get(ctx, &st); err != nil {
+		t.Fatalf("forged workflow %s: %v", workflowID, err)
+	}
+	return st
+}
+
+// startRaw starts a SensitiveRequest with a raw Temporal client that has the
+// codec key, as an insider with write access to the namespace could, and
+// returns at once.
+func startRaw(t *testing.T, s *stack, workflowID string, in workflows.Input) client.WorkflowRun {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	cdc := stackCodec(t, s)
 	tc, err := client.DialContext(ctx, client.Options{HostPort: s.temporal, Namespace: "default",
 		DataConverter: cdc.DataConverter(), FailureConverter: cdc.FailureConverter(),
@@ -179,7 +194,7 @@ func startForged(t *testing.T, s *stack, workflowID string, in workflows.Input) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer tc.Close()
+	t.Cleanup(tc.Close)
 	run, err := tc.ExecuteWorkflow(ctx, client.StartWorkflowOptions{
 		ID: workflowID, TaskQueue: workflows.TaskQueue,
 		WorkflowIDReusePolicy: enums.WORKFLOW_ID_REUSE_POLICY_ALLOW_DUPLICATE,
@@ -187,11 +202,7 @@ func startForged(t *testing.T, s *stack, workflowID string, in workflows.Input) 
 	if err != nil {
 		t.Fatalf("start the forged workflow %s: %v", workflowID, err)
 	}
-	var st workflows.Status
-	if err := run.Get(ctx, &st); err != nil {
-		t.Fatalf("forged workflow %s: %v", workflowID, err)
-	}
-	return st
+	return run
 }
 
 // scheduled lists the activities a history scheduled, in order.

@@ -228,6 +228,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		"VIGIL_SLACK_INTERACTION_URL=" + s.webURL + "/slack/interactions",
 		"VIGIL_APPROVAL_TIMEOUT=10m",
 		"VIGIL_EXECUTE_MAX_ATTEMPTS=5",
+		// The tests' cooling periods are seconds: below every floor.
+		"VIGIL_DEV_BELOW_FLOORS=true",
 	}, o.extraEnv...)
 
 	if o.oidc {

@@ -177,7 +177,19 @@ func buildActivities(ctx context.Context, cfg config.Config, logger *slog.Logger
 		st.Close()
 		return nil, nil, err
 	}
+	policy := activities.PolicySettings{
+		ApprovalTimeout: cfg.ApprovalTimeout, NoticeTimeout: cfg.NoticeTimeout,
+		ExecuteMaxAttempts: int32(cfg.ExecuteMaxAttempts), Cooling: cfg.Cooling, BelowFloors: cfg.DevBelowFloors,
+	}
+	if err := policy.CheckFloors(); err != nil {
+		st.Close()
+		return nil, nil, fmt.Errorf("policy: %w", err)
+	}
+	if policy.BelowFloors {
+		logger.Warn("VIGIL_DEV_BELOW_FLOORS is on: cooling periods may be shorter than each action's floor; every request says so in its request.policy audit event. Never on a production worker")
+	}
 	acts, err := activities.New(st, pc, sender, signer, activities.Settings{
+		Policy:           policy,
 		PINPolicy:        cfg.PINPolicy(),
 		EstablishedAfter: cfg.EstablishedAfter,
 		CancelBaseURL:    cfg.PublicURL,

@@ -92,6 +92,17 @@ var testPolicy = workflows.Policy{
 	ExecuteMaxAttempts: 3,
 }
 
+// testWorkerPolicy is the worker's policy of testPolicy's timings, every
+// cooling period at testPolicy's (none below its action's floor).
+func testWorkerPolicy() activities.PolicySettings {
+	cooling := domain.CoolingPeriods{}
+	for _, a := range domain.Actions {
+		cooling[a] = testPolicy.CoolingPeriod
+	}
+	return activities.PolicySettings{ApprovalTimeout: testPolicy.ApprovalTimeout, NoticeTimeout: testPolicy.NoticeTimeout,
+		ExecuteMaxAttempts: testPolicy.ExecuteMaxAttempts, ReminderAfter: testPolicy.ReminderAfter, Cooling: cooling}
+}
+
 // harness is one test's real world: its own database, SMTP server, control
 // panel stand-in and the real activities wired to them.
 type harness struct {
@@ -194,6 +205,7 @@ func newHarnessWith(t *testing.T, o harnessOptions) *harness {
 		MailFrom:      "Vigil <vigil@vigil.test>",
 		SupportEmail:  "support@vigil.test",
 		ProductName:   "Vigil Hosting",
+		Policy:        testWorkerPolicy(),
 	}, logger)
 	if err != nil {
 		t.Fatalf("activities: %v", err)
@@ -325,8 +337,11 @@ func (h *harness) hasVerdict(id string) bool {
 
 // oldPath makes env run the workflow as requests started before change
 // pin-verdict-before-start did: the PIN in the input, checked by VerifyPIN.
+// Such runs are older than change policy-from-worker too: their policy is
+// their input's.
 func oldPath(env *testsuite.TestWorkflowEnvironment) {
 	env.OnGetVersion("pin-verdict-before-start", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+	env.OnGetVersion("policy-from-worker", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
 }
 
 // env builds a time-skipping test environment running the real activities.

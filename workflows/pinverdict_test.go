@@ -158,5 +158,5 @@ func TestPINVerdictGatePasses(t *testing.T) {
 	if st.Status != domain.StatusRejected || !st.PINVerifiedAt.Equal(v.CheckedAt) || v.ConsumedAt == nil || v.ConsumedByRun == "" {
 		t.Fatalf("result %+v, verdict %+v", st, v)
 	}
-	h.wantEvents(reqID, "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
+	h.wantEvents(reqID, "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
 }

@@ -356,8 +356,17 @@ func (a *scripted) byName() []struct {
 		{"NotifyCustomer", a.NotifyCustomer}, {"NotifyOutcome", a.NotifyOutcome}, {"Execute", a.Execute},
 		{"PostApproval", a.PostApproval}, {"UpdateApprovalMessage", a.UpdateApprovalMessage},
 		{"RemindApprovers", a.RemindApprovers}, {"AlertSecurity", a.AlertSecurity},
-		{"RecordFailure", a.RecordFailure}, {"RepostApproval", a.RepostApproval},
+		{"RecordFailure", a.RecordFailure}, {"RepostApproval", a.RepostApproval}, {"PolicyFor", a.PolicyFor},
 	}
+}
+
+// PolicyFor answers the schedule's policy as the worker's, with the
+// development override: the schedules' short cooling periods are what the
+// invariant is checked against.
+func (a *scripted) PolicyFor(context.Context, domain.Action) (activities.WorkerPolicy, error) {
+	p := a.s.Policy
+	return activities.WorkerPolicy{ApprovalTimeout: p.ApprovalTimeout, CoolingPeriod: p.CoolingPeriod, NoticeTimeout: p.NoticeTimeout,
+		ExecuteMaxAttempts: p.ExecuteMaxAttempts, ReminderAfter: p.ReminderAfter, BelowFloors: true}, nil
 }
 
 // failing reports whether this attempt fails under a "fail n times" script.
@@ -533,10 +542,13 @@ type runner struct {
 	obs *observed
 }
 
-// propInput is the request every schedule opens, with the right PIN.
+// propInput is the request every schedule opens, with the right PIN. Its
+// input carries timings of a nanosecond, as a raw client could send them:
+// the workflow takes the worker's (the schedule's Policy, from PolicyFor),
+// and the invariant is checked against those.
 func propInput(s *schedule) workflows.Input {
 	in := input(propRequestID, s.Action)
-	in.Policy = s.Policy
+	in.Policy = workflows.Policy{ApprovalTimeout: time.Nanosecond, CoolingPeriod: time.Nanosecond, NoticeTimeout: time.Nanosecond, ExecuteMaxAttempts: 1}
 	return in
 }
 

@@ -99,12 +99,30 @@ var replayFixtures = []struct {
 	// deleted, the requester had it posted again, a senior rejected on the
 	// new one. TestReplayFixtureOfARepost checks it holds the repost.
 	{"reposted_rejected.pin-verdict-before-start.bound.json", domain.StatusRejected, ""},
+	// Recorded after change "policy-from-worker" (workflow.GetVersion 1):
+	// the run takes its timings from the worker (a local activity's
+	// marker), raised to each action's floor unless the worker's
+	// development override says otherwise, and Open audits them. Every run
+	// passes the marker. forged_policy is a run started directly with a
+	// raw client and a 1 ns cooling period: it cooled for the worker's 30
+	// minutes until a senior vetoed it.
+	{"executed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusFailed, ""},
+	{"cancelled_by_customer.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"cancelled_during_notice.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"rejected.pin-verdict-before-start.policy-from-worker.json", domain.StatusRejected, ""},
+	{"expired.pin-verdict-before-start.policy-from-worker.json", domain.StatusExpired, ""},
+	{"withdrawn.pin-verdict-before-start.policy-from-worker.json", domain.StatusWithdrawn, domain.CancelByRequester},
+	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.policy-from-worker.json", domain.StatusFailed, ""},
+	{"verdict_refused.pin-verdict-before-start.policy-from-worker.json", domain.StatusFailed, ""},
+	{"forged_policy.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusCancelled, domain.CancelBySenior},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
 // each one its file name carries (<end_state>.<change-id>.json) and no
 // marker of the others.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker"}
 
 // versionOf is the version a history recorded for a change id, or
 // workflow.DefaultVersion if it has no marker for it.

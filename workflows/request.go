@@ -43,6 +43,15 @@ const (
 	// the marker were started with the PIN in their input and keep VerifyPIN
 	// after Open.
 	changePINVerdictBeforeStart = "pin-verdict-before-start"
+	// changePolicyFromWorker (version 1): the run takes its timings from
+	// the worker, never from its input: first thing, a local activity
+	// (PolicyFor, recorded in history as a marker) answers the worker's
+	// policy for the action; each cooling period is raised to its action's
+	// floor unless the worker's development override says otherwise; Open
+	// audits the policy the request runs with (request.policy). Asked
+	// before the input is checked, since such a run's input needs no
+	// policy; histories without the marker keep their input's policy.
+	changePolicyFromWorker = "policy-from-worker"
 )
 
 // request is one run's state. Everything the Updates and the Query touch lives
@@ -63,6 +72,10 @@ type request struct {
 	// pinVerdict: this run took version 1 of change
 	// pin-verdict-before-start: its PIN gate reads the web front's verdict.
 	pinVerdict bool
+	// workerPolicy: this run took version 1 of change policy-from-worker:
+	// in.Policy is the worker's, and policyAudit what Open records of it.
+	workerPolicy bool
+	policyAudit  map[string]string
 }
 
 // messenger keeps the Slack approval message in step with the request. One
@@ -83,10 +96,11 @@ type messenger struct {
 // SensitiveRequest carries one sensitive request through the five gates and
 // executes it only if all of them pass. Every end state is final.
 func SensitiveRequest(ctx workflow.Context, in Input) (Result, error) {
-	if err := validateInput(in); err != nil {
+	workerPolicy := workflow.GetVersion(ctx, changePolicyFromWorker, workflow.DefaultVersion, 1) >= 1
+	if err := validateInput(in, !workerPolicy); err != nil {
 		return Result{}, temporal.NewNonRetryableApplicationError(err.Error(), RefusedInvalid, nil)
 	}
-	r := &request{in: in, st: Status{
+	r := &request{in: in, workerPolicy: workerPolicy, st: Status{
 		RequestID:   in.RequestID,
 		Action:      in.Action,
 		CustomerID:  in.CustomerID,
@@ -105,7 +119,9 @@ func SensitiveRequest(ctx workflow.Context, in Input) (Result, error) {
 	return st, err
 }
 
-func validateInput(in Input) error {
+// validateInput checks a run's input; withPolicy: the run takes its policy
+// from it (histories from before change policy-from-worker).
+func validateInput(in Input, withPolicy bool) error {
 	switch {
 	case in.RequestID == "":
 		return errors.New("request id is empty")
@@ -113,7 +129,7 @@ func validateInput(in Input) error {
 		return errors.New("customer id is empty")
 	case in.RequesterID == "":
 		return errors.New("requester id is empty")
-	case in.Policy.ApprovalTimeout <= 0 || in.Policy.CoolingPeriod <= 0 || in.Policy.NoticeTimeout <= 0:
+	case withPolicy && (in.Policy.ApprovalTimeout <= 0 || in.Policy.CoolingPeriod <= 0 || in.Policy.NoticeTimeout <= 0):
 		return errors.New("policy timings must be positive")
 	}
 	if _, err := domain.ParseAction(string(in.Action)); err != nil {
@@ -327,6 +343,11 @@ func (r *request) run(ctx workflow.Context) (Status, error) {
 	if r.pinVerdict = workflow.GetVersion(ctx, changePINVerdictBeforeStart, workflow.DefaultVersion, 1) >= 1; r.pinVerdict {
 		gates[0], gates[1] = r.pinGate, r.open
 	}
+	if r.workerPolicy {
+		if err := r.takeWorkerPolicy(ctx); err != nil {
+			return r.st, err
+		}
+	}
 	for _, gate := range gates {
 		if e := gate(ctx); e != nil {
 			return e.st, e.err
@@ -356,7 +377,7 @@ func (r *request) open(ctx workflow.Context) *ending {
 	open := activities.OpenInput{
 		RequestID: r.in.RequestID, WorkflowID: workflow.GetInfo(ctx).WorkflowExecution.ID,
 		Action: r.in.Action, CustomerID: r.in.CustomerID, RequesterID: r.in.RequesterID,
-		ServerID: r.in.ServerID, Email: r.in.Email, Reason: r.in.Reason,
+		ServerID: r.in.ServerID, Email: r.in.Email, Reason: r.in.Reason, Policy: r.policyAudit,
 	}
 	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Open, open).Get(ctx, nil); err != nil {
 		return end(r.gateError(ctx, "open", fmt.Errorf("open request: %w", err)))

@@ -12,6 +12,7 @@ import (
 
 	"go.temporal.io/sdk/temporal"
 	"go.temporal.io/sdk/testsuite"
+	"go.temporal.io/sdk/workflow"
 
 	"github.com/vigil-oss/vigil/activities"
 	"github.com/vigil-oss/vigil/internal/domain"
@@ -23,7 +24,7 @@ import (
 
 // The audit trail of a request that went through every gate.
 var executedTrail = []string{
-	"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
+	"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
 	"notice.accepted", "notice.accepted", "gate.notice.sent", "gate.cooling.elapsed",
 	"execution.done", "request.executed",
 }
@@ -394,9 +395,9 @@ func TestRejected(t *testing.T) {
 	if row.Status != domain.StatusRejected || row.ApproverID != senior2ID || row.Decision != "reject" || row.DecisionReason != "caller could not confirm the invoice number" {
 		t.Fatalf("projection %+v", row)
 	}
-	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
+	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
 	h.wantActivities([]string{"ConsumePINVerdict", "Open", "Record", "Record"}, slackWant{posted: true, updates: []string{string(domain.StatusRejected)}})
-	last := h.trail("req-reject")[5]
+	last := h.trail("req-reject")[6]
 	if last.Actor != "agent:"+senior2ID || last.Details["reason"] != "caller could not confirm the invoice number" {
 		t.Fatalf("request.rejected %+v", last)
 	}
@@ -434,7 +435,7 @@ func TestExpired(t *testing.T) {
 	if row := h.projection("req-expire"); row.Status != domain.StatusExpired || row.EndedAt == nil {
 		t.Fatalf("projection %s", row.Status)
 	}
-	h.wantEvents("req-expire", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "slack.approval_posted", "request.expired")
+	h.wantEvents("req-expire", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "request.expired")
 	h.wantActivities([]string{"ConsumePINVerdict", "Open", "Record", "Record"},
 		slackWant{posted: true, reminders: 1, updates: []string{string(domain.StatusExpired)}})
 	if n := len(h.catcher.Messages()); n != 0 {
@@ -1140,17 +1141,23 @@ func TestInvalidInput(t *testing.T) {
 	cases := []struct {
 		name   string
 		mutate func(*workflows.Input)
+		// inputPolicy: a run from before change policy-from-worker, which
+		// takes its policy from the input (new runs ignore it).
+		inputPolicy bool
 	}{
-		{"unknown action", func(in *workflows.Input) { in.Action = "format_disk" }},
-		{"no customer", func(in *workflows.Input) { in.CustomerID = "" }},
-		{"no requester", func(in *workflows.Input) { in.RequesterID = "" }},
-		{"no request id", func(in *workflows.Input) { in.RequestID = "" }},
-		{"zero cooling period", func(in *workflows.Input) { in.Policy.CoolingPeriod = 0 }},
+		{"unknown action", func(in *workflows.Input) { in.Action = "format_disk" }, false},
+		{"no customer", func(in *workflows.Input) { in.CustomerID = "" }, false},
+		{"no requester", func(in *workflows.Input) { in.RequesterID = "" }, false},
+		{"no request id", func(in *workflows.Input) { in.RequestID = "" }, false},
+		{"zero cooling period", func(in *workflows.Input) { in.Policy.CoolingPeriod = 0 }, true},
 	}
 	for _, tc := range cases {
 		in := input("req-invalid", domain.ActionReinstallVPS)
 		tc.mutate(&in)
 		env := h.env("req-invalid")
+		if tc.inputPolicy {
+			env.OnGetVersion("policy-from-worker", workflow.DefaultVersion, 1).Return(workflow.DefaultVersion)
+		}
 		env.ExecuteWorkflow(workflows.WorkflowName, in)
 		err := env.GetWorkflowError()
 		var app *temporal.ApplicationError

@@ -330,7 +330,7 @@ func TestReminder(t *testing.T) {
 				dec = h.decide(env, tc.decideAt, approve())
 			}
 			in := input(reqID, domain.ActionDisable2FA)
-			in.Policy.ReminderAfter = tc.reminderAfter
+			h.acts.Settings.Policy.ReminderAfter = tc.reminderAfter
 			st := h.run(env, in)
 
 			approval := before.approval(t, "before the reminder time")
@@ -721,5 +721,5 @@ func TestApprovalPostAbandonedAtEnd(t *testing.T) {
 	if row := h.projection(reqID); row.Status != domain.StatusWithdrawn || row.SlackTS != "" || st.SlackTS != "" {
 		t.Fatalf("projection %s slack ts %q, result slack ts %q", row.Status, row.SlackTS, st.SlackTS)
 	}
-	h.wantEvents(reqID, "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "gate.approval.waiting", "request.withdrawn")
+	h.wantEvents(reqID, "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "request.withdrawn")
 }

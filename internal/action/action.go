@@ -44,6 +44,14 @@ type Spec struct {
 	ServerOptional bool
 
 	CoolingDefault time.Duration
+	// CoolingFloor is the shortest cooling period the workflow runs the
+	// action with, whatever the worker's setting says (only the worker's
+	// explicit development override goes below it, audited). 24 h for the
+	// actions that hand over an account or a server (its credentials, its
+	// login address, its second factor), 12 h for the others. The workflow
+	// reads it at the start of a run: changing it changes the workflow, so
+	// it needs a change id of its own.
+	CoolingFloor   time.Duration
 	CoolingSetting string // environment variable overriding CoolingDefault
 	CoolingHelp    string // one line for the settings listing
 
@@ -78,7 +86,7 @@ type Spec struct {
 var specs = []Spec{
 	{
 		Name: ResendCredentials, Target: TargetServer, ServerOptional: true,
-		CoolingDefault: 24 * time.Hour, CoolingSetting: "VIGIL_COOLING_RESEND_CREDENTIALS", CoolingHelp: "cooling period: resend credentials",
+		CoolingDefault: 24 * time.Hour, CoolingFloor: 24 * time.Hour, CoolingSetting: "VIGIL_COOLING_RESEND_CREDENTIALS", CoolingHelp: "cooling period: resend credentials",
 		Title: "Resend server credentials",
 		Describe: func(s, _ string) string {
 			return fmt.Sprintf("email the login credentials of server %s to the customer's primary address", s)
@@ -99,7 +107,7 @@ var specs = []Spec{
 	},
 	{
 		Name: ReinstallVPS, Target: TargetServer,
-		CoolingDefault: 48 * time.Hour, CoolingSetting: "VIGIL_COOLING_REINSTALL_VPS", CoolingHelp: "cooling period: reinstall a VPS",
+		CoolingDefault: 48 * time.Hour, CoolingFloor: 12 * time.Hour, CoolingSetting: "VIGIL_COOLING_REINSTALL_VPS", CoolingHelp: "cooling period: reinstall a VPS",
 		Title: "Reinstall VPS",
 		Describe: func(s, _ string) string {
 			return fmt.Sprintf("erase and reinstall VPS %s (all data on it is wiped)", s)
@@ -122,7 +130,7 @@ var specs = []Spec{
 	},
 	{
 		Name: AddContactEmail, Target: TargetEmail,
-		CoolingDefault: 72 * time.Hour, CoolingSetting: "VIGIL_COOLING_ADD_CONTACT_EMAIL", CoolingHelp: "cooling period: add a contact email",
+		CoolingDefault: 72 * time.Hour, CoolingFloor: 12 * time.Hour, CoolingSetting: "VIGIL_COOLING_ADD_CONTACT_EMAIL", CoolingHelp: "cooling period: add a contact email",
 		Title:      "Add contact email",
 		Describe:   func(_, e string) string { return fmt.Sprintf("add %s as a contact email", e) },
 		Doing:      func(c, _ string) string { return "adding a contact email for " + c },
@@ -141,7 +149,7 @@ var specs = []Spec{
 	},
 	{
 		Name: ChangeAccountEmail, Target: TargetEmail,
-		CoolingDefault: 72 * time.Hour, CoolingSetting: "VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL", CoolingHelp: "cooling period: change the account email",
+		CoolingDefault: 72 * time.Hour, CoolingFloor: 24 * time.Hour, CoolingSetting: "VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL", CoolingHelp: "cooling period: change the account email",
 		Title:      "Change account email",
 		Describe:   func(_, e string) string { return fmt.Sprintf("change the account email to %s", e) },
 		Doing:      func(c, _ string) string { return "changing the account email of " + c },
@@ -160,7 +168,7 @@ var specs = []Spec{
 	},
 	{
 		Name: Disable2FA, Target: TargetAccount,
-		CoolingDefault: 48 * time.Hour, CoolingSetting: "VIGIL_COOLING_DISABLE_2FA", CoolingHelp: "cooling period: disable 2FA",
+		CoolingDefault: 48 * time.Hour, CoolingFloor: 24 * time.Hour, CoolingSetting: "VIGIL_COOLING_DISABLE_2FA", CoolingHelp: "cooling period: disable 2FA",
 		Title:      "Disable two-factor authentication",
 		Describe:   func(_, _ string) string { return "turn off two-factor authentication" },
 		Doing:      func(c, _ string) string { return "turning off 2FA for " + c },

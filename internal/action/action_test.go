@@ -5,6 +5,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestEverySpecIsComplete fails when an action misses a field another
@@ -28,6 +29,9 @@ func TestEverySpecIsComplete(t *testing.T) {
 			}
 			if sp.CoolingDefault <= 0 {
 				t.Errorf("CoolingDefault %v is not positive", sp.CoolingDefault)
+			}
+			if sp.CoolingFloor < 12*time.Hour || sp.CoolingFloor > sp.CoolingDefault {
+				t.Errorf("CoolingFloor %v: want at least 12h and at most the default %v", sp.CoolingFloor, sp.CoolingDefault)
 			}
 			if want := "VIGIL_COOLING_" + strings.ToUpper(string(sp.Name)); sp.CoolingSetting != want {
 				t.Errorf("CoolingSetting %q, want %q (the naming scheme)", sp.CoolingSetting, want)

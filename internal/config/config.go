@@ -98,6 +98,10 @@ type Config struct {
 	NoticeTimeout      time.Duration
 	ExecuteMaxAttempts int
 	Cooling            domain.CoolingPeriods
+	// DevBelowFloors lets the worker's cooling periods go below each
+	// action's floor: for development and test stacks only, and written
+	// into every request's request.policy audit event.
+	DevBelowFloors bool
 
 	// OIDC sign-in for people (issue 16); off while OIDCIssuer is empty.
 	OIDCIssuer      string
@@ -217,16 +221,18 @@ var fixedVars = []Var{
 	{"VIGIL_OIDC_AGENT_CLAIM", "sub", "the token claim whose value is the Vigil agent id"},
 	{"VIGIL_CODEC_ENDPOINT_READERS", "", "agent ids of the security team, the only people the codec endpoint (/codec/decode, for the Temporal Web UI and CLI) decodes for; needs VIGIL_OIDC_ISSUER; off when empty"},
 	{"VIGIL_CODEC_ENDPOINT_ORIGINS", "", "browser origins (the Temporal Web UI's, e.g. http://127.0.0.1:8233) allowed to call the codec endpoint"},
-	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior"},
-	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails"},
-	{"VIGIL_EXECUTE_MAX_ATTEMPTS", "10", "executor attempts before a request fails"},
+	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior (the worker's setting: each request takes the worker's timings at its start, never its starter's)"},
+	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails (the worker's)"},
+	{"VIGIL_EXECUTE_MAX_ATTEMPTS", "10", "executor attempts before a request fails (the worker's)"},
+	{"VIGIL_DEV_BELOW_FLOORS", "false", "development and tests only: let the VIGIL_COOLING_* periods go below each action's floor (in each one's line); without it the worker refuses to start with a shorter one. Every request run so says below_floor in its request.policy audit event"},
 }
 
 // coolingVars are the rows of the cooling settings, one per action spec.
 func coolingVars() []Var {
 	var out []Var
 	for _, sp := range action.Specs() {
-		out = append(out, Var{sp.CoolingSetting, hours(sp.CoolingDefault), sp.CoolingHelp})
+		out = append(out, Var{sp.CoolingSetting, hours(sp.CoolingDefault),
+			sp.CoolingHelp + " (the worker's; floor " + hours(sp.CoolingFloor) + ", which the workflow enforces)"})
 	}
 	return out
 }
@@ -324,6 +330,7 @@ func Load(getenv func(string) string) (Config, error) {
 		NoticeTimeout:        l.duration("VIGIL_NOTICE_TIMEOUT", 24*time.Hour),
 		ExecuteMaxAttempts:   l.integer("VIGIL_EXECUTE_MAX_ATTEMPTS", 10, 1, 1000),
 		Cooling:              domain.CoolingPeriods{},
+		DevBelowFloors:       l.boolean("VIGIL_DEV_BELOW_FLOORS", false),
 	}
 	c.TrustedProxies = l.cidrs("VIGIL_TRUSTED_PROXIES")
 	c.AdminAddr = l.adminAddr()
