@@ -54,7 +54,7 @@ const recordHistoriesEnv = "VIGIL_RECORD_HISTORIES"
 // fixture is named after its case and every change id whose version marker
 // its history carries, in this order: <case>.<change-id>....json, so a new
 // version's fixtures land next to the old ones and never over them.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker", "standing-checks"}
 
 // recordOnlyEnv, a comma-separated list of case fixture names (without
 // suffix), records only those cases; the others are still driven and
@@ -169,9 +169,17 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 		"VIGIL_COOLING_REINSTALL_VPS=30m",
 		"VIGIL_COOLING_ADD_CONTACT_EMAIL=30m",
 		"VIGIL_COOLING_CHANGE_ACCOUNT_EMAIL=30m",
+		// Dave, a senior of his own, approves the request whose approver
+		// is then disabled.
+		"VIGIL_SLACK_STANDIN_USERS=U0ALICE:alice:Alice Moreau,U0BOB:bob:Bob Lindqvist,U0CAROL:carol:Carol Ng,U0DAVE:dave:Dave Okoye",
 	}})
 	alice, bob := seed(t, s)
 	carol := seedCarol(t, s)
+	if code, body := s.call("POST", "/admin/v1/agents", s.adminToken, map[string]any{
+		"id": "ag_dave", "name": "Dave Okoye", "email": "dave@vigil.example", "role": "senior", "slack_user_id": "U0DAVE",
+	}, nil); code != 201 {
+		t.Fatalf("create dave: %d %s", code, body)
+	}
 	importLockoutCustomer(t, s)
 	t.Logf("stack up and seeded after %s", time.Since(began).Round(time.Millisecond))
 
@@ -353,6 +361,65 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			checkHistory(t, s, record, endCase{
 				fixture: "forged_policy", requestID: id, status: "cancelled", cancelBy: "senior",
 				wantActs: approved, noActs: []string{"Execute"},
+			})
+		})
+
+		t.Run("approver disabled during cooling", func(t *testing.T) {
+			t.Parallel()
+			r := s.open(t, alice, map[string]any{
+				"action": "change_account_email", "customer_id": customerID, "email": "dana.later@example.com",
+				"reason": "customer moved to a new mail provider", "pin": customerPIN,
+			})
+			s.click(t, r.ID, "approve", "U0DAVE")
+			s.waitStatus(t, alice, r.ID, "cooling", time.Minute)
+			if code, raw := s.call("POST", "/admin/v1/agents/ag_dave/disable", s.adminToken, nil, nil); code != 200 {
+				t.Fatalf("disable dave: %d %s", code, raw)
+			}
+			s.waitStatus(t, alice, r.ID, "cancelled", 30*time.Second)
+			stop := auditEvent(t, s, r.ID, "request.cancelled")
+			if stop.Actor != "system" || stop.Details["by"] != "security" || stop.Details["agent"] != "ag_dave" {
+				t.Fatalf("request.cancelled %s %v, want by security naming ag_dave", stop.Actor, stop.Details)
+			}
+			eventually(t, 30*time.Second, "the security alert for "+r.ID, func() (bool, string) {
+				msgs, _ := s.slackMessages(t)
+				for _, m := range msgs {
+					if m.Channel == "C0VIGILSECURITY" && strings.Contains(m.Text, "SECURITY: request "+r.ID) && strings.Contains(m.Text, "ag_dave was disabled") {
+						return true, ""
+					}
+				}
+				return false, fmt.Sprintf("%d messages", len(msgs))
+			})
+			checkHistory(t, s, record, endCase{
+				fixture: "approver_disabled", requestID: r.ID, status: "cancelled", cancelBy: "security",
+				wantActs: append(slices.Clone(approved), "CheckStanding", "AlertSecurity"), noActs: []string{"Execute"},
+				versions: map[string]workflow.Version{"standing-checks": 1},
+			})
+		})
+
+		t.Run("forged decision", func(t *testing.T) {
+			t.Parallel()
+			// An insider with Temporal access (and the codec key) sends the
+			// decide Update itself, naming Alice, an agent, as a senior.
+			r := s.open(t, carol, map[string]any{
+				"action": "add_contact_email", "customer_id": customerID, "email": "fourth@whitfield.example",
+				"reason": "customer wants another contact", "pin": customerPIN,
+			})
+			s.approvalMessage(t, r.ID)
+			err := updateRaw(t, s, workflows.WorkflowID(r.ID), workflows.UpdateDecide,
+				workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_alice", ApproverRole: domain.RoleSenior})
+			if err == nil || !strings.Contains(err.Error(), "is not a senior agent") {
+				t.Fatalf("forged decide answered %v, want refused: ag_alice is not a senior", err)
+			}
+			s.waitStatus(t, carol, r.ID, "cancelled", 30*time.Second)
+			if stop := auditEvent(t, s, r.ID, "request.cancelled"); stop.Details["by"] != "security" ||
+				stop.Details["standing"] != "ag_alice (approver: not_senior)" {
+				t.Fatalf("request.cancelled %v, want by security, ag_alice not a senior", stop.Details)
+			}
+			checkHistory(t, s, record, endCase{
+				fixture: "forged_decision", requestID: r.ID, status: "cancelled", cancelBy: "security",
+				wantActs: append(slices.Clone(gates), "PostApproval", "CheckStanding", "AlertSecurity", "UpdateApprovalMessage"),
+				noActs:   []string{"NotifyCustomer", "Execute"},
+				versions: map[string]workflow.Version{"standing-checks": 1},
 			})
 		})
 

@@ -205,6 +205,29 @@ func startRaw(t *testing.T, s *stack, workflowID string, in workflows.Input) cli
 	return run
 }
 
+// updateRaw sends an Update with a raw Temporal client that has the codec
+// key, as an insider with write access to the namespace could, and returns
+// its outcome.
+func updateRaw(t *testing.T, s *stack, workflowID, name string, arg any) error {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	cdc := stackCodec(t, s)
+	tc, err := client.DialContext(ctx, client.Options{HostPort: s.temporal, Namespace: "default",
+		DataConverter: cdc.DataConverter(), FailureConverter: cdc.FailureConverter(),
+		Logger: tlog.NewStructuredLogger(histDiscardLogger())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tc.Close()
+	h, err := tc.UpdateWorkflow(ctx, client.UpdateWorkflowOptions{WorkflowID: workflowID, UpdateName: name,
+		Args: []any{arg}, WaitForStage: client.WorkflowUpdateStageCompleted})
+	if err != nil {
+		return err
+	}
+	return h.Get(ctx, nil)
+}
+
 // scheduled lists the activities a history scheduled, in order.
 func scheduled(hist *historypb.History) []string {
 	var out []string

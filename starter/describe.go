@@ -39,6 +39,8 @@ func who(c *cliclient.Cancellation) string {
 		return "the requester (" + c.ActorID + ")"
 	case domain.CancelBySenior:
 		return "senior " + c.ActorID
+	case domain.CancelBySecurity:
+		return "Vigil security (standing check)"
 	}
 	if c.ActorID != "" {
 		return c.ActorID

@@ -393,6 +393,8 @@ func (h *harness) recordCall(name string, args converter.EncodedValues) {
 		in = &activities.FailureInput{}
 	case "RepostApproval":
 		in = &activities.RepostInput{}
+	case "CheckStanding":
+		in = &activities.StandingInput{}
 	default:
 		h.t.Errorf("unexpected activity %s", name)
 		return

@@ -80,7 +80,7 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, approve())}
 			},
-			gates: []string{"ConsumePINVerdict", "Open", "Record", "Record", "RecordFailure"},
+			gates: []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "RecordFailure"},
 			slack: slackWant{posted: true, alerts: 1, updates: []string{string(domain.StatusFailed)}},
 			trail: []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "request.failed"},
 			gate:  "approval", step: "gate.approval.passed", refused: "Record", row: domain.StatusFailed,
@@ -92,7 +92,7 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, reject)}
 			},
-			gates: []string{"ConsumePINVerdict", "Open", "Record", "Record", "RecordFailure"},
+			gates: []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "RecordFailure"},
 			slack: slackWant{posted: true, alerts: 1, updates: []string{string(domain.StatusFailed)}},
 			trail: []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "request.failed"},
 			gate:  "end", step: "request.rejected", refused: "Record", row: domain.StatusFailed,
@@ -106,7 +106,7 @@ func TestPermanentDataErrorEndsFailed(t *testing.T) {
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, approve()), h.cancel(env, 2*time.Hour, veto)}
 			},
-			gates: []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record", "RecordFailure", "NotifyOutcome"},
+			gates: []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "Record", "RecordFailure", "NotifyOutcome"},
 			slack: slackWant{posted: true, alerts: 1, updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusFailed)}},
 			trail: []string{"request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "gate.approval.passed",
 				"notice.accepted", "notice.accepted", "gate.notice.sent", "request.failed"},

@@ -356,8 +356,13 @@ func (a *scripted) byName() []struct {
 		{"NotifyCustomer", a.NotifyCustomer}, {"NotifyOutcome", a.NotifyOutcome}, {"Execute", a.Execute},
 		{"PostApproval", a.PostApproval}, {"UpdateApprovalMessage", a.UpdateApprovalMessage},
 		{"RemindApprovers", a.RemindApprovers}, {"AlertSecurity", a.AlertSecurity},
-		{"RecordFailure", a.RecordFailure}, {"RepostApproval", a.RepostApproval}, {"PolicyFor", a.PolicyFor},
+		{"RecordFailure", a.RecordFailure}, {"RepostApproval", a.RepostApproval}, {"PolicyFor", a.PolicyFor}, {"CheckStanding", a.CheckStanding},
 	}
+}
+
+// CheckStanding answers that everybody is in good standing.
+func (a *scripted) CheckStanding(context.Context, activities.StandingInput) (activities.StandingResult, error) {
+	return activities.StandingResult{OK: true}, nil
 }
 
 // PolicyFor answers the schedule's policy as the worker's, with the
@@ -775,7 +780,10 @@ func staticRefusal(e event) string {
 		return "someone other than the requester withdraws"
 	case c.By == domain.CancelBySenior && (c.ActorID == "" || c.ActorRole != domain.RoleSenior):
 		return "a non-senior vetoes"
-	case c.By != domain.CancelByCustomer && c.By != domain.CancelByRequester && c.By != domain.CancelBySenior:
+	case c.By == domain.CancelBySecurity && (c.ActorID == "" || c.Reason == ""):
+		return "a security stop without the agent or the reason"
+	case c.By != domain.CancelByCustomer && c.By != domain.CancelByRequester && c.By != domain.CancelBySenior &&
+		c.By != domain.CancelBySecurity:
 		return "an unknown party cancels"
 	}
 	return ""

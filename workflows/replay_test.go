@@ -117,12 +117,31 @@ var replayFixtures = []struct {
 	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.policy-from-worker.json", domain.StatusFailed, ""},
 	{"verdict_refused.pin-verdict-before-start.policy-from-worker.json", domain.StatusFailed, ""},
 	{"forged_policy.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.json", domain.StatusCancelled, domain.CancelBySenior},
+	// Recorded after change "standing-checks" (workflow.GetVersion 1,
+	// asked where a decision was accepted): CheckStanding reads the
+	// approver and requester in the agents table after the decision and
+	// again just before executing. Only runs with a decision carry the
+	// marker (expired, withdrawn and verdict_refused have no new fixture).
+	// approver_disabled: an admin disables the approver during cooling and
+	// the request is stopped by security at once; forged_decision: a decide
+	// Update sent with a raw client naming an agent as a senior, refused by
+	// the check, the request stopped by security before any notice.
+	{"executed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusFailed, ""},
+	{"cancelled_by_customer.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"cancelled_during_notice.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"rejected.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusRejected, ""},
+	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusFailed, ""},
+	{"forged_policy.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"approver_disabled.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySecurity},
+	{"forged_decision.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySecurity},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
 // each one its file name carries (<end_state>.<change-id>.json) and no
 // marker of the others.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker", "standing-checks"}
 
 // versionOf is the version a history recorded for a change id, or
 // workflow.DefaultVersion if it has no marker for it.

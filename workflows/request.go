@@ -3,6 +3,7 @@ package workflows
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.temporal.io/sdk/temporal"
@@ -52,6 +53,15 @@ const (
 	// before the input is checked, since such a run's input needs no
 	// policy; histories without the marker keep their input's policy.
 	changePolicyFromWorker = "policy-from-worker"
+	// changeStandingChecks (version 1): the workflow trusts no caller for
+	// who decided. Once a decision was accepted, CheckStanding reads the
+	// requester and the approvers in the agents table (enabled, senior,
+	// not the requester); just before the action runs it checks them
+	// again. A request whose requester or approver is not in good standing
+	// ends cancelled by party security, audited, alerted and shown in
+	// Slack. Asked where a decision was accepted, so histories that never
+	// had one carry no marker.
+	changeStandingChecks = "standing-checks"
 )
 
 // request is one run's state. Everything the Updates and the Query touch lives
@@ -76,6 +86,12 @@ type request struct {
 	// in.Policy is the worker's, and policyAudit what Open records of it.
 	workerPolicy bool
 	policyAudit  map[string]string
+	// standingChecks: this run took version 1 of change standing-checks.
+	standingChecks bool
+	// standing is the failed standing check that ended the request, if
+	// any; decisionRefused: it was the decision's own check.
+	standing        *activities.StandingResult
+	decisionRefused bool
 }
 
 // messenger keeps the Slack approval message in step with the request. One
@@ -150,6 +166,10 @@ func (r *request) registerHandlers(ctx workflow.Context) error {
 				BreakGlass: d.BreakGlass, SecondApproverID: d.SecondApproverID}
 			// Answer with the request as the decision left it, not as it was.
 			_, err := workflow.AwaitWithTimeout(ctx, handlerWait, func() bool { return r.st.Status != domain.StatusAwaitingApproval })
+			if err == nil && r.decisionRefused {
+				// The decision's own check refused it (change standing-checks).
+				return r.st, refuse(RefusedNotInGoodStanding, "the decision was refused and the request stopped: %s", r.standing.Text())
+			}
 			return r.st, err
 		},
 		workflow.UpdateHandlerOptions{Validator: r.validateDecide},
@@ -257,6 +277,12 @@ func (r *request) validateCancel(ctx workflow.Context, c CancelInput) error {
 	case domain.CancelBySenior:
 		if c.ActorID == "" || c.ActorRole != domain.RoleSenior {
 			return refuse(RefusedNotSenior, "only senior agents can veto a request")
+		}
+	case domain.CancelBySecurity:
+		// Sent when an admin disabled or demoted ActorID, an agent the
+		// request depends on. A cancel only ever stops a request.
+		if c.ActorID == "" || c.Reason == "" {
+			return refuse(RefusedInvalid, "a security stop names the agent who lost standing and why")
 		}
 	default:
 		return refuse(RefusedInvalid, "unknown cancelling party %q", c.By)
@@ -476,6 +502,11 @@ func (r *request) approvalGate(ctx workflow.Context) *ending {
 	if r.st.Cancellation != nil {
 		return end(r.cancelled(ctx))
 	}
+	if r.standingChecks = workflow.GetVersion(ctx, changeStandingChecks, workflow.DefaultVersion, 1) >= 1; r.standingChecks {
+		if e := r.checkStanding(ctx, "approval", activities.StandingAtDecision); e != nil {
+			return e
+		}
+	}
 	d := r.st.Decision
 	if d.BreakGlass {
 		past := "approved"
@@ -636,6 +667,13 @@ func (r *request) executeGate(ctx workflow.Context) (Status, error) {
 	if e := r.enter(ctx, domain.StatusExecuting, "cooling", "gate.cooling.elapsed", "system", nil); e != nil {
 		return e.st, e.err
 	}
+	if r.standingChecks {
+		// Requester and approvers must still be in good standing now,
+		// whatever happened to their records since the decision.
+		if e := r.checkStanding(ctx, "execute", activities.StandingAtExecution); e != nil {
+			return e.st, e.err
+		}
+	}
 	opts := workflow.ActivityOptions{
 		StartToCloseTimeout: 2 * time.Minute,
 		RetryPolicy: &temporal.RetryPolicy{
@@ -698,12 +736,32 @@ func (r *request) cancelled(ctx workflow.Context) (Status, error) {
 		status, event = domain.StatusWithdrawn, "request.withdrawn"
 	}
 	actor := "agent:" + c.ActorID
+	if c.By == domain.CancelBySecurity {
+		actor = "system"
+		if r.standing == nil {
+			// Stopped from outside: an admin disabled or demoted an agent
+			// the request rests on (the workflow's own check alerts itself).
+			r.alert(ctx, fmt.Sprintf("SECURITY: request %s (%s for %s, opened by %s) was stopped: %s. Nothing was done.",
+				r.in.RequestID, r.in.Action, r.in.CustomerID, r.in.RequesterID, c.Reason))
+		}
+	}
 	if c.By == domain.CancelByCustomer {
 		actor = "customer:" + c.ActorID
 		r.alert(ctx, fmt.Sprintf("Customer %s cancelled request %s (%s, opened by %s) from the emailed link.",
 			r.in.CustomerID, r.in.RequestID, r.in.Action, r.in.RequesterID))
 	}
-	return r.finish(ctx, status, event, actor, map[string]string{"by": string(c.By), "reason": c.Reason})
+	details := map[string]string{"by": string(c.By), "reason": c.Reason}
+	if c.By == domain.CancelBySecurity && c.ActorID != "" {
+		details["agent"] = c.ActorID
+	}
+	if r.standing != nil {
+		var ids []string
+		for _, p := range r.standing.Problems {
+			ids = append(ids, p.AgentID+" ("+p.Part+": "+p.Why+")")
+		}
+		details["standing"] = strings.Join(ids, ", ")
+	}
+	return r.finish(ctx, status, event, actor, details)
 }
 
 func (r *request) fail(ctx workflow.Context, event, why string) (Status, error) {

@@ -42,7 +42,7 @@ func executedTrailOf(a domain.Action) []string {
 // The activities of a request that went through every gate, Slack aside, and
 // what its Slack side did.
 var (
-	executedGates = []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record", "Execute", "Record", "NotifyOutcome"}
+	executedGates = []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "Record", "CheckStanding", "Execute", "Record", "NotifyOutcome"}
 	executedSlack = slackWant{posted: true, updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusExecuted)}}
 )
 
@@ -396,7 +396,7 @@ func TestRejected(t *testing.T) {
 		t.Fatalf("projection %+v", row)
 	}
 	h.wantEvents("req-reject", "request.opened", "gate.pin.verified", "gate.pin.verdict_consumed", "request.policy", "gate.approval.waiting", "slack.approval_posted", "request.rejected")
-	h.wantActivities([]string{"ConsumePINVerdict", "Open", "Record", "Record"}, slackWant{posted: true, updates: []string{string(domain.StatusRejected)}})
+	h.wantActivities([]string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record"}, slackWant{posted: true, updates: []string{string(domain.StatusRejected)}})
 	last := h.trail("req-reject")[6]
 	if last.Actor != "agent:"+senior2ID || last.Details["reason"] != "caller could not confirm the invoice number" {
 		t.Fatalf("request.rejected %+v", last)
@@ -538,7 +538,7 @@ func TestCancelled(t *testing.T) {
 			gates := []string{"ConsumePINVerdict", "Open", "Record", "Record"}
 			updates := []string{string(tc.want)}
 			if tc.notified {
-				gates = []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record", "NotifyOutcome"}
+				gates = []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "Record", "NotifyOutcome"}
 				updates = []string{activities.MessageApproved, activities.MessageNotified, string(tc.want)}
 			}
 			h.wantActivities(gates, slackWant{posted: true, updates: updates, alerts: tc.alerts})
@@ -674,7 +674,7 @@ func TestFailed(t *testing.T) {
 			if n != tc.wantCalls {
 				t.Fatalf("Execute ran %d times, want %d", n, tc.wantCalls)
 			}
-			gates := []string{"ConsumePINVerdict", "Open", "Record", "Record", "NotifyCustomer", "Record", "Record"}
+			gates := []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "Record", "CheckStanding"}
 			for range tc.wantCalls {
 				gates = append(gates, "Execute")
 			}

@@ -43,6 +43,9 @@ const (
 	RefusedExecuting      = "AlreadyExecuting"
 	// RefusedSlack: Slack did not take a message the Update needed.
 	RefusedSlack = "SlackFailed"
+	// RefusedNotInGoodStanding: the workflow's own check of the agents
+	// table refused the decision (change standing-checks).
+	RefusedNotInGoodStanding = "NotInGoodStanding"
 )
 
 // WorkflowID is the Temporal workflow id of a request.

@@ -254,8 +254,12 @@ func (a *API) patchAgent(w http.ResponseWriter, r *http.Request) {
 		a.storeFail(w, r, "set role", err)
 		return
 	}
-	a.answerAgent(w, r, before.ID, store.AuditEvent{Event: "agent.role_changed", Details: map[string]any{
-		"agent_id": before.ID, "role": string(role), "previous_role": string(before.Role)}})
+	details := map[string]any{"agent_id": before.ID, "role": string(role), "previous_role": string(before.Role)}
+	if before.Role == domain.RoleSenior && role != domain.RoleSenior {
+		// What it approved and has not run yet no longer has a senior's approval.
+		details["stopped_requests"] = a.stopForStanding(r, before.ID, false, "approver "+before.ID+" is no longer a senior (role changed by an admin)")
+	}
+	a.answerAgent(w, r, before.ID, store.AuditEvent{Event: "agent.role_changed", Details: details})
 }
 
 func (a *API) disableAgent(w http.ResponseWriter, r *http.Request) {
@@ -271,7 +275,8 @@ func (a *API) disableAgent(w http.ResponseWriter, r *http.Request) {
 		a.storeFail(w, r, "disable agent", err)
 		return
 	}
-	a.answerAgent(w, r, ag.ID, store.AuditEvent{Event: "agent.disabled", Details: map[string]any{"agent_id": ag.ID}})
+	stopped := a.stopForStanding(r, ag.ID, true, "agent "+ag.ID+" was disabled by an admin")
+	a.answerAgent(w, r, ag.ID, store.AuditEvent{Event: "agent.disabled", Details: map[string]any{"agent_id": ag.ID, "stopped_requests": stopped}})
 }
 
 func (a *API) rotateToken(w http.ResponseWriter, r *http.Request) {

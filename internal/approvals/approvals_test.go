@@ -532,6 +532,7 @@ func TestLines(t *testing.T) {
 		{LineCancelled(domain.CancelByCustomer, ""), "🛑 Cancelled by the customer"},
 		{LineCancelled(domain.CancelByRequester, "U0ALICE"), "🛑 Withdrawn by the requester <@U0ALICE>"},
 		{LineCancelled(domain.CancelBySenior, "U0BOB"), "🛑 Cancelled by <@U0BOB>"},
+		{LineCancelled(domain.CancelBySecurity, ""), "🛑 Stopped by Vigil: the requester or an approver is no longer in good standing (see the security channel)"},
 		{LineExecuted(at), "✔️ Executed at 2026-03-05 13:05 UTC"},
 		{LineFailed("panel said <no>"), "⚠️ Failed: panel said &lt;no&gt;"},
 		{LineExpired(), "⌛ Expired: no senior decided in time"},

@@ -220,6 +220,8 @@ func LineCancelled(party domain.CancelParty, by string) string {
 		return "🛑 Withdrawn by the requester " + person(by, "")
 	case domain.CancelBySenior:
 		return "🛑 Cancelled by " + person(by, "a senior")
+	case domain.CancelBySecurity:
+		return "🛑 Stopped by Vigil: the requester or an approver is no longer in good standing (see the security channel)"
 	}
 	return "🛑 Cancelled"
 }

@@ -99,6 +99,11 @@ const (
 	CancelByCustomer  CancelParty = "customer"  // through the emailed link
 	CancelByRequester CancelParty = "requester" // the agent withdraws
 	CancelBySenior    CancelParty = "senior"    // a senior vetoes
+	// CancelBySecurity: Vigil itself stopped the request because the
+	// requester or an approver is no longer in good standing (disabled,
+	// demoted, unknown), found by the workflow's own check or when an
+	// admin disabled or demoted them.
+	CancelBySecurity CancelParty = "security"
 )
 
 // Decision is a senior's verdict on a request.

@@ -424,6 +424,8 @@ func cancelledBy(p domain.CancelParty) (string, error) {
 		return "The support agent who asked for it cancelled it.", nil
 	case domain.CancelBySenior:
 		return "A senior colleague of the agent who asked for it cancelled it.", nil
+	case domain.CancelBySecurity:
+		return "Our security checks stopped it: a staff member involved is no longer authorised to take part in it.", nil
 	}
 	return "", fmt.Errorf("mail: unknown cancelling party %q", p)
 }

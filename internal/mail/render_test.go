@@ -201,6 +201,7 @@ func TestRenderOutcome(t *testing.T) {
 		{"cancelled by customer", domain.ActionReinstallVPS, domain.StatusCancelled, domain.CancelByCustomer, "Cancelled: your VPS srv-123 will not be erased", "You cancelled this request."},
 		{"cancelled by agent", domain.ActionDisable2FA, domain.StatusCancelled, domain.CancelByRequester, "Cancelled: two-factor authentication will not be turned off", "The support agent who asked for it cancelled it."},
 		{"cancelled by senior", domain.ActionChangeAccountEmail, domain.StatusCancelled, domain.CancelBySenior, "Cancelled: your account email will not be changed", "A senior colleague"},
+		{"stopped by security", domain.ActionResendCredentials, domain.StatusCancelled, domain.CancelBySecurity, "Cancelled: your server credentials for srv-123 will not be emailed", "Our security checks stopped it"},
 		{"withdrawn", domain.ActionAddContactEmail, domain.StatusWithdrawn, "", "Cancelled: new@example.com will not be added as a contact email", "The support agent who asked for it cancelled it."},
 		{"rejected", domain.ActionResendCredentials, domain.StatusRejected, "", "Not approved: your server credentials for srv-123 will not be emailed", "did not approve"},
 		{"expired", domain.ActionReinstallVPS, domain.StatusExpired, "", "Expired: your VPS srv-123 will not be erased", "not approved in time"},

@@ -684,10 +684,41 @@ func (s *Service) Cancel(ctx context.Context, id string, c workflows.CancelInput
 	return st, err
 }
 
+// StopForStanding stops every open request that rests on agentID's
+// standing and has not started executing, through the cancel Update with
+// party security: those it approved and, when it was disabled, those it
+// opened. why says what happened, for the trail and the alert. It returns
+// the ids of the requests stopped; one that ended or started executing
+// meanwhile is left to its workflow (whose own check just before executing
+// reads the agents table again).
+func (s *Service) StopForStanding(ctx context.Context, agentID string, disabled bool, why string) ([]string, error) {
+	reqs, err := s.store.RequestsDependingOn(ctx, agentID, disabled)
+	if err != nil {
+		return nil, err
+	}
+	var stopped []string
+	var errs []error
+	for _, r := range reqs {
+		_, err := s.Cancel(ctx, r.ID, workflows.CancelInput{By: domain.CancelBySecurity, ActorID: agentID, Reason: why})
+		if _, refused := AsRefusal(err); refused {
+			continue
+		}
+		if err != nil {
+			errs = append(errs, fmt.Errorf("stop %s: %w", r.ID, err))
+			continue
+		}
+		stopped = append(stopped, r.ID)
+	}
+	return stopped, errors.Join(errs...)
+}
+
 // cancelActor names who cancels, as the audit trail does.
 func cancelActor(c workflows.CancelInput) string {
 	if c.By == domain.CancelByCustomer {
 		return "customer:" + c.ActorID
+	}
+	if c.By == domain.CancelBySecurity {
+		return "system"
 	}
 	return "agent:" + c.ActorID
 }
@@ -842,6 +873,8 @@ var codeByType = map[string]Code{
 	workflows.RefusedAlreadyEnded:   CodeEnded,
 	workflows.RefusedExecuting:      CodeExecuting,
 	workflows.RefusedSlack:          CodeSlackUnavailable,
+	// The workflow's own check of the agents table refused a decision.
+	workflows.RefusedNotInGoodStanding: CodeNotSenior,
 }
 
 func refusalFromWorkflow(err error) *Refusal {
