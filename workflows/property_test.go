@@ -1,9 +1,10 @@
 package workflows_test
 
 // The property test of the invariant: an action is executed only if the PIN
-// was verified, a senior other than the requester approved, the customer was
-// notified, the full cooling period elapsed and nobody cancelled; it is
-// executed at most once; every end state is final.
+// was verified, a senior other than the requester approved, both were in
+// good standing in the agents table when it ran, the customer was notified,
+// the full cooling period elapsed and nobody cancelled; it is executed at
+// most once; every end state is final.
 //
 // It drives the real workflow (time skipping) through thousands of generated
 // schedules of Updates, timeouts and activity answers, and checks the
@@ -29,6 +30,11 @@ package workflows_test
 //     anchor taken when an activity starts (atExecuteStarted, atFinal) may
 //     lag the status change by a few nanoseconds; checks about when a
 //     status changed use the result's own times instead.
+//   - The agents table is a model (propRoles) that schedules change with
+//     Lose events; a change and the check that reads it may share an
+//     instant, so a loss counts at a decision only if it was sent before
+//     it, and generated losses come at least a minute before the cooling
+//     period can end (the check just before executing never races one).
 //   - A retry policy without MaximumAttempts gets 10 attempts here, so
 //     "never" succeeding ends after 10 attempts or the schedule-to-close
 //     timeout, whichever comes first.
@@ -39,6 +45,7 @@ import (
 	"fmt"
 	"go/parser"
 	"log/slog"
+	"math"
 	"math/rand/v2"
 	"os"
 	"reflect"
@@ -164,16 +171,22 @@ type schedule struct {
 	// always) before it succeeds.
 	SlackFailures int
 	Events        []event
+	// End, in hand-written schedules, is the end state the run must reach
+	// (and, for cancelled, by whom); empty means only the invariant.
+	End   domain.Status
+	EndBy domain.CancelParty
 }
 
 // event is one Update, sent After its anchor (if the anchor is reached and
-// the workflow is still running then).
+// the workflow is still running then), or an admin's change to the agents
+// table (Lose), made then.
 type event struct {
 	At     anchor
 	After  time.Duration
 	Decide *workflows.DecideInput
 	Cancel *workflows.CancelInput
 	Repost *workflows.RepostInput
+	Lose   *loss
 	// Want, in hand-written schedules, is wantAccepted or the refusal type
 	// the Update must get; empty means only the invariant is checked.
 	Want string
@@ -185,8 +198,68 @@ func (e event) name() string {
 		return workflows.UpdateDecide
 	case e.Repost != nil:
 		return workflows.UpdateRepost
+	case e.Lose != nil:
+		return "lose standing"
 	}
 	return workflows.UpdateCancel
+}
+
+// loss is an admin's change to an agent: disabled, or (Disabled false) no
+// longer a senior. Generated losses come at least a minute before the
+// cooling period ends, so the check just before executing and the change
+// never race within one instant.
+type loss struct {
+	Agent    string
+	Disabled bool
+}
+
+// propRoles is the agents table every schedule starts with; any other id is
+// nobody's.
+var propRoles = map[string]domain.Role{
+	requesterID: domain.RoleAgent, seniorID: domain.RoleSenior, senior2ID: domain.RoleSenior,
+	propSenior3ID: domain.RoleSenior, juniorID: domain.RoleAgent, propAdminID: domain.RoleAdmin,
+}
+
+// agentTable is one run's agents table: propRoles and the losses made so
+// far. The losses are made on the test environment's loop and read by the
+// CheckStanding double's goroutine.
+type agentTable struct {
+	mu       sync.Mutex
+	disabled map[string]bool
+	demoted  map[string]bool
+}
+
+func newAgentTable() *agentTable {
+	return &agentTable{disabled: map[string]bool{}, demoted: map[string]bool{}}
+}
+
+func (t *agentTable) lose(l loss) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if l.Disabled {
+		t.disabled[l.Agent] = true
+	} else {
+		t.demoted[l.Agent] = true
+	}
+}
+
+// problem says why id cannot take part as a requester (approver false) or
+// an approver of requester's request, or "" if it can.
+func (t *agentTable) problem(id string, approver bool) string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	role, ok := propRoles[id]
+	switch {
+	case !ok:
+		return activities.StandingUnknown
+	case t.disabled[id]:
+		return activities.StandingDisabled
+	case approver && (role != domain.RoleSenior || t.demoted[id]):
+		return activities.StandingNotSenior
+	case approver && id == requesterID:
+		return activities.StandingIsRequester
+	}
+	return ""
 }
 
 // regressionSchedules run on every test run: hand-picked edge cases, and
@@ -335,12 +408,62 @@ var regressionSchedules = []schedule{
 	},
 }
 
+// standingSchedules are hand-written schedules of the agents table
+// changing under a request (change standing-checks); they run with
+// regressionSchedules.
+var standingSchedules = []schedule{
+	{
+		Name:   "an agent's approval claiming a senior's role is refused by the agents table",
+		Action: domain.ActionResendCredentials,
+		Policy: workflows.Policy{ApprovalTimeout: 4 * time.Hour, CoolingPeriod: 24 * time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3},
+		PIN:    pinRight, Recipients: 2,
+		Events: []event{
+			{At: atPINChecked, After: time.Minute, Decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_junior", ApproverRole: domain.RoleSenior}, Want: wantAccepted},
+		},
+		End: domain.StatusCancelled, EndBy: domain.CancelBySecurity,
+	},
+	{
+		Name:   "the approver is demoted during cooling",
+		Action: domain.ActionDisable2FA,
+		Policy: workflows.Policy{ApprovalTimeout: 4 * time.Hour, CoolingPeriod: 48 * time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3},
+		PIN:    pinRight, Recipients: 1,
+		Events: []event{
+			{At: atPINChecked, After: time.Minute, Decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_senior2", ApproverRole: domain.RoleSenior}, Want: wantAccepted},
+			{At: atNoticeAccepted, After: time.Hour, Lose: &loss{Agent: "ag_senior2"}},
+		},
+		End: domain.StatusCancelled, EndBy: domain.CancelBySecurity,
+	},
+	{
+		Name:   "a senior who did not approve is disabled: the request runs",
+		Action: domain.ActionReinstallVPS,
+		Policy: workflows.Policy{ApprovalTimeout: 4 * time.Hour, CoolingPeriod: 24 * time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3},
+		PIN:    pinRight, Recipients: 1,
+		Events: []event{
+			{At: atPINChecked, After: time.Minute, Decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_senior", ApproverRole: domain.RoleSenior}, Want: wantAccepted},
+			{At: atDecided, After: 10 * time.Minute, Lose: &loss{Agent: "ag_senior2", Disabled: true}},
+		},
+		End: domain.StatusExecuted,
+	},
+	{
+		Name:   "the requester is disabled before the decision",
+		Action: domain.ActionChangeAccountEmail,
+		Policy: workflows.Policy{ApprovalTimeout: 4 * time.Hour, CoolingPeriod: 72 * time.Hour, NoticeTimeout: time.Hour, ExecuteMaxAttempts: 3},
+		PIN:    pinRight, Recipients: 2,
+		Events: []event{
+			{At: atStart, After: 0, Lose: &loss{Agent: "ag_requester", Disabled: true}},
+			{At: atPINChecked, After: time.Minute, Decide: &workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: "ag_senior", ApproverRole: domain.RoleSenior}, Want: wantAccepted},
+		},
+		End: domain.StatusCancelled, EndBy: domain.CancelBySecurity,
+	},
+}
+
 // scripted is the in-memory double of *activities.Activities: each method
 // has the real one's signature and answers as the schedule says, by attempt.
 type scripted struct {
 	s *schedule
 	// performed counts the action's side effect.
 	performed *atomic.Int32
+	agents    *agentTable
 }
 
 // byName lists the doubles under the names the workflow calls them by.
@@ -360,9 +483,22 @@ func (a *scripted) byName() []struct {
 	}
 }
 
-// CheckStanding answers that everybody is in good standing.
-func (a *scripted) CheckStanding(context.Context, activities.StandingInput) (activities.StandingResult, error) {
-	return activities.StandingResult{OK: true}, nil
+// CheckStanding answers from the run's agents table as it is now.
+func (a *scripted) CheckStanding(_ context.Context, in activities.StandingInput) (activities.StandingResult, error) {
+	var res activities.StandingResult
+	for _, p := range []struct {
+		part, id string
+		approver bool
+	}{{"requester", in.RequesterID, false}, {"approver", in.ApproverID, true}, {"second approver", in.SecondApproverID, true}} {
+		if p.id == "" {
+			continue
+		}
+		if why := a.agents.problem(p.id, p.approver); why != "" {
+			res.Problems = append(res.Problems, activities.StandingProblem{AgentID: p.id, Part: p.part, Why: why})
+		}
+	}
+	res.OK = len(res.Problems) == 0
+	return res, nil
 }
 
 // PolicyFor answers the schedule's policy as the worker's, with the
@@ -542,9 +678,10 @@ type observed struct {
 
 // runner drives one schedule through a test environment.
 type runner struct {
-	s   *schedule
-	env *testsuite.TestWorkflowEnvironment
-	obs *observed
+	s      *schedule
+	env    *testsuite.TestWorkflowEnvironment
+	obs    *observed
+	agents *agentTable
 }
 
 // propInput is the request every schedule opens, with the right PIN. Its
@@ -579,11 +716,12 @@ func runSchedule(s schedule) (obs *observed) {
 	env.SetTestTimeout(time.Minute)
 	env.RegisterWorkflowWithOptions(workflows.SensitiveRequest, workflow.RegisterOptions{Name: workflows.WorkflowName})
 	performed := &atomic.Int32{}
-	for _, a := range (&scripted{s: &s, performed: performed}).byName() {
+	agents := newAgentTable()
+	for _, a := range (&scripted{s: &s, performed: performed, agents: agents}).byName() {
 		env.RegisterActivityWithOptions(a.fn, activity.RegisterOptions{Name: a.name})
 	}
 	env.SetStartWorkflowOptions(client.StartWorkflowOptions{ID: workflows.WorkflowID(propRequestID), TaskQueue: workflows.TaskQueue})
-	r := &runner{s: &s, env: env, obs: obs}
+	r := &runner{s: &s, env: env, obs: obs, agents: agents}
 	env.SetOnActivityStartedListener(r.started)
 	env.SetOnActivityCompletedListener(r.completed)
 	obs.start = env.Now()
@@ -705,6 +843,10 @@ func (r *runner) send(i int) {
 	e, d := r.s.Events[i], r.obs.deliveries[i]
 	d.sent, d.seq, d.at = true, r.obs.sent, r.env.Now()
 	r.obs.sent++
+	if e.Lose != nil {
+		r.agents.lose(*e.Lose)
+		return
+	}
 	if v, err := r.env.QueryWorkflow(workflows.QueryStatus); err != nil {
 		d.queryErr = err
 	} else {
@@ -739,6 +881,9 @@ func (r *runner) send(i int) {
 // state, or "" if it may be accepted. It is this test's own reading of the
 // design, not a copy of the validators.
 func staticRefusal(e event) string {
+	if e.Lose != nil {
+		return ""
+	}
 	if d := e.Decide; d != nil {
 		switch {
 		case d.Decision != domain.DecisionApprove && d.Decision != domain.DecisionReject:
@@ -789,6 +934,63 @@ func staticRefusal(e event) string {
 	return ""
 }
 
+// standingAt is what the agents table says of id at t: propRoles and the
+// losses made until then (at t itself, those sent before the event of
+// sequence number seq, if the moment is an event's); approver: id approves
+// a request of requesterID. "" is good standing.
+func standingAt(s schedule, o *observed, id string, approver bool, t time.Time, seq int) string {
+	role, ok := propRoles[id]
+	if !ok {
+		return activities.StandingUnknown
+	}
+	disabled, demoted := false, false
+	for i, e := range s.Events {
+		if d := o.deliveries[i]; e.Lose != nil && e.Lose.Agent == id && d.sent && (d.at.Before(t) || (d.at.Equal(t) && d.seq < seq)) {
+			disabled = disabled || e.Lose.Disabled
+			demoted = demoted || !e.Lose.Disabled
+		}
+	}
+	switch {
+	case disabled:
+		return activities.StandingDisabled
+	case approver && (role != domain.RoleSenior || demoted):
+		return activities.StandingNotSenior
+	case approver && id == requesterID:
+		return activities.StandingIsRequester
+	}
+	return ""
+}
+
+// peopleProblem names who of decision d's request (the requester, the
+// approver, a break-glass second approver) is not in good standing at t,
+// or "" if all are. at is the moment: a time, or a delivered event's (the
+// decision's, whose check follows the losses sent before it).
+func peopleProblem(s schedule, o *observed, d *workflows.DecideInput, at moment) string {
+	var out []string
+	if why := standingAt(s, o, requesterID, false, at.t, at.seq); why != "" {
+		out = append(out, "the requester "+requesterID+" "+why)
+	}
+	if why := standingAt(s, o, d.ApproverID, true, at.t, at.seq); why != "" {
+		out = append(out, "the approver "+d.ApproverID+" "+why)
+	}
+	if d.BreakGlass && d.SecondApproverID != "" {
+		if why := standingAt(s, o, d.SecondApproverID, true, at.t, at.seq); why != "" {
+			out = append(out, "the second approver "+d.SecondApproverID+" "+why)
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// moment is when a standing is read: a time and, for an event's own
+// moment, its sequence number (math.MaxInt for a bare time).
+type moment struct {
+	t   time.Time
+	seq int
+}
+
+func atTime(t time.Time) moment  { return moment{t: t, seq: math.MaxInt} }
+func atEvent(d *delivery) moment { return moment{t: d.at, seq: d.seq} }
+
 // stateRefusals are the refusals a well-formed Update may get, depending on
 // where the request stands.
 var stateRefusals = []string{workflows.RefusedAlreadyDecided, workflows.RefusedNotAwaiting,
@@ -834,6 +1036,9 @@ func checkInvariant(s schedule, o *observed) []string {
 	var decided, cancelled []int // accepted, in order
 	for _, i := range order {
 		e, d := s.Events[i], o.deliveries[i]
+		if e.Lose != nil {
+			continue
+		}
 		why := staticRefusal(e)
 		what := fmt.Sprintf("event %d (%s at %s, status %s)", i, e.name(), d.at.Sub(o.start), d.status)
 		switch {
@@ -850,7 +1055,14 @@ func checkInvariant(s schedule, o *observed) []string {
 				bad("%s: repost accepted after the end state, or although %s", what, why)
 			}
 		case d.accepted:
-			if !d.completed || d.err != nil {
+			// A decision the agents table refuses is accepted by the
+			// validator (it cannot read the table) and answered with the
+			// check's refusal once the request was stopped.
+			refusedByTable := e.Decide != nil && refusalType(d.err) == workflows.RefusedNotInGoodStanding
+			if refusedByTable && peopleProblem(s, o, e.Decide, atEvent(d)) == "" {
+				bad("%s: refused as not in good standing, but everyone was", what)
+			}
+			if !d.completed || (d.err != nil && !refusedByTable) {
 				bad("%s: accepted but did not complete cleanly (completed %v, error %v)", what, d.completed, d.err)
 			}
 			if d.afterFinal {
@@ -941,7 +1153,15 @@ func checkInvariant(s schedule, o *observed) []string {
 			bad("result decision %+v, want the accepted %+v", res.Decision, want)
 		}
 	}
-	if len(cancelled) == 0 {
+	if c := res.Cancellation; c != nil && c.By == domain.CancelBySecurity && len(cancelled) == 0 {
+		// Stopped by the workflow's own standing check: only for a reason.
+		switch {
+		case len(decided) == 0:
+			bad("stopped by security without a decision: %+v", *c)
+		case peopleProblem(s, o, s.Events[decided[0]].Decide, atTime(res.EndedAt)) == "":
+			bad("stopped by security (%q) although the requester and the approvers were in good standing", c.Reason)
+		}
+	} else if len(cancelled) == 0 {
 		if res.Cancellation != nil {
 			bad("no cancel was accepted, but the result holds %+v", *res.Cancellation)
 		}
@@ -967,6 +1187,11 @@ func checkInvariant(s schedule, o *observed) []string {
 	if len(noticeStarts) > 0 && !approved {
 		bad("the customer notice was sent without an accepted approval")
 	}
+	if len(noticeStarts) > 0 && approved {
+		if p := peopleProblem(s, o, s.Events[decided[0]].Decide, atEvent(o.deliveries[decided[0]])); p != "" {
+			bad("the customer notice was sent on an approval the agents table refuses: %s", p)
+		}
+	}
 	if len(execStarts) > 0 {
 		first := execStarts[0].at
 		if o.pin == nil || o.pin.Refused {
@@ -984,6 +1209,10 @@ func checkInvariant(s schedule, o *observed) []string {
 			bad("Execute ran without exactly one accepted approval (accepted decisions: %v)", decided)
 		case staticRefusal(s.Events[decided[0]]) != "":
 			bad("Execute ran on an approval where %s", staticRefusal(s.Events[decided[0]]))
+		case peopleProblem(s, o, s.Events[decided[0]].Decide, atTime(first)) != "":
+			// Good standing in the agents table itself, at execution: not
+			// the role the Update claimed, not the standing at the decision.
+			bad("Execute ran although, in the agents table at that moment, %s", peopleProblem(s, o, s.Events[decided[0]].Decide, atTime(first)))
 		}
 		if o.notice == nil {
 			bad("Execute ran without an accepted customer notice")
@@ -1143,10 +1372,16 @@ func expectedOutcome(s schedule, o *observed, decided, cancelled []int) (domain.
 		return domain.StatusCancelled, ""
 	case len(decided) == 0:
 		return domain.StatusExpired, ""
+	case peopleProblem(s, o, s.Events[decided[0]].Decide, atEvent(o.deliveries[decided[0]])) != "":
+		// The decision's own check of the agents table stops the request.
+		return domain.StatusCancelled, ""
 	case s.Events[decided[0]].Decide.Decision == domain.DecisionReject:
 		return domain.StatusRejected, ""
 	case o.notice == nil:
 		return domain.StatusFailed, "the customer could not be notified"
+	case peopleProblem(s, o, s.Events[decided[0]].Decide, atTime(o.anchors[atCoolingEnd])) != "":
+		// The check just before executing stops it.
+		return domain.StatusCancelled, ""
 	case o.exec == nil:
 		if refusalType(o.execErr) == activities.ErrTypePermanent {
 			return domain.StatusFailed, "the action failed: the control panel or the mail relay refused the request"
@@ -1239,8 +1474,27 @@ func generate(seed uint64, i int) schedule {
 		}
 		s.Events = append(s.Events, e)
 	}
+	if r.IntN(5) == 0 {
+		s.Events = append(s.Events, randomLoss(r, s.Policy))
+	}
 	r.Shuffle(len(s.Events), func(a, b int) { s.Events[a], s.Events[b] = s.Events[b], s.Events[a] })
 	return s
+}
+
+// randomLoss disables or demotes an agent a request may rest on, at least a
+// minute before the cooling period can end.
+func randomLoss(r *rand.Rand, p workflows.Policy) event {
+	who := []string{seniorID, senior2ID, propSenior3ID, requesterID}[weighted(r, 4, 2, 1, 3)]
+	e := event{Lose: &loss{Agent: who, Disabled: r.IntN(2) == 0}}
+	switch r.IntN(3) {
+	case 0:
+		e.At = atStart
+	case 1:
+		e.At, e.After = atDecided, []time.Duration{time.Second, 10 * time.Minute}[r.IntN(2)]
+	default:
+		e.At, e.After = atNoticeAccepted, minutes(r, p.CoolingPeriod)
+	}
+	return e
 }
 
 // weighted returns an index drawn with the given weights.
@@ -1317,7 +1571,9 @@ func validApproval(r *rand.Rand) *workflows.DecideInput {
 func randomDecide(r *rand.Rand) *workflows.DecideInput {
 	who := []agent{{seniorID, domain.RoleSenior}, {senior2ID, domain.RoleSenior}, {propSenior3ID, domain.RoleSenior},
 		{requesterID, domain.RoleSenior}, {requesterID, domain.RoleAgent}, {juniorID, domain.RoleAgent},
-		{propAdminID, domain.RoleAdmin}, {"", domain.RoleSenior}}
+		{propAdminID, domain.RoleAdmin}, {"", domain.RoleSenior},
+		// Forged: the Update claims a senior the agents table does not have.
+		{juniorID, domain.RoleSenior}, {propAdminID, domain.RoleSenior}, {"ag_ghost", domain.RoleSenior}}
 	a := who[r.IntN(len(who))]
 	d := &workflows.DecideInput{ApproverID: a.id, ApproverRole: a.role}
 	d.Decision = []domain.Decision{domain.DecisionApprove, domain.DecisionReject, "maybe"}[weighted(r, 13, 6, 1)]
@@ -1400,6 +1656,9 @@ func (s schedule) GoString() string {
 			fields = appendField(fields, "SecondApproverID", d.SecondApproverID)
 			fields = appendConst(fields, "SecondApproverRole", d.SecondApproverRole)
 			fmt.Fprintf(&b, "Decide: &workflows.DecideInput{%s}", strings.Join(fields, ", "))
+		}
+		if l := e.Lose; l != nil {
+			fmt.Fprintf(&b, "Lose: &loss{Agent: %s, Disabled: %v}", strLit(l.Agent), l.Disabled)
 		}
 		if c := e.Cancel; c != nil {
 			fields := []string{"By: " + constLit(c.By)}
@@ -1637,7 +1896,7 @@ func TestInvariantHoldsForGeneratedSchedules(t *testing.T) {
 // schedules, checking the invariant and each event's expected answer.
 func TestInvariantRegressionSchedules(t *testing.T) {
 	checkDoubles(t)
-	for _, s := range regressionSchedules {
+	for _, s := range append(slices.Clone(regressionSchedules), standingSchedules...) {
 		t.Run(s.Name, func(t *testing.T) {
 			if _, err := parser.ParseExpr(s.GoString()); err != nil {
 				t.Fatalf("the schedule's Go literal does not parse: %v\n%#v", err, s)
@@ -1645,6 +1904,13 @@ func TestInvariantRegressionSchedules(t *testing.T) {
 			o := runSchedule(s)
 			if v := checkInvariant(s, o); len(v) > 0 {
 				t.Fatalf("the invariant is broken:\n  - %s\n%s", strings.Join(v, "\n  - "), trace(s, o))
+			}
+			by := domain.CancelParty("")
+			if c := o.result.Cancellation; c != nil {
+				by = c.By
+			}
+			if s.End != "" && (o.result.Status != s.End || by != s.EndBy) {
+				t.Fatalf("ended %s (by %q), want %s (by %q)\n%s", o.result.Status, by, s.End, s.EndBy, trace(s, o))
 			}
 			t.Logf("%s", trace(s, o))
 		})
