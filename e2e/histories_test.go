@@ -54,7 +54,7 @@ const recordHistoriesEnv = "VIGIL_RECORD_HISTORIES"
 // fixture is named after its case and every change id whose version marker
 // its history carries, in this order: <case>.<change-id>....json, so a new
 // version's fixtures land next to the old ones and never over them.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker", "standing-checks"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker", "standing-checks", "notice-newly-established"}
 
 // recordOnlyEnv, a comma-separated list of case fixture names (without
 // suffix), records only those cases; the others are still driven and
@@ -243,7 +243,7 @@ func TestEveryEndStateOnRealProcesses(t *testing.T) {
 			}
 			checkHistory(t, s, record, endCase{
 				fixture: "executed", requestID: ok.ID, status: "executed",
-				wantActs: append(slices.Clone(approved), "Execute"), noActs: []string{"RemindApprovers", "AlertSecurity"},
+				wantActs: append(slices.Clone(approved), "CheckStanding", "UnnotifiedEstablished", "Execute"), noActs: []string{"RemindApprovers", "AlertSecurity"},
 				secrets: []string{password},
 			})
 			checkHistory(t, s, record, endCase{

@@ -395,6 +395,8 @@ func (h *harness) recordCall(name string, args converter.EncodedValues) {
 		in = &activities.RepostInput{}
 	case "CheckStanding":
 		in = &activities.StandingInput{}
+	case "UnnotifiedEstablished":
+		in = &activities.UnnotifiedInput{}
 	default:
 		h.t.Errorf("unexpected activity %s", name)
 		return

@@ -136,12 +136,17 @@ var replayFixtures = []struct {
 	{"forged_policy.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySenior},
 	{"approver_disabled.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySecurity},
 	{"forged_decision.pin-verdict-before-start.policy-from-worker.standing-checks.json", domain.StatusCancelled, domain.CancelBySecurity},
+	// Recorded after change "notice-newly-established" (workflow.GetVersion
+	// 1, asked where the cooling period ran out uncancelled): the runs that
+	// got that far asked UnnotifiedEstablished before executing.
+	{"executed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.notice-newly-established.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.notice-newly-established.json", domain.StatusFailed, ""},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
 // each one its file name carries (<end_state>.<change-id>.json) and no
 // marker of the others.
-var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker", "standing-checks"}
+var changeIDs = []string{"cancel-stops-notice", "fail-on-permanent-error", "pin-verdict-before-start", "policy-from-worker", "standing-checks", "notice-newly-established"}
 
 // versionOf is the version a history recorded for a change id, or
 // workflow.DefaultVersion if it has no marker for it.

@@ -62,6 +62,13 @@ const (
 	// Slack. Asked where a decision was accepted, so histories that never
 	// had one carry no marker.
 	changeStandingChecks = "standing-checks"
+	// changeNoticeNewlyEstablished (version 1): once the cooling period
+	// is over, UnnotifiedEstablished asks which of the customer's addresses
+	// are established now but never got the notice (they aged past the
+	// established age while the request waited); if any, the notice goes
+	// out again to every established address and the cooling period starts
+	// again. Asked only where the cooling period ran out uncancelled.
+	changeNoticeNewlyEstablished = "notice-newly-established"
 )
 
 // request is one run's state. Everything the Updates and the Query touch lives
@@ -559,20 +566,7 @@ func (r *request) noticeGate(ctx workflow.Context) *ending {
 	// notice and the executor heartbeat, so an attempt on a dead worker is
 	// retried within seconds. Histories from before took the old path.
 	r.cancelStopsNotice = workflow.GetVersion(ctx, changeCancelStopsNotice, workflow.DefaultVersion, 1) >= 1
-	opts := workflow.ActivityOptions{
-		StartToCloseTimeout:    time.Minute,
-		ScheduleToCloseTimeout: r.in.Policy.NoticeTimeout,
-		RetryPolicy: &temporal.RetryPolicy{
-			InitialInterval:    5 * time.Second,
-			BackoffCoefficient: 2,
-			MaximumInterval:    10 * time.Minute,
-		},
-	}
-	in := activities.NotifyInput{
-		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
-		ServerID: r.in.ServerID, Email: r.in.Email, RequesterID: r.in.RequesterID,
-		CoolingPeriod: r.in.Policy.CoolingPeriod,
-	}
+	opts, in := r.noticeOptions(), r.noticeInput()
 	var notice activities.NotifyResult
 	var e *ending
 	if r.cancelStopsNotice {
@@ -589,6 +583,28 @@ func (r *request) noticeGate(ctx workflow.Context) *ending {
 		return end(r.cancelled(ctx))
 	}
 	return nil
+}
+
+// noticeOptions are the notice's activity options: mail keeps being
+// retried until the notice timeout.
+func (r *request) noticeOptions() workflow.ActivityOptions {
+	return workflow.ActivityOptions{
+		StartToCloseTimeout:    time.Minute,
+		ScheduleToCloseTimeout: r.in.Policy.NoticeTimeout,
+		RetryPolicy: &temporal.RetryPolicy{
+			InitialInterval:    5 * time.Second,
+			BackoffCoefficient: 2,
+			MaximumInterval:    10 * time.Minute,
+		},
+	}
+}
+
+func (r *request) noticeInput() activities.NotifyInput {
+	return activities.NotifyInput{
+		RequestID: r.in.RequestID, Action: r.in.Action, CustomerID: r.in.CustomerID,
+		ServerID: r.in.ServerID, Email: r.in.Email, RequesterID: r.in.RequesterID,
+		CoolingPeriod: r.in.Policy.CoolingPeriod,
+	}
 }
 
 // noticeToTheEnd sends the notice as histories from before change
@@ -657,6 +673,9 @@ func (r *request) coolingGate(ctx workflow.Context) *ending {
 	}
 	if r.st.Cancellation != nil {
 		return end(r.cancelled(ctx))
+	}
+	if workflow.GetVersion(ctx, changeNoticeNewlyEstablished, workflow.DefaultVersion, 1) >= 1 {
+		return r.noticeNewlyEstablished(ctx)
 	}
 	return nil
 }

@@ -42,7 +42,7 @@ func executedTrailOf(a domain.Action) []string {
 // The activities of a request that went through every gate, Slack aside, and
 // what its Slack side did.
 var (
-	executedGates = []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "Record", "CheckStanding", "Execute", "Record", "NotifyOutcome"}
+	executedGates = []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "UnnotifiedEstablished", "Record", "CheckStanding", "Execute", "Record", "NotifyOutcome"}
 	executedSlack = slackWant{posted: true, updates: []string{activities.MessageApproved, activities.MessageNotified, string(domain.StatusExecuted)}}
 )
 
@@ -674,7 +674,7 @@ func TestFailed(t *testing.T) {
 			if n != tc.wantCalls {
 				t.Fatalf("Execute ran %d times, want %d", n, tc.wantCalls)
 			}
-			gates := []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "Record", "CheckStanding"}
+			gates := []string{"ConsumePINVerdict", "Open", "Record", "CheckStanding", "Record", "NotifyCustomer", "Record", "UnnotifiedEstablished", "Record", "CheckStanding"}
 			for range tc.wantCalls {
 				gates = append(gates, "Execute")
 			}
