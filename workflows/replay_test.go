@@ -141,6 +141,23 @@ var replayFixtures = []struct {
 	// got that far asked UnnotifiedEstablished before executing.
 	{"executed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.notice-newly-established.json", domain.StatusExecuted, ""},
 	{"failed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.notice-newly-established.json", domain.StatusFailed, ""},
+	// The three changes above, recorded again once payloads were bound to
+	// their workflow: every end state the current workflow reaches, on a
+	// strict codec (the files above, recorded before the binding, replay
+	// with the migration switch).
+	{"executed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.notice-newly-established.bound.json", domain.StatusExecuted, ""},
+	{"failed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.notice-newly-established.bound.json", domain.StatusFailed, ""},
+	{"cancelled_by_customer.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"vetoed.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"cancelled_during_notice.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusCancelled, domain.CancelByCustomer},
+	{"rejected.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusRejected, ""},
+	{"expired.pin-verdict-before-start.policy-from-worker.bound.json", domain.StatusExpired, ""},
+	{"withdrawn.pin-verdict-before-start.policy-from-worker.bound.json", domain.StatusWithdrawn, domain.CancelByRequester},
+	{"failed_data_error.fail-on-permanent-error.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusFailed, ""},
+	{"verdict_refused.pin-verdict-before-start.policy-from-worker.bound.json", domain.StatusFailed, ""},
+	{"forged_policy.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusCancelled, domain.CancelBySenior},
+	{"approver_disabled.cancel-stops-notice.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusCancelled, domain.CancelBySecurity},
+	{"forged_decision.pin-verdict-before-start.policy-from-worker.standing-checks.bound.json", domain.StatusCancelled, domain.CancelBySecurity},
 }
 
 // changeIDs are the workflow's change ids. A fixture took version 1 of
