@@ -68,17 +68,17 @@ func codecDecode(t *testing.T, s *stack, token string, ps []*commonpb.Payload) (
 
 // TestCodecEndpointOpensHistoryToSecurityOnly, on real processes: Alice
 // signs in through the provider and opens a request, Bob approves it in
-// Slack. Carol, of the security team (VIGIL_CODEC_ENDPOINT_READERS), signs
+// Slack. Carol, of the security role (VIGIL_CODEC_ENDPOINT=on), signs
 // in with her second factor and reads the request's history through the
 // codec endpoint: the input decodes to the request, with no PIN. Alice's
 // own live session is refused, and so is Carol's once she is disabled; her
 // read is on the audit trail.
 func TestCodecEndpointOpensHistoryToSecurityOnly(t *testing.T) {
 	s := startStack(t, stackOptions{oidc: true, extraEnv: []string{
-		"VIGIL_CODEC_ENDPOINT_READERS=ag_carol", "VIGIL_COOLING_RESEND_CREDENTIALS=3s"}})
+		"VIGIL_CODEC_ENDPOINT=on", "VIGIL_COOLING_RESEND_CREDENTIALS=3s"}})
 	seed(t, s)
 	if code, body := s.call("POST", "/admin/v1/agents", s.adminToken, map[string]any{
-		"id": "ag_carol", "name": "Carol Ng", "email": "carol@vigil.example", "team": "Security", "role": "agent",
+		"id": "ag_carol", "name": "Carol Ng", "email": "carol@vigil.example", "team": "Security", "role": "security",
 	}, nil); code != 201 {
 		t.Fatalf("create carol: %d %s", code, body)
 	}

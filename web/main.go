@@ -157,18 +157,18 @@ func run(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 	// The codec endpoint for the Temporal Web UI: the security team, signed
 	// in with a second factor, reads request histories; nobody else does.
 	var codecEndpoint http.Handler
-	if len(cfg.CodecEndpointReaders) > 0 {
+	if cfg.CodecEndpoint {
 		var verifier codecserver.TokenVerifier
 		if apiOpts.OIDC != nil {
 			verifier = apiOpts.OIDC
 		}
 		cs, err := codecserver.New(codecserver.Config{Codec: cdc, Verifier: verifier, Store: st,
-			Readers: cfg.CodecEndpointReaders, Origins: cfg.CodecEndpointOrigins, Logger: logger.With("component", "codec-endpoint")})
+			Origins: cfg.CodecEndpointOrigins, Logger: logger.With("component", "codec-endpoint")})
 		if err != nil {
 			return err
 		}
 		codecEndpoint = cs
-		logger.Info("codec endpoint on", "path", codecserver.Path, "readers", cfg.CodecEndpointReaders, "origins", cfg.CodecEndpointOrigins)
+		logger.Info("codec endpoint on", "path", codecserver.Path, "readers", "the security role", "origins", cfg.CodecEndpointOrigins)
 	}
 	apiServer := api.New(svc, st, cfg.AdminToken.Reveal(), logger, apiOpts)
 	apiHandler, apiAdmin := apiServer.Handler(), apiServer.AdminHandler()

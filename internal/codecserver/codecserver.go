@@ -21,6 +21,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/vigil-oss/vigil/internal/codec"
+	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/oidcauth"
 	"github.com/vigil-oss/vigil/internal/store"
 )
@@ -53,9 +54,6 @@ type Config struct {
 	Codec    *codec.Codec
 	Verifier TokenVerifier
 	Store    Store
-	// Readers are the agent ids of the security team: the only agents
-	// the endpoint decodes for, each also enabled in the agents table.
-	Readers []string
 	// Origins are the browser origins (the Temporal Web UI's) allowed to
 	// call the endpoint across origins.
 	Origins []string
@@ -74,8 +72,6 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("codecserver: codec, store and logger are required")
 	case cfg.Verifier == nil:
 		return nil, errors.New("codecserver: the codec endpoint needs OIDC sign-in (VIGIL_OIDC_ISSUER)")
-	case len(cfg.Readers) == 0:
-		return nil, errors.New("codecserver: no reader: the endpoint would open to nobody")
 	}
 	return &Server{cfg: cfg}, nil
 }
@@ -197,8 +193,9 @@ func (s *Server) authorize(r *http.Request) (agent string, status int, code, det
 		return id, http.StatusServiceUnavailable, "database_unavailable", "try again"
 	case a.Disabled:
 		return id, http.StatusForbidden, "forbidden", "this agent is disabled"
-	case !slices.Contains(s.cfg.Readers, a.ID):
-		return id, http.StatusForbidden, "forbidden", "only the security team reads request histories"
+	case a.Role != domain.RoleSecurity:
+		// The role is the agents table's, never the token's or the caller's word.
+		return id, http.StatusForbidden, "forbidden", "only the security role reads request histories"
 	}
 	return a.ID, 0, "", ""
 }

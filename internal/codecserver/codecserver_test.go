@@ -96,8 +96,9 @@ func newWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	for _, a := range []store.Agent{
-		{ID: "ag_sec", Name: "Sam Security", Email: "sam@vigil.test", Role: domain.RoleAgent},
-		{ID: "ag_sec_gone", Name: "Gone Security", Email: "gone@vigil.test", Role: domain.RoleAgent},
+		{ID: "ag_sec", Name: "Sam Security", Email: "sam@vigil.test", Role: domain.RoleSecurity},
+		{ID: "ag_sec_gone", Name: "Gone Security", Email: "gone@vigil.test", Role: domain.RoleSecurity},
+		{ID: "ag_admin", Name: "An Admin", Email: "admin@vigil.test", Role: domain.RoleAdmin},
 		{ID: "ag_bob", Name: "Bob Senior", Email: "bob@vigil.test", Role: domain.RoleSenior},
 	} {
 		if err := st.CreateAgent(ctx, a, nil); err != nil {
@@ -119,7 +120,7 @@ func newWorld(t *testing.T) *world {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cs, err := codecserver.New(codecserver.Config{Codec: c, Verifier: v, Store: st, Readers: []string{"ag_sec", "ag_sec_gone"},
+	cs, err := codecserver.New(codecserver.Config{Codec: c, Verifier: v, Store: st,
 		Origins: []string{"http://127.0.0.1:8233"}, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
@@ -244,6 +245,7 @@ func TestOnlyTheSecurityTeamReads(t *testing.T) {
 		{"forged signature", w.iss.token(t, forger, "ag_sec", "mfa"), http.StatusUnauthorized, "unauthenticated"},
 		{"no second factor", w.iss.token(t, nil, "ag_sec", "pwd"), http.StatusUnauthorized, "second_factor_required"},
 		{"a senior, not security", w.iss.token(t, nil, "ag_bob", "mfa"), http.StatusForbidden, "forbidden"},
+		{"an admin, not security", w.iss.token(t, nil, "ag_admin", "mfa"), http.StatusForbidden, "forbidden"},
 		{"security, but disabled", w.iss.token(t, nil, "ag_sec_gone", "mfa"), http.StatusForbidden, "forbidden"},
 		{"no such agent", w.iss.token(t, nil, "ag_nobody", "mfa"), http.StatusForbidden, "forbidden"},
 	}

@@ -110,9 +110,9 @@ type Config struct {
 	OIDCAcceptedACR []string
 	OIDCAgentClaim  string
 
-	// The codec endpoint for the Temporal Web UI (issue 16); off while
-	// CodecEndpointReaders is empty.
-	CodecEndpointReaders []string
+	// CodecEndpoint turns on the codec endpoint for the Temporal Web UI,
+	// open to agents of the security role only.
+	CodecEndpoint        bool
 	CodecEndpointOrigins []string
 }
 
@@ -219,7 +219,7 @@ var fixedVars = []Var{
 	{"VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt", "amr values of which a token must carry one (proof of a second factor)"},
 	{"VIGIL_OIDC_REQUIRED_ACR", "", "acr values that also prove a second factor (for providers that say it with acr)"},
 	{"VIGIL_OIDC_AGENT_CLAIM", "sub", "the token claim whose value is the Vigil agent id"},
-	{"VIGIL_CODEC_ENDPOINT_READERS", "", "agent ids of the security team, the only people the codec endpoint (/codec/decode, for the Temporal Web UI and CLI) decodes for; needs VIGIL_OIDC_ISSUER; off when empty"},
+	{"VIGIL_CODEC_ENDPOINT", "off", "on: serve the codec endpoint (/codec/decode, for the Temporal Web UI and CLI), which decodes request histories for enabled agents of the security role signed in with a second factor, and no one else; needs VIGIL_OIDC_ISSUER"},
 	{"VIGIL_CODEC_ENDPOINT_ORIGINS", "", "browser origins (the Temporal Web UI's, e.g. http://127.0.0.1:8233) allowed to call the codec endpoint"},
 	{"VIGIL_APPROVAL_TIMEOUT", "4h", "how long a request waits for a senior (the worker's setting: each request takes the worker's timings at its start, never its starter's)"},
 	{"VIGIL_NOTICE_TIMEOUT", "24h", "how long mail may fail before a request fails (the worker's)"},
@@ -346,10 +346,10 @@ func Load(getenv func(string) string) (Config, error) {
 	c.OIDCAcceptedAMR = list(l.str("VIGIL_OIDC_REQUIRED_AMR", "mfa,otp,hwk,swk,fpt"))
 	c.OIDCAcceptedACR = list(l.str("VIGIL_OIDC_REQUIRED_ACR", ""))
 	c.OIDCAgentClaim = l.str("VIGIL_OIDC_AGENT_CLAIM", "sub")
-	c.CodecEndpointReaders = list(l.str("VIGIL_CODEC_ENDPOINT_READERS", ""))
+	c.CodecEndpoint = l.oneOf("VIGIL_CODEC_ENDPOINT", "off", "on", "off") == "on"
 	c.CodecEndpointOrigins = list(l.str("VIGIL_CODEC_ENDPOINT_ORIGINS", ""))
-	if len(c.CodecEndpointReaders) > 0 && c.OIDCIssuer == "" {
-		l.fail("VIGIL_CODEC_ENDPOINT_READERS needs VIGIL_OIDC_ISSUER: the codec endpoint only opens to people signed in with a second factor")
+	if c.CodecEndpoint && c.OIDCIssuer == "" {
+		l.fail("VIGIL_CODEC_ENDPOINT=on needs VIGIL_OIDC_ISSUER: the codec endpoint only opens to people signed in with a second factor")
 	}
 	if c.OIDCIssuer != "" && c.OIDCClientID == "" {
 		l.fail("VIGIL_OIDC_CLIENT_ID must be set with VIGIL_OIDC_ISSUER")

@@ -186,13 +186,14 @@ func TestOIDCSettings(t *testing.T) {
 		{"not a URL", map[string]string{"VIGIL_OIDC_ISSUER": "id.example.com", "VIGIL_OIDC_CLIENT_ID": "c"}, "VIGIL_OIDC_ISSUER", nil},
 		{"no second factor accepted", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
 			"VIGIL_OIDC_REQUIRED_AMR": ","}, "a second factor is always required", nil},
-		{"codec endpoint readers", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
-			"VIGIL_CODEC_ENDPOINT_READERS": "ag_sam, ag_lee", "VIGIL_CODEC_ENDPOINT_ORIGINS": "http://127.0.0.1:8233"}, "",
+		{"codec endpoint on", map[string]string{"VIGIL_OIDC_ISSUER": "https://id.example.com", "VIGIL_OIDC_CLIENT_ID": "c",
+			"VIGIL_CODEC_ENDPOINT": "on", "VIGIL_CODEC_ENDPOINT_ORIGINS": "http://127.0.0.1:8233"}, "",
 			func(c Config) bool {
-				return strings.Join(c.CodecEndpointReaders, ",") == "ag_sam,ag_lee" && strings.Join(c.CodecEndpointOrigins, ",") == "http://127.0.0.1:8233"
+				return c.CodecEndpoint && strings.Join(c.CodecEndpointOrigins, ",") == "http://127.0.0.1:8233"
 			}},
-		{"codec endpoint without sign-in", map[string]string{"VIGIL_CODEC_ENDPOINT_READERS": "ag_sam"}, "needs VIGIL_OIDC_ISSUER", nil},
-		{"codec endpoint off by default", nil, "", func(c Config) bool { return len(c.CodecEndpointReaders) == 0 && !c.CodecAcceptUnbound }},
+		{"codec endpoint without sign-in", map[string]string{"VIGIL_CODEC_ENDPOINT": "on"}, "needs VIGIL_OIDC_ISSUER", nil},
+		{"codec endpoint neither on nor off", map[string]string{"VIGIL_CODEC_ENDPOINT": "ag_sam"}, "VIGIL_CODEC_ENDPOINT", nil},
+		{"codec endpoint off by default", nil, "", func(c Config) bool { return !c.CodecEndpoint && !c.CodecAcceptUnbound }},
 		{"migration switch", map[string]string{"VIGIL_CODEC_ACCEPT_UNBOUND": "true"}, "", func(c Config) bool { return c.CodecAcceptUnbound }},
 	}
 	for _, tt := range tests {
