@@ -92,11 +92,17 @@ func (a *Activities) slackRequest(ctx context.Context, id string, pinAt, expires
 	if err != nil {
 		return store.Request{}, approvals.Request{}, err
 	}
+	var risk *approvals.Risk
+	if r, err := a.Store.RiskOf(ctx, req.ID); err != nil {
+		return store.Request{}, approvals.Request{}, err
+	} else if r != nil {
+		risk = &approvals.Risk{Signals: r.Signals, FactorVerified: r.FactorVerified}
+	}
 	return req, approvals.Request{
 		ID: req.ID, Action: req.Action, CustomerID: req.CustomerID,
 		MaskedEmail: approvals.MaskEmail(cust.PrimaryEmail), ServerID: req.ServerID, NewEmail: req.Email,
 		RequesterSlackID: agent.SlackUserID, RequesterName: agent.Name, Reason: req.Reason,
-		PINVerifiedAt: pinAt, ExpiresAt: expires, CoolingPeriod: cooling, ServerMove: move,
+		PINVerifiedAt: pinAt, ExpiresAt: expires, CoolingPeriod: cooling, ServerMove: move, Risk: risk,
 	}, nil
 }
 

@@ -72,6 +72,19 @@ func TestMailboxOwnerWithThePIN(t *testing.T) {
 	if strings.Contains(log.all(), code) || strings.Contains(strings.Join(events, "\n"), code) {
 		t.Fatal("the authenticator code was printed or audited")
 	}
+	// The senior sees it: the card's first line says the account is at
+	// risk, names the events, and what was verified.
+	eventually(t, 30*time.Second, "the approval card of "+r.ID+" showing the risk", func() (bool, string) {
+		msgs, _ := s.slackMessages(t)
+		for _, m := range msgs {
+			b := string(m.Blocks)
+			if strings.Contains(b, r.ID) && strings.Contains(b, "⚠️ Account at risk · ") && strings.Contains(b, "password reset (email)") &&
+				strings.Contains(b, "the code from the customer's authenticator app") {
+				return true, ""
+			}
+		}
+		return false, fmt.Sprintf("%d messages", len(msgs))
+	})
 
 	// Disabling the 2FA cannot be proved with the 2FA: refused, audited,
 	// told to security.

@@ -632,3 +632,56 @@ func TestStatusBlocksKeepTheHistory(t *testing.T) {
 		t.Errorf("the approval card lost its deadline")
 	}
 }
+
+// TestApprovalShowsTheRisk: a request the risk check flagged says so in its
+// header, names the account's events and what was verified; the panel's
+// words cannot format the card; a quiet request shows none of it.
+func TestApprovalShowsTheRisk(t *testing.T) {
+	e := newEnv(t, defaultCfg, token)
+	post := func(r Request) string {
+		t.Helper()
+		ch, ts, err := e.client.PostApproval(context.Background(), r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, x := range e.standin.Messages() {
+			if x.Channel == ch && x.TS == ts {
+				return string(x.Blocks)
+			}
+		}
+		t.Fatal("message not found")
+		return ""
+	}
+	quiet := post(sampleRequest())
+	if strings.Contains(quiet, "Account at risk") {
+		t.Fatalf("a quiet request shows a risk:\n%s", quiet)
+	}
+	for _, tc := range []struct {
+		factor bool
+		want   string
+	}{
+		{true, "Verified: the PIN and the code from the customer's authenticator app"},
+		{false, "Verified: the PIN only"},
+	} {
+		r := sampleRequest()
+		r.Risk = &Risk{Signals: "password reset (email) on 2026-12-08; pin viewed on 2026-12-08 <!channel> *x*", FactorVerified: tc.factor}
+		got := post(r)
+		var header string
+		for _, b := range parsed(t, []byte(got)) {
+			if h, ok := b.(*slack.HeaderBlock); ok {
+				header = h.Text.Text
+			}
+		}
+		if !strings.HasPrefix(header, "⚠️ Account at risk · ") {
+			t.Errorf("header %q does not start with the risk", header)
+		}
+		for _, w := range []string{"Account at risk:", "password reset (email) on 2026-12-08", tc.want} {
+			if !strings.Contains(got, w) {
+				t.Errorf("card lacks %q:\n%s", w, got)
+			}
+		}
+		if strings.Contains(got, "<!channel>") {
+			t.Errorf("the panel's words reach Slack as a mention:\n%s", got)
+		}
+	}
+}

@@ -51,10 +51,21 @@ type Request struct {
 	// ServerMove is set when the request's server moved to its customer
 	// (by an import) within the ageing period before the request opened.
 	ServerMove *ServerMove
+	// Risk is set when the account's recent security events made the open
+	// need more than the PIN (internal/risk): the card says so first.
+	Risk *Risk
 	// History holds the status lines of the steps before the current one,
 	// oldest first (from LineApproved, LineBreakGlass, LineNotified), so
 	// that each update adds to the card instead of replacing what it said.
 	History []string
+}
+
+// Risk is what the risk check at the open found and what it made pass.
+type Risk struct {
+	Signals string // the assessment's summary: events and dates, plain words
+	// FactorVerified: the code from the customer's authenticator was
+	// verified besides the PIN.
+	FactorVerified bool
 }
 
 // ServerMove is a recent move of a request's server to its customer.
@@ -131,6 +142,9 @@ func StatusBlocks(r Request, line string) []slack.Block {
 }
 
 func summary(r Request, header string) []slack.Block {
+	if r.Risk != nil {
+		header = "⚠️ Account at risk · " + header
+	}
 	customer := md(r.CustomerID, maxShortRunes, " ")
 	if r.MaskedEmail != "" {
 		customer += " · " + md(r.MaskedEmail, maxShortRunes, " ")
@@ -163,6 +177,14 @@ func summary(r Request, header string) []slack.Block {
 		what += "\n⚠️ *Server " + server + " moved to this customer from " + md(m.From, maxShortRunes, " ") + " at " + stamp(m.At) +
 			".* No address of this customer counts as established for it before " + stamp(m.EstablishedAt) +
 			", so the customer notice cannot go out until then. Check the move with billing before approving."
+	}
+	if k := r.Risk; k != nil {
+		verified := "the PIN only"
+		if k.FactorVerified {
+			verified = "the PIN and the code from the customer's authenticator app"
+		}
+		what += "\n⚠️ *Account at risk:* " + md(k.Signals, maxReasonRunes, " ") + ". Verified: " + verified +
+			". Someone else may hold this customer's mailbox or PIN: approve only if the request makes sense for the real customer."
 	}
 	reason := strings.TrimSpace(r.Reason)
 	if reason == "" {

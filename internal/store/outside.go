@@ -80,3 +80,41 @@ func (s *Store) RecordRiskRefusal(ctx context.Context, r Request, signals, why s
 	}
 	return nil
 }
+
+// RequestRisk is what the risk check at the open recorded for a request.
+type RequestRisk struct {
+	Signals        string
+	FactorVerified bool
+}
+
+// RiskOf returns the risk check's record of request id (gate.risk.assessed,
+// gate.factor.verified), or nil when the open found no risk.
+func (s *Store) RiskOf(ctx context.Context, id string) (*RequestRisk, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT event, COALESCE(details->>'signals', '') FROM audit_events
+		WHERE request_id = $1 AND event IN ('gate.risk.assessed', 'gate.factor.verified') ORDER BY id`, id)
+	if err != nil {
+		return nil, fmt.Errorf("store: risk of %s: %w", id, err)
+	}
+	defer rows.Close()
+	var out *RequestRisk
+	factor := false
+	for rows.Next() {
+		var ev, signals string
+		if err := rows.Scan(&ev, &signals); err != nil {
+			return nil, fmt.Errorf("store: risk of %s: %w", id, err)
+		}
+		switch ev {
+		case "gate.risk.assessed":
+			out = &RequestRisk{Signals: signals}
+		case "gate.factor.verified":
+			factor = true
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: risk of %s: %w", id, err)
+	}
+	if out != nil {
+		out.FactorVerified = factor
+	}
+	return out, nil
+}
