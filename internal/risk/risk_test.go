@@ -119,3 +119,32 @@ func TestParse(t *testing.T) {
 		t.Fatalf("the default policy is invalid: %v", err)
 	}
 }
+
+// TestDefaultPolicyEveryActionAndSignal crosses every action with every
+// kind of event, a day old, against the table in the README ("Account
+// risk"): the factor for a takeover's signs, a refusal for a 2FA change,
+// and a refusal where the factor cannot serve (disabling 2FA).
+func TestDefaultPolicyEveryActionAndSignal(t *testing.T) {
+	day := 24 * time.Hour
+	for _, sp := range action.Specs() {
+		for _, kind := range panel.KnownEventKinds() {
+			channel := ""
+			if kind == panel.EventPasswordReset {
+				channel = "email"
+			}
+			got := DefaultPolicy().Assess(sp.Name, []panel.SecurityEvent{ev(kind, channel, day)}, now)
+			var want Requirement
+			switch {
+			case kind == panel.Event2FAChanged:
+				want = Requirement{Refuse: true}
+			case sp.Name == action.Disable2FA:
+				want = Requirement{Factor: true, Refuse: true}
+			default:
+				want = Requirement{Factor: true}
+			}
+			if got.Requirement != want || len(got.Signals) != 1 {
+				t.Errorf("%s after %s: %+v, want %+v with one signal", sp.Name, kind, got, want)
+			}
+		}
+	}
+}
