@@ -29,6 +29,14 @@ func TestRestartKeepsTheApprovalMessage(t *testing.T) {
 	if !bytes.Contains(before.Blocks, []byte(`"approve"`)) {
 		t.Fatalf("approval message without buttons: %s", before.Blocks)
 	}
+	// Stop only once the post is recorded: a worker stopped between Slack's
+	// answer and the record posts the message again when it retries (the
+	// old one's buttons are then refused as another message's), which is
+	// the crash suite's subject, not this test's.
+	eventually(t, 30*time.Second, "the approval message recorded for "+r.ID, func() (bool, string) {
+		n := count(t, s, `SELECT count(*) FROM requests WHERE id = $1 AND slack_ts = $2`, r.ID, before.TS)
+		return n == 1, "not yet"
+	})
 
 	s.stopAll()
 	s.start("devserver", bins["devserver"], []string{"-addr", s.temporal, "-db-file", filepath.Join(s.dir, "temporal.db")}, "devserver ready")
