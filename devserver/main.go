@@ -1,5 +1,6 @@
 // Command devserver runs an embedded, single-process Temporal server backed by
-// SQLite, for Vigil development and tests only.
+// SQLite (or, with -postgres, by Postgres as production is), for Vigil
+// development and tests only.
 package main
 
 import (
@@ -18,10 +19,13 @@ import (
 
 // config holds the devserver settings parsed from flags and environment.
 type config struct {
-	Addr      string     // frontend gRPC host:port
-	HTTPAddr  string     // frontend HTTP API host:port; empty disables it
-	DBFile    string     // SQLite file, ignored when InMemory is set
-	InMemory  bool       // use an in-memory SQLite database
+	Addr     string // frontend gRPC host:port
+	HTTPAddr string // frontend HTTP API host:port; empty disables it
+	DBFile   string // SQLite file, ignored when InMemory is set
+	InMemory bool   // use an in-memory SQLite database
+	// Postgres is a postgres:// URL naming the database Temporal persists
+	// to (visibility goes to <name>_visibility); empty means SQLite.
+	Postgres  string
 	Namespace string     // namespace to create and register search attributes in
 	LogLevel  slog.Level // minimum level for server and devserver logs
 	// UIAddr is where the Temporal Web UI listens; empty disables it.
@@ -62,7 +66,7 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	fs.SetOutput(output)
 	fs.Usage = func() {
 		fmt.Fprintf(output, "Usage: devserver [flags]\n\n"+
-			"Runs an embedded Temporal server (SQLite persistence) for Vigil development\n"+
+			"Runs an embedded Temporal server (SQLite, or Postgres with -postgres) for Vigil development\n"+
 			"and tests. Not for production. Prints %q to stdout\n"+
 			"once the namespace and Vigil search attributes are ready. Logs go to stderr.\n"+
 			"Each flag falls back to the environment variable named in its description.\n\n"+
@@ -87,6 +91,9 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 		"SQLite database `file`, created with its schema if missing (env VIGIL_DEVSERVER_DB)")
 	fs.BoolVar(&cfg.InMemory, "in-memory", inMemoryDefault,
 		"use an in-memory SQLite database instead of -db-file; state is lost on exit (env VIGIL_DEVSERVER_IN_MEMORY)")
+	fs.StringVar(&cfg.Postgres, "postgres", envOr("VIGIL_DEVSERVER_POSTGRES", ""),
+		"persist to Postgres instead of SQLite: `postgres://user@host:port/database` (Temporal's postgres12 plugin; "+
+			"database and database_visibility are created with Temporal's schema if missing; never Vigil's own database) (env VIGIL_DEVSERVER_POSTGRES)")
 	fs.StringVar(&cfg.Namespace, "namespace", envOr("VIGIL_DEVSERVER_NAMESPACE", "default"),
 		"namespace to create if missing (env VIGIL_DEVSERVER_NAMESPACE)")
 	fs.StringVar(&logLevel, "log-level", envOr("VIGIL_DEVSERVER_LOG_LEVEL", "warn"),
@@ -109,6 +116,15 @@ func parseConfig(args []string, getenv func(string) string, output io.Writer) (c
 	}
 	if strings.TrimSpace(cfg.Namespace) == "" {
 		return config{}, errors.New("-namespace must not be empty")
+	}
+	if cfg.Postgres != "" {
+		if cfg.InMemory {
+			return config{}, errors.New("-postgres and -in-memory exclude each other")
+		}
+		if _, err := parsePostgresURL(cfg.Postgres); err != nil {
+			return config{}, err
+		}
+		return cfg, nil
 	}
 	if !cfg.InMemory && cfg.DBFile == "" {
 		return config{}, errors.New("-db-file must not be empty (or use -in-memory)")

@@ -71,6 +71,14 @@ func TestParseConfig(t *testing.T) {
 		{name: "bad in-memory env", env: map[string]string{"VIGIL_DEVSERVER_IN_MEMORY": "maybe"}, wantErr: true},
 		{name: "empty namespace", args: []string{"-namespace", ""}, wantErr: true},
 		{name: "positional args", args: []string{"extra"}, wantErr: true},
+		{
+			name: "postgres from env",
+			env:  map[string]string{"VIGIL_DEVSERVER_POSTGRES": "postgres://postgres@127.0.0.1:5432/vigil_temporal"},
+			want: config{Addr: "127.0.0.1:7233", DBFile: ".vigil/temporal.db", Namespace: "default", LogLevel: slog.LevelWarn,
+				Postgres: "postgres://postgres@127.0.0.1:5432/vigil_temporal"},
+		},
+		{name: "postgres and in-memory", args: []string{"-postgres", "postgres://u@h/db", "-in-memory"}, wantErr: true},
+		{name: "bad postgres url", args: []string{"-postgres", "postgres://u@h/"}, wantErr: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -98,7 +106,7 @@ func TestHelpMentionsEnvAndReadyLine(t *testing.T) {
 		t.Fatal("parseConfig(-h) returned no error")
 	}
 	for _, want := range []string{"-addr", "VIGIL_DEVSERVER_ADDR", "-db-file", "VIGIL_DEVSERVER_DB", "-in-memory",
-		"-namespace", "-log-level", "-http-addr", "devserver ready addr=<host:port> namespace=<ns>"} {
+		"-namespace", "-log-level", "-http-addr", "-postgres", "VIGIL_DEVSERVER_POSTGRES", "devserver ready addr=<host:port> namespace=<ns>"} {
 		if !bytes.Contains(out.Bytes(), []byte(want)) {
 			t.Errorf("help output lacks %q:\n%s", want, out.String())
 		}

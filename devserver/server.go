@@ -30,11 +30,15 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/types/known/durationpb"
 )
 
 const (
 	clusterName     = "active"
 	storeName       = "sqlite-default"
+	pgStoreName     = "postgres-default"
+	pgVisStoreName  = "postgres-visibility"
+	retention       = 24 * time.Hour
 	readyTimeout    = 2 * time.Minute
 	pollInterval    = 200 * time.Millisecond
 	rpcTimeout      = 10 * time.Second
@@ -71,12 +75,12 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	sqlConf, err := prepareDatabase(cfg, logger)
+	stores, err := prepareStores(cfg, logger)
 	if err != nil {
 		return err
 	}
 
-	server, err := temporal.NewServer(serverOptions(p, sqlConf, newTemporalLogger(logger, temporalLevel))...)
+	server, err := temporal.NewServer(serverOptions(p, stores, newTemporalLogger(logger, temporalLevel))...)
 	if err != nil {
 		return fmt.Errorf("create temporal server: %w", err)
 	}
@@ -96,7 +100,7 @@ func run(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 
 	addr := net.JoinHostPort(p.ip, strconv.Itoa(p.frontend))
 	readyCtx, cancel := context.WithTimeout(ctx, readyTimeout)
-	err = awaitReady(readyCtx, addr, cfg.Namespace, logger)
+	err = awaitReady(readyCtx, addr, cfg.Namespace, stores.registerNamespace, logger)
 	cancel()
 	if ctx.Err() != nil {
 		logger.Info("interrupted during startup")
@@ -229,6 +233,38 @@ func parsePort(s string) (int, error) {
 	return port, nil
 }
 
+// persistenceStores are the data stores the server runs on.
+type persistenceStores struct {
+	names             map[string]*tconfig.SQL
+	main, visibility  string // keys of names
+	registerNamespace bool   // the namespace is registered through the API once the server runs
+}
+
+// prepareStores returns the stores for cfg: Postgres when -postgres is set,
+// else SQLite.
+func prepareStores(cfg config, logger *slog.Logger) (persistenceStores, error) {
+	if cfg.Postgres != "" {
+		mainConf, visConf, err := preparePostgres(cfg.Postgres, logger)
+		if err != nil {
+			return persistenceStores{}, err
+		}
+		// The namespace goes through the frontend (RegisterNamespace), the
+		// supported way; the SQLite path writes it directly only because
+		// that store has no server yet when the file is new.
+		return persistenceStores{
+			names:             map[string]*tconfig.SQL{pgStoreName: mainConf, pgVisStoreName: visConf},
+			main:              pgStoreName,
+			visibility:        pgVisStoreName,
+			registerNamespace: true,
+		}, nil
+	}
+	sqlConf, err := prepareDatabase(cfg, logger)
+	if err != nil {
+		return persistenceStores{}, err
+	}
+	return persistenceStores{names: map[string]*tconfig.SQL{storeName: sqlConf}, main: storeName, visibility: storeName}, nil
+}
+
 // prepareDatabase returns the SQLite persistence config, creating the schema
 // when the database file is new and the namespace (with Vigil's search
 // attributes) when it is missing.
@@ -282,7 +318,7 @@ func setupSchemaIfNew(conf *tconfig.SQL, file string, logger *slog.Logger) error
 }
 
 // serverOptions builds the options for an all-in-one Temporal server.
-func serverOptions(p ports, sqlConf *tconfig.SQL, logger log.Logger) []temporal.ServerOption {
+func serverOptions(p ports, stores persistenceStores, logger log.Logger) []temporal.ServerOption {
 	hostPort := func(port int) string { return net.JoinHostPort(p.ip, strconv.Itoa(port)) }
 	service := func(port, httpPort int) tconfig.Service {
 		var s tconfig.Service
@@ -297,10 +333,13 @@ func serverOptions(p ports, sqlConf *tconfig.SQL, logger log.Logger) []temporal.
 	conf.Global.Membership.BroadcastAddress = p.ip
 	// Metrics stay nil (no-op handler, no listener); pprof port 0 disables it.
 	conf.Global.PProf.Port = 0
-	conf.Persistence.DefaultStore = storeName
-	conf.Persistence.VisibilityStore = storeName
+	conf.Persistence.DefaultStore = stores.main
+	conf.Persistence.VisibilityStore = stores.visibility
 	conf.Persistence.NumHistoryShards = 1
-	conf.Persistence.DataStores = map[string]tconfig.DataStore{storeName: {SQL: sqlConf}}
+	conf.Persistence.DataStores = map[string]tconfig.DataStore{}
+	for name, sqlConf := range stores.names {
+		conf.Persistence.DataStores[name] = tconfig.DataStore{SQL: sqlConf}
+	}
 	httpAddress := ""
 	if p.http != 0 {
 		httpAddress = hostPort(p.http)
@@ -353,7 +392,8 @@ func serverOptions(p ports, sqlConf *tconfig.SQL, logger log.Logger) []temporal.
 
 // awaitReady waits until the frontend at addr serves namespace ns and the
 // Vigil search attributes are registered in it, adding any that are missing.
-func awaitReady(ctx context.Context, addr, ns string, logger *slog.Logger) error {
+// With register, a missing namespace is registered first.
+func awaitReady(ctx context.Context, addr, ns string, register bool, logger *slog.Logger) error {
 	conn, err := grpc.NewClient(addr, grpc.WithTransportCredentials(insecure.NewCredentials()))
 	if err != nil {
 		return fmt.Errorf("dial frontend %s: %w", addr, err)
@@ -364,6 +404,16 @@ func awaitReady(ctx context.Context, addr, ns string, logger *slog.Logger) error
 
 	err = retry(ctx, "describe namespace", logger, func(ctx context.Context) error {
 		_, err := wf.DescribeNamespace(ctx, &workflowservice.DescribeNamespaceRequest{Namespace: ns})
+		if register && status.Code(err) == codes.NotFound {
+			logger.Info("registering namespace", "namespace", ns)
+			_, err = wf.RegisterNamespace(ctx, &workflowservice.RegisterNamespaceRequest{
+				Namespace:                        ns,
+				WorkflowExecutionRetentionPeriod: durationpb.New(retention),
+			})
+			if err == nil || status.Code(err) == codes.AlreadyExists {
+				return errors.New("namespace registered, not described yet")
+			}
+		}
 		return err
 	})
 	if err != nil {
