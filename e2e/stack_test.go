@@ -12,6 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,8 +124,14 @@ type stack struct {
 	oidcIssuer string
 	// uiURL is the Temporal Web UI when stackOptions.ui.
 	uiURL string
-	mu    sync.Mutex
-	procs map[string]*proc
+	// front balances over the web replicas when stackOptions.replicas;
+	// webAddrs are the replicas' own addresses (web, web2).
+	front    *front
+	webAddrs []string
+	// temporalDSN is the devserver's database when stackOptions.temporalPostgres.
+	temporalDSN string
+	mu          sync.Mutex
+	procs       map[string]*proc
 }
 
 type stackOptions struct {
@@ -138,6 +145,13 @@ type stackOptions struct {
 	// ui serves the Temporal Web UI from the devserver (needs a devserver
 	// built from this tree: VIGIL_DEVSERVER_BIN unset, or pointing at one).
 	ui bool
+	// temporalPostgres runs the devserver on Postgres persistence (a fresh
+	// database of its own) instead of SQLite.
+	temporalPostgres bool
+	// replicas starts a second worker (worker2) and a second web front
+	// (web2) and puts a balancer (front) in front of both web fronts:
+	// webURL, the public URL and Slack's interaction URL all point at it.
+	replicas bool
 }
 
 func freeAddr(t testing.TB) string {
@@ -173,12 +187,18 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if s.dsn == "" {
 		s.dsn = testpg.NewDSN(t)
 	}
+	if o.temporalPostgres {
+		s.temporalDSN = temporalDSN(t)
+	}
 	t.Cleanup(s.stopAll)
 	// The devserver picks its own free ports (frontend and internal services)
 	// and says which in its ready line; the other ports are chosen only once
 	// it holds its own, so no two processes are handed the same one.
 	s.env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + s.dir}
 	devArgs := []string{"-addr", "127.0.0.1:0", "-db-file", filepath.Join(s.dir, "temporal.db")}
+	if o.temporalPostgres {
+		devArgs = []string{"-addr", "127.0.0.1:0", "-postgres", s.temporalDSN}
+	}
 	if o.ui {
 		s.uiURL = "http://" + freeAddr(t)
 		devArgs = append(devArgs, "-ui-addr", strings.TrimPrefix(s.uiURL, "http://"))
@@ -196,6 +216,15 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	s.panelURL = "http://" + panelAddr
 	s.webURL = "http://" + webAddr
 	s.adminURL = "http://" + adminAddr
+	s.webAddrs = []string{webAddr}
+	var extra []string
+	if o.replicas {
+		s.webAddrs = append(s.webAddrs, freeAddr(t))
+		s.front, s.webURL = startFront(t, s.webAddrs)
+		// The balancer is on loopback; the cancel pages' per-address budgets
+		// must see the customer's address it forwards, not its own.
+		extra = append(extra, "VIGIL_TRUSTED_PROXIES=127.0.0.1/32")
+	}
 	webMetricsAddr, workerMetricsAddr := freeAddr(t), freeAddr(t)
 	s.webMetrics, s.workerMetrics = "http://"+webMetricsAddr+"/metrics", "http://"+workerMetricsAddr+"/metrics"
 	s.env = append([]string{
@@ -230,7 +259,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		"VIGIL_EXECUTE_MAX_ATTEMPTS=5",
 		// The tests' cooling periods are seconds: below every floor.
 		"VIGIL_DEV_BELOW_FLOORS=true",
-	}, o.extraEnv...)
+	}, append(extra, o.extraEnv...)...)
 
 	if o.oidc {
 		oidcAddr := freeAddr(t)
@@ -251,8 +280,23 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	s.start("slack", bins["slack"], nil, "slack-standin ready")
 	s.start("worker", bins["worker"], nil, "worker ready")
 	s.start("web", bins["web"], nil, "web ready")
+	if o.replicas {
+		s.startReplica("worker2")
+		s.startReplica("web2")
+	}
 	s.bootstrapAdmin(t)
 	return s
+}
+
+// startReplica starts worker2 or web2: the same environment as worker and
+// web but listening on ports of its own.
+func (s *stack) startReplica(name string) *proc {
+	s.t.Helper()
+	if name == "web2" {
+		return s.startEnv(name, bins["web"], nil, "web ready", []string{"VIGIL_HTTP_ADDR=" + s.webAddrs[1],
+			"VIGIL_ADMIN_ADDR=" + freeAddr(s.t), "VIGIL_WEB_METRICS_ADDR=" + freeAddr(s.t)})
+	}
+	return s.startEnv(name, bins["worker"], nil, "worker ready", []string{"VIGIL_WORKER_METRICS_ADDR=" + freeAddr(s.t)})
 }
 
 // stackAdmin is the named admin every stack's admin calls are made by.
@@ -297,9 +341,15 @@ func (s *stack) bootstrapAdmin(t testing.TB) {
 // start runs a binary and waits for its ready line on stdout.
 func (s *stack) start(name, bin string, args []string, readyLine string) *proc {
 	s.t.Helper()
+	return s.startEnv(name, bin, args, readyLine, nil)
+}
+
+// startEnv is start with env added to (and winning over) the stack's.
+func (s *stack) startEnv(name, bin string, args []string, readyLine string, env []string) *proc {
+	s.t.Helper()
 	p := &proc{name: name, log: &lockedBuffer{}, ready: make(chan struct{}), done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
-	p.cmd.Env = s.env
+	p.cmd.Env = append(append([]string(nil), s.env...), env...)
 	p.cmd.Stderr = p.log
 	p.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	out, err := p.cmd.StdoutPipe()
@@ -368,7 +418,7 @@ func (s *stack) stopAll() {
 	s.procs = map[string]*proc{}
 	s.mu.Unlock()
 	// Stop in reverse dependency order so nothing logs noise about its peers.
-	for _, n := range []string{"web", "worker", "slack", "panel", "mail", "devserver"} {
+	for _, n := range []string{"web2", "web", "worker2", "worker", "slack", "panel", "mail", "devserver"} {
 		p := procs[n]
 		if p == nil {
 			continue
@@ -464,4 +514,33 @@ func eventually(t testing.TB, within time.Duration, what string, cond func() (bo
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("%s: not reached within %s (last: %s)", what, within, last)
+}
+
+// temporalDSN is a fresh, empty database for a Postgres-backed devserver,
+// which keeps its visibility store in <name>_visibility; both are dropped
+// when the test ends.
+func temporalDSN(t testing.TB) string {
+	t.Helper()
+	dsn := testpg.NewDSN(t)
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	vis := strings.TrimPrefix(u.Path, "/") + "_visibility"
+	admin := os.Getenv(testpg.EnvVar)
+	if admin == "" {
+		admin = testpg.DefaultAdminDSN
+	}
+	t.Cleanup(func() {
+		db, err := sql.Open("postgres", admin)
+		if err != nil {
+			t.Errorf("drop %s: %v", vis, err)
+			return
+		}
+		defer db.Close()
+		if _, err := db.Exec("DROP DATABASE IF EXISTS " + vis + " WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", vis, err)
+		}
+	})
+	return dsn
 }

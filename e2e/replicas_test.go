@@ -1,0 +1,110 @@
+//go:build crash
+
+package e2e
+
+import (
+	"database/sql"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"go.temporal.io/api/enums/v1"
+)
+
+// TestReplicas runs Vigil as production scales it out: Temporal on Postgres
+// (the devserver with Temporal's postgres12 plugin), two workers and two web
+// fronts behind a balancer. Requests spread over both of each; a worker
+// SIGKILLed while it runs a request's activity and a web front SIGKILLed
+// while decisions and cancels flow through the balancer lose nothing: every
+// request still ends as planned and each executed one was performed by the
+// panel exactly once (verifyAll). The survivors are not restarted.
+func TestReplicas(t *testing.T) {
+	t.Parallel()
+	began := time.Now()
+	step := func(format string, args ...any) {
+		t.Logf("%6.1fs "+format, append([]any{time.Since(began).Seconds()}, args...)...)
+	}
+	cooling := sameCooling(12 * time.Second)
+	s := startStack(t, stackOptions{temporalPostgres: true, replicas: true,
+		extraEnv: append(coolingEnv(cooling), "VIGIL_SLACK_STANDIN_USERS="+crashSlackUsers)})
+	r := newCrashRig(t, s, cooling, 4)
+	stopDriver := r.startDriver()
+	defer stopDriver()
+	rq := []string{"ag_alice", "ag_req1", "ag_req2", "ag_req3", "ag_req4"}
+	step("stack up: devserver on Postgres, worker+worker2, web+web2 behind the balancer %s", s.webURL)
+
+	// The worker replica dies while it runs one of W's activities.
+	W := r.openAll(batchSpecs("W", append(repeat(outExec, 8), outCancelCooling, outReject, outExec, outWithdraw), rq...), "awaiting_approval")
+	arm(W)
+	s.mu.Lock()
+	pid2 := s.procs["worker2"].cmd.Process.Pid
+	s.mu.Unlock()
+	identity2 := fmt.Sprintf("%d@", pid2)
+	var hit string
+	eventually(t, 90*time.Second, "worker2 running an activity of batch W", func() (bool, string) {
+		for _, p := range W {
+			acts, err := r.pending(p.ID)
+			if err != nil {
+				continue
+			}
+			for _, a := range acts {
+				if a.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED && strings.HasPrefix(a.GetLastWorkerIdentity(), identity2) {
+					hit = p.String() + ":" + a.GetActivityType().GetName()
+					return true, ""
+				}
+			}
+		}
+		return false, "no activity started on worker2"
+	})
+	logs2 := s.logs("worker2")
+	s.kill("worker2")
+	step("worker2 (pid %d) SIGKILLed while running %s; not restarted", pid2, hit)
+
+	// The web replica dies while the driver's clicks and cancels, and the
+	// Slack stand-in's interactions, go through the balancer.
+	V := r.openAll(batchSpecs("V", append(repeat(outExec, 5), outCancelCooling, outReject), rq...), "awaiting_approval")
+	arm(V)
+	web2 := s.webAddrs[1]
+	before := s.front.servedBy()[web2]
+	eventually(t, 60*time.Second, "web2 serving batch V's decisions", func() (bool, string) {
+		n := s.front.servedBy()[web2]
+		return n > before+3, fmt.Sprintf("%d requests since the open", n-before)
+	})
+	servedBefore := s.front.servedBy()
+	webLogs2 := s.logs("web2")
+	s.kill("web2")
+	step("web2 SIGKILLed after serving %d requests; not restarted", servedBefore[web2])
+
+	r.verifyAll(5 * time.Minute)
+
+	// Both replicas of each did work.
+	served := s.front.servedBy()
+	step("balancer: web served %d requests, web2 %d (before its kill)", served[s.webAddrs[0]], servedBefore[web2])
+	if servedBefore[web2] == 0 || served[s.webAddrs[0]] == 0 {
+		t.Errorf("requests did not spread over both web replicas: %v", served)
+	}
+	if n := strings.Count(webLogs2, "http request"); n == 0 {
+		t.Errorf("web2's log holds no served request")
+	}
+	moved1, moved2 := strings.Count(s.logs("worker"), "request moved"), strings.Count(logs2, "request moved")
+	step("activities logged: worker %d request moves, worker2 %d before its kill", moved1, moved2)
+	if moved1 == 0 || moved2 == 0 {
+		t.Errorf("activities did not spread over both workers: worker %d, worker2 %d", moved1, moved2)
+	}
+
+	// And Temporal's state really is in Postgres.
+	db, err := sql.Open("postgres", s.temporalDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var executions int
+	if err := db.QueryRow(`SELECT count(*) FROM executions`).Scan(&executions); err != nil {
+		t.Fatalf("count Temporal's executions in Postgres: %v", err)
+	}
+	if executions < len(W)+len(V) {
+		t.Errorf("Temporal's Postgres store holds %d executions, want at least the %d requests", executions, len(W)+len(V))
+	}
+	step("Temporal's Postgres store holds %d executions", executions)
+}
