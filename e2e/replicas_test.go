@@ -15,7 +15,8 @@ import (
 // TestReplicas runs Vigil as production scales it out: Temporal on Postgres
 // (the devserver with Temporal's postgres12 plugin), two workers and two web
 // fronts behind a balancer. Requests spread over both of each; a worker
-// SIGKILLed while it runs a request's activity and a web front SIGKILLed
+// SIGKILLed while the panel holds back its answer to an action it already
+// performed for that worker, and a web front SIGKILLed
 // while decisions and cancels flow through the balancer lose nothing: every
 // request still ends as planned and each executed one was performed by the
 // panel exactly once (verifyAll). The survivors are not restarted.
@@ -34,32 +35,45 @@ func TestReplicas(t *testing.T) {
 	rq := []string{"ag_alice", "ag_req1", "ag_req2", "ag_req3", "ag_req4"}
 	step("stack up: devserver on Postgres, worker+worker2, web+web2 behind the balancer %s", s.webURL)
 
-	// The worker replica dies while it runs one of W's activities.
+	// The worker replica dies at the most ambiguous point: the panel has
+	// performed one of W's actions for it and holds the answer back, so
+	// the survivor must retry the Execute with the same idempotency key and
+	// the panel must not act twice.
 	W := r.openAll(batchSpecs("W", append(repeat(outExec, 8), outCancelCooling, outReject, outExec, outWithdraw), rq...), "awaiting_approval")
+	s.panelFault(t, `{"hang_after_perform":"15s"}`)
 	arm(W)
 	s.mu.Lock()
 	pid2 := s.procs["worker2"].cmd.Process.Pid
 	s.mu.Unlock()
 	identity2 := fmt.Sprintf("%d@", pid2)
-	var hit string
-	eventually(t, 90*time.Second, "worker2 running an activity of batch W", func() (bool, string) {
+	var hit *plan
+	eventually(t, 2*time.Minute, "worker2 running an Execute the panel has already performed", func() (bool, string) {
+		performed := map[string]bool{}
+		for _, c := range s.panelList(t, "performed") {
+			performed[c.IdempotencyKey] = true
+		}
 		for _, p := range W {
+			if !performed["vigil-"+p.ID] {
+				continue
+			}
 			acts, err := r.pending(p.ID)
 			if err != nil {
 				continue
 			}
 			for _, a := range acts {
-				if a.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED && strings.HasPrefix(a.GetLastWorkerIdentity(), identity2) {
-					hit = p.String() + ":" + a.GetActivityType().GetName()
+				if a.GetActivityType().GetName() == "Execute" && a.GetState() == enums.PENDING_ACTIVITY_STATE_STARTED &&
+					strings.HasPrefix(a.GetLastWorkerIdentity(), identity2) {
+					hit = p
 					return true, ""
 				}
 			}
 		}
-		return false, "no activity started on worker2"
+		return false, fmt.Sprintf("%d actions performed, none of them outstanding on worker2", len(performed))
 	})
 	logs2 := s.logs("worker2")
 	s.kill("worker2")
-	step("worker2 (pid %d) SIGKILLed while running %s; not restarted", pid2, hit)
+	s.panelFault(t, `{}`)
+	step("worker2 (pid %d) SIGKILLed while the panel held back its answer for %s; not restarted", pid2, hit)
 
 	// The web replica dies while the driver's clicks and cancels, and the
 	// Slack stand-in's interactions, go through the balancer.
@@ -77,6 +91,22 @@ func TestReplicas(t *testing.T) {
 	step("web2 SIGKILLed after serving %d requests; not restarted", servedBefore[web2])
 
 	r.verifyAll(5 * time.Minute)
+
+	// The killed Execute was really retried by the survivor, and the panel
+	// answered the retry from its record instead of acting again.
+	var calls, replayed int
+	for _, c := range s.panelList(t, "calls") {
+		if c.IdempotencyKey == "vigil-"+hit.ID {
+			calls++
+			if c.Replayed {
+				replayed++
+			}
+		}
+	}
+	step("%s: %d panel calls, %d answered as a replay", hit, calls, replayed)
+	if calls < 2 || replayed == 0 {
+		t.Errorf("%s: the panel saw %d calls (%d replayed), want worker2's and the survivor's replayed retry", hit, calls, replayed)
+	}
 
 	// Both replicas of each did work.
 	served := s.front.servedBy()
