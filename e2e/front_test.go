@@ -25,7 +25,16 @@ type front struct {
 	next     atomic.Uint64
 	mu       sync.Mutex
 	served   map[string]int // requests each backend answered
+	captured []interaction  // Slack interactions, as they went through
 	srv      *http.Server
+}
+
+// interaction is one signed Slack interaction the balancer passed on: what
+// someone on the path between Slack and Vigil could copy.
+type interaction struct {
+	header  http.Header
+	body    []byte
+	backend string // the replica that answered it
 }
 
 // startFront listens on a free loopback port and balances over backends.
@@ -56,6 +65,9 @@ func startFront(t testing.TB, backends []string) (*front, string) {
 				if err == nil {
 					f.mu.Lock()
 					f.served[b]++
+					if r.URL.Path == "/slack/interactions" {
+						f.captured = append(f.captured, interaction{header: r.Header.Clone(), body: body, backend: b})
+					}
 					f.mu.Unlock()
 					return resp, nil
 				}
@@ -90,6 +102,13 @@ func (f *front) servedBy() map[string]int {
 		out[k] = v
 	}
 	return out
+}
+
+// interactions lists the Slack interactions passed on so far.
+func (f *front) interactions() []interaction {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]interaction(nil), f.captured...)
 }
 
 // bodyKey carries the buffered request body to the transport.

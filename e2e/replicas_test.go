@@ -3,8 +3,10 @@
 package e2e
 
 import (
+	"bytes"
 	"database/sql"
 	"fmt"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -85,6 +87,45 @@ func TestReplicas(t *testing.T) {
 		n := s.front.servedBy()[web2]
 		return n > before+3, fmt.Sprintf("%d requests since the open", n-before)
 	})
+	// Someone between Slack and Vigil copies a senior's signed Approve for
+	// one of V and sends it again, to each replica: the one that took the
+	// original refuses it (its replay cache), the other one accepts it (the
+	// cache is per replica, see the README), and the workflow, which takes
+	// one decision per request, ignores it: verifyAll finds the approval in
+	// the audit trail once.
+	var orig interaction
+	eventually(t, 60*time.Second, "a Slack Approve of batch V through the balancer", func() (bool, string) {
+		for _, in := range s.front.interactions() {
+			for _, p := range V {
+				if p.Outcome == outExec && bytes.Contains(in.body, []byte(p.ID)) && bytes.Contains(in.body, []byte("approve")) {
+					orig = in
+					return true, ""
+				}
+			}
+		}
+		return false, fmt.Sprintf("%d interactions, none an Approve of V", len(s.front.interactions()))
+	})
+	for _, backend := range s.webAddrs {
+		req, err := http.NewRequest("POST", "http://"+backend+"/slack/interactions", bytes.NewReader(orig.body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header = orig.header.Clone()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("replay to %s: %v", backend, err)
+		}
+		resp.Body.Close()
+		want := http.StatusOK
+		if backend == orig.backend {
+			want = http.StatusUnauthorized
+		}
+		step("a copied Slack click replayed to %s (original answered by %s): %d", backend, orig.backend, resp.StatusCode)
+		if resp.StatusCode != want {
+			t.Errorf("replayed click to %s answered %d, want %d", backend, resp.StatusCode, want)
+		}
+	}
+
 	servedBefore := s.front.servedBy()
 	webLogs2 := s.logs("web2")
 	s.kill("web2")
