@@ -47,7 +47,7 @@ func startFront(t testing.TB, backends []string) (*front, string) {
 	f := &front{backends: backends, served: map[string]int{}}
 	transport := &http.Transport{DialContext: (&net.Dialer{Timeout: 5 * time.Second}).DialContext, MaxIdleConnsPerHost: 64}
 	proxy := &httputil.ReverseProxy{
-		// The backend was chosen by ServeHTTP and put in the URL.
+		// The transport below picks the backend and sets the URL.
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.SetXForwarded()
 			pr.Out.Host = pr.In.Host
