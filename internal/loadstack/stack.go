@@ -80,6 +80,9 @@ type Stack struct {
 	MailURL    string
 	SlackURL   string
 	PanelURL   string
+	// AdminURL is the admin API's own listener (VIGIL_ADMIN_ADDR);
+	// AdminToken the bootstrap token, which only creates the first admin.
+	AdminURL   string
 	AdminToken string
 	// WorkerMetrics is the worker's Prometheus endpoint.
 	WorkerMetrics string
@@ -162,14 +165,15 @@ func (s *Stack) startAll(ctx context.Context) error {
 	// Ports are chosen once the devserver holds its own, so no two
 	// processes are handed the same one.
 	addr := map[string]string{}
-	for _, n := range []string{"smtp", "mail", "panel", "web", "slack", "webmetrics", "workermetrics"} {
+	for _, n := range []string{"smtp", "mail", "panel", "web", "admin", "slack", "webmetrics", "workermetrics"} {
 		if addr[n], err = freeAddr(); err != nil {
 			return err
 		}
 	}
 	s.WebURL, s.MailURL, s.SlackURL, s.PanelURL = "http://"+addr["web"], "http://"+addr["mail"], "http://"+addr["slack"], "http://"+addr["panel"]
 	s.WorkerMetrics = "http://" + addr["workermetrics"] + "/metrics"
-	s.AdminToken = "adm_" + randomToken(24)
+	s.AdminURL = "http://" + addr["admin"]
+	s.AdminToken = "adm_" + randomToken(32)
 	s.env = append([]string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + s.opts.Dir,
@@ -189,6 +193,9 @@ func (s *Stack) startAll(ctx context.Context) error {
 		"VIGIL_MAILCATCHER_SMTP_ADDR=" + addr["smtp"],
 		"VIGIL_MAILCATCHER_HTTP_ADDR=" + addr["mail"],
 		"VIGIL_HTTP_ADDR=" + addr["web"],
+		"VIGIL_ADMIN_ADDR=" + addr["admin"],
+		// The load's cooling period is a second: below every action's floor.
+		"VIGIL_DEV_BELOW_FLOORS=true",
 		"VIGIL_WEB_METRICS_ADDR=" + addr["webmetrics"],
 		"VIGIL_WORKER_METRICS_ADDR=" + addr["workermetrics"],
 		"VIGIL_PUBLIC_URL=" + s.WebURL,

@@ -37,8 +37,19 @@ func (s *seeded) agentOf(i int) *cliclient.Client { return s.agents[i%len(s.agen
 
 // seed imports enough customers and requesters for n requests, and the
 // senior who approves them, through the admin API.
-func seed(ctx context.Context, webURL, adminToken, prefix string, n int) (*seeded, error) {
-	admin, err := cliclient.New(webURL, adminToken)
+func seed(ctx context.Context, webURL, adminURL, bootstrapToken, prefix string, n int) (*seeded, error) {
+	// The bootstrap token creates the first admin only; that admin, by its
+	// own token, does the rest, as on a new install.
+	boot, err := cliclient.New(adminURL, bootstrapToken)
+	if err != nil {
+		return nil, err
+	}
+	first, err := boot.CreateAgent(ctx, cliclient.NewAgent{ID: "ag_" + prefix + "_admin", Name: "Load Admin", Email: prefix + "-admin@vigil.example",
+		Team: "Operations", Role: domain.RoleAdmin})
+	if err != nil {
+		return nil, fmt.Errorf("create the first admin with the bootstrap token: %w", err)
+	}
+	admin, err := cliclient.New(adminURL, first.Token)
 	if err != nil {
 		return nil, err
 	}

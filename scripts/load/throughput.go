@@ -80,7 +80,7 @@ type driver struct {
 
 func newDriver(ctx context.Context, st *loadstack.Stack, n int, logf func(string, ...any)) (*driver, error) {
 	prefix := "l" + randomHex(3)
-	seeds, err := seed(ctx, st.WebURL, st.AdminToken, prefix, n)
+	seeds, err := seed(ctx, st.WebURL, st.AdminURL, st.AdminToken, prefix, n)
 	if err != nil {
 		return nil, err
 	}
