@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"sort"
 	"strings"
 	"time"
@@ -20,6 +21,14 @@ type Contact struct {
 	VerifiedAt *time.Time
 }
 
+// Phone is a phone number on a customer's account, in E.164 form. It ages
+// like a Contact: it gets notices once added and verified long enough ago.
+type Phone struct {
+	Number     string
+	AddedAt    time.Time
+	VerifiedAt *time.Time
+}
+
 // Customer is an account as agents see it; it never carries the PIN hash.
 type Customer struct {
 	ID, Name, PrimaryEmail string
@@ -27,8 +36,10 @@ type Customer struct {
 	// notices once that is longer ago than the ageing period.
 	PrimaryEmailSince time.Time
 	Contacts          []Contact
-	Servers           []string
-	CreatedAt         time.Time
+	// Phones are oldest first.
+	Phones    []Phone
+	Servers   []string
+	CreatedAt time.Time
 }
 
 // CustomerImport is a customer record from the billing system, PIN hash
@@ -36,13 +47,15 @@ type Customer struct {
 type CustomerImport struct {
 	ID, Name, PrimaryEmail, PINHash string
 	Contacts                        []Contact
-	Servers                         []string
+	// Phones must be E.164 (see internal/phone); the importer validates.
+	Phones  []Phone
+	Servers []string
 }
 
 // String describes the import without the PIN hash.
 func (c CustomerImport) String() string {
-	return fmt.Sprintf("CustomerImport{ID:%q Name:%q PrimaryEmail:%q PINHash:[redacted] Contacts:%d Servers:%v}",
-		c.ID, c.Name, c.PrimaryEmail, len(c.Contacts), c.Servers)
+	return fmt.Sprintf("CustomerImport{ID:%q Name:%q PrimaryEmail:%q PINHash:[redacted] Contacts:%d Phones:%d Servers:%v}",
+		c.ID, c.Name, c.PrimaryEmail, len(c.Contacts), len(c.Phones), c.Servers)
 }
 
 // GoString keeps %#v from printing the PIN hash.
@@ -55,6 +68,7 @@ func (c CustomerImport) LogValue() slog.Value {
 		slog.String("primary_email", c.PrimaryEmail),
 		slog.String("pin_hash", "[redacted]"),
 		slog.Int("contacts", len(c.Contacts)),
+		slog.Int("phones", len(c.Phones)),
 		slog.Any("servers", c.Servers),
 	)
 }
@@ -81,6 +95,8 @@ type ImportResult struct {
 	// other dates: the stored ones were kept (an unverified one the import
 	// calls verified counts from the import).
 	DatesKept []string
+	// AddedPhones and PhoneDatesKept are the same for phone numbers.
+	AddedPhones, PhoneDatesKept []string
 	// MovedServers are the listed servers that belonged to another customer.
 	MovedServers []ServerMove
 	// OpenRequests are the customer's requests open at the import, oldest
@@ -146,6 +162,12 @@ func (s *Store) ImportCustomer(ctx context.Context, c CustomerImport) (ImportRes
 			return ImportResult{}, fmt.Errorf("store: upsert customer %s: empty contact email", c.ID)
 		}
 	}
+	for _, ph := range c.Phones {
+		if !e164.MatchString(ph.Number) {
+			// The number is not echoed: the importer's validation names it.
+			return ImportResult{}, fmt.Errorf("store: upsert customer %s: a phone number is not E.164", c.ID)
+		}
+	}
 	for _, srv := range c.Servers {
 		if srv == "" {
 			return ImportResult{}, fmt.Errorf("store: upsert customer %s: empty server id", c.ID)
@@ -169,6 +191,11 @@ func (s *Store) ImportCustomer(ctx context.Context, c CustomerImport) (ImportRes
 		}
 		for _, ct := range c.Contacts {
 			if err := importContact(ctx, tx, c.ID, ct, &res); err != nil {
+				return err
+			}
+		}
+		for _, ph := range c.Phones {
+			if err := importPhone(ctx, tx, c.ID, ph, &res); err != nil {
 				return err
 			}
 		}
@@ -294,6 +321,61 @@ func importContact(ctx context.Context, tx *sql.Tx, customerID string, ct Contac
 	return nil
 }
 
+// e164 is the stored form of a phone number; internal/phone validates it
+// fully, this only keeps a careless caller from storing another spelling.
+var e164 = regexp.MustCompile(`^\+[1-9][0-9]{6,14}$`)
+
+// importPhone adds one phone number of the import under the rules of
+// importContact: a new customer's numbers take the import's dates; a number
+// new to an existing customer ages from now; a number on file keeps its
+// dates (an unverified one the import calls verified is verified now).
+func importPhone(ctx context.Context, tx *sql.Tx, customerID string, ph Phone, res *ImportResult) error {
+	if res.Created {
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO customer_phones AS cp (customer_id, phone, added_at, verified_at)
+			VALUES ($1, $2, COALESCE($3, now()), $4)
+			ON CONFLICT (customer_id, phone) DO UPDATE SET
+				added_at = COALESCE($3, cp.added_at),
+				verified_at = COALESCE($4, cp.verified_at)`,
+			customerID, ph.Number, nullTime(ph.AddedAt), ptrTime(ph.VerifiedAt)); err != nil {
+			return fmt.Errorf("phone: %w", err)
+		}
+		return nil
+	}
+	var (
+		added    time.Time
+		verified sql.NullTime
+	)
+	err := tx.QueryRowContext(ctx, `SELECT added_at, verified_at FROM customer_phones WHERE customer_id = $1 AND phone = $2`,
+		customerID, ph.Number).Scan(&added, &verified)
+	if errors.Is(err, sql.ErrNoRows) {
+		res.AddedPhones = append(res.AddedPhones, ph.Number)
+		if _, err := tx.ExecContext(ctx, `
+			INSERT INTO customer_phones (customer_id, phone, added_at, verified_at)
+			VALUES ($1, $2, now(), CASE WHEN $3 THEN now() END)
+			ON CONFLICT (customer_id, phone) DO NOTHING`,
+			customerID, ph.Number, ph.VerifiedAt != nil); err != nil {
+			return fmt.Errorf("phone: %w", err)
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("phone: %w", err)
+	}
+	differs := !ph.AddedAt.IsZero() && !sameInstant(ph.AddedAt, added) ||
+		ph.VerifiedAt != nil && (!verified.Valid || !sameInstant(*ph.VerifiedAt, verified.Time))
+	if differs {
+		res.PhoneDatesKept = append(res.PhoneDatesKept, ph.Number)
+	}
+	if ph.VerifiedAt != nil && !verified.Valid {
+		if _, err := tx.ExecContext(ctx, `UPDATE customer_phones SET verified_at = now()
+			WHERE customer_id = $1 AND phone = $2 AND verified_at IS NULL`, customerID, ph.Number); err != nil {
+			return fmt.Errorf("phone: %w", err)
+		}
+	}
+	return nil
+}
+
 // sameInstant compares at Postgres's precision, a microsecond.
 func sameInstant(a, b time.Time) bool {
 	d := a.Sub(b)
@@ -410,6 +492,25 @@ func (s *Store) Customer(ctx context.Context, id string) (Customer, error) {
 	if err := rows.Err(); err != nil {
 		return Customer{}, fmt.Errorf("store: customer %s contacts: %w", id, err)
 	}
+	prows, err := s.db.QueryContext(ctx, `
+		SELECT phone, added_at, verified_at FROM customer_phones
+		WHERE customer_id = $1 ORDER BY added_at, phone`, id)
+	if err != nil {
+		return Customer{}, fmt.Errorf("store: customer %s phones: %w", id, err)
+	}
+	defer prows.Close()
+	for prows.Next() {
+		var ph Phone
+		var verified sql.NullTime
+		if err := prows.Scan(&ph.Number, &ph.AddedAt, &verified); err != nil {
+			return Customer{}, fmt.Errorf("store: customer %s phones: %w", id, err)
+		}
+		ph.VerifiedAt = timePtr(verified)
+		c.Phones = append(c.Phones, ph)
+	}
+	if err := prows.Err(); err != nil {
+		return Customer{}, fmt.Errorf("store: customer %s phones: %w", id, err)
+	}
 	srows, err := s.db.QueryContext(ctx,
 		`SELECT server_id FROM customer_servers WHERE customer_id = $1 ORDER BY server_id`, id)
 	if err != nil {
@@ -481,6 +582,41 @@ func (s *Store) EstablishedEmails(ctx context.Context, customerID string, now ti
 		return contacts[i] < contacts[j]
 	})
 	return append(out, contacts...), nil
+}
+
+// EstablishedPhones returns the numbers a customer notice goes to by SMS:
+// every phone both added and verified at least minAge before now, sorted. A
+// number added minutes ago (perhaps by whoever is asking) is never on it. A
+// missing customer is ErrNotFound.
+func (s *Store) EstablishedPhones(ctx context.Context, customerID string, now time.Time, minAge time.Duration) ([]string, error) {
+	var exists bool
+	if err := s.db.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM customers WHERE id = $1)`, customerID).Scan(&exists); err != nil {
+		return nil, fmt.Errorf("store: established phones of %s: %w", customerID, err)
+	}
+	if !exists {
+		return nil, fmt.Errorf("store: established phones of %s: customer %s: %w", customerID, customerID, ErrNotFound)
+	}
+	cutoff := now.Add(-minAge)
+	rows, err := s.db.QueryContext(ctx, `
+		SELECT phone FROM customer_phones
+		WHERE customer_id = $1 AND verified_at IS NOT NULL AND verified_at <= $2 AND added_at <= $2
+		ORDER BY phone`, customerID, cutoff)
+	if err != nil {
+		return nil, fmt.Errorf("store: established phones of %s: %w", customerID, err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var p string
+		if err := rows.Scan(&p); err != nil {
+			return nil, fmt.Errorf("store: established phones of %s: %w", customerID, err)
+		}
+		out = append(out, p)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("store: established phones of %s: %w", customerID, err)
+	}
+	return out, nil
 }
 
 // AddContact adds an unverified contact address dated at. Adding an address
