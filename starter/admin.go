@@ -12,6 +12,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/cliclient"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/phone"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
@@ -304,11 +305,12 @@ func (a *app) cmdImportCustomers(ctx context.Context, g globals, args []string) 
 		"Creates or updates customers. FILE holds\n"+
 			`  {"customers":[{"id":"C-1042","name":"Acme","primary_email":"ops@acme.example",`+"\n"+
 			`    "pin_hash":"$argon2id$…","contacts":[{"email":"…","added_at":"2025-01-01T00:00:00Z"}],`+"\n"+
+			`    "phones":[{"number":"+447911123456","added_at":"…","verified_at":"…"}],`+"\n"+
 			`    "servers":["srv-1"]}]}`+"\n"+
 			"(make pin_hash with `starter admin hash-pin`). The whole file is checked before\n"+
 			"anything is sent; customers are then sent one by one, and the upsert makes a re-run safe.\n"+
 			"Dates are taken only for a customer new to Vigil. For one it has, addresses on file keep\n"+
-			"their dates, new addresses and a changed primary_email get notices only after\n"+
+			"their dates, new addresses, new phones (E.164) and a changed primary_email get notices only after\n"+
 			"VIGIL_ESTABLISHED_AFTER, and the replaced primary stays on file and keeps getting them.\n"+
 			"A server moves from another customer only when no request on it is open.",
 		"starter admin import-customers customers.json")
@@ -396,6 +398,11 @@ func readImportFile(path string) ([]importCustomer, error) {
 		}
 		for j, ct := range cu.Contacts {
 			if _, err := textrule.Email(fmt.Sprintf("contacts[%d].email", j), ct.Email); err != nil {
+				return nil, usagef("%s: %v", where, err)
+			}
+		}
+		for j, p := range cu.Phones {
+			if _, err := phone.Parse(fmt.Sprintf("phones[%d].number", j), p.Number); err != nil {
 				return nil, usagef("%s: %v", where, err)
 			}
 		}

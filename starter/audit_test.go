@@ -273,6 +273,9 @@ func TestCustomerShowCommand(t *testing.T) {
 			{"email":"new@attacker.example","added_at":"2026-03-01T09:00:00Z","verified_at":"2026-03-01T09:30:00Z","established":false},
 			{"email":"never@whitfield.example","added_at":"2026-01-01T09:00:00Z","established":false},
 			{"email":"dana@xn--80ak6a.com","added_at":"2026-01-01T09:00:00Z","verified_at":"2026-01-01T09:00:00Z","established":true}],
+		"phones":[
+			{"masked":"+44 7*** ***456","added_at":"2026-01-01T09:00:00Z","verified_at":"2026-01-01T09:00:00Z","established":true},
+			{"masked":"+44 7*** ***888\u001b[2J","added_at":"2026-03-01T09:00:00Z","verified_at":"2026-03-01T09:00:00Z","established":false}],
 		"servers":["srv-1042-a","srv-1042-b"],"established_after_seconds":604800,
 		"lock":{"locked":false,"recent_failures":2,"first_failure_at":"2026-03-01T10:00:00Z","max_failures":5,"window_seconds":900}}`
 	f := newFake(t, map[string]http.HandlerFunc{"GET /api/v1/customers/C-1042": reply(200, doc)})
@@ -287,6 +290,8 @@ func TestCustomerShowCommand(t *testing.T) {
 		"Contact new@attacker.example NOT established: on file or verified for less than 7 days, gets no notices yet; added 2026-03-01 09:00:00 UTC, verified 2026-03-01 09:30:00 UTC",
 		"Contact never@whitfield.example NOT established: never verified, gets no notices; added 2026-01-01 09:00:00 UTC",
 		"Contact dana@xn--80ak6a.com (dana@аре.com) established",
+		"Phone +44 7*** ***456 established: gets SMS notices; added 2026-01-01 09:00:00 UTC, verified 2026-01-01 09:00:00 UTC",
+		"Phone +44 7*** ***888[U+001B][2J NOT established: on file or verified for less than 7 days, gets no SMS notices yet",
 		"Servers srv-1042-a, srv-1042-b",
 		"PIN lockout not locked; 2 recent wrong PINs since 2026-03-01 10:00 UTC (5 within 15m lock)",
 	} {
@@ -310,7 +315,7 @@ func TestCustomerShowCommand(t *testing.T) {
 	wantExit(t, r, 0)
 	for _, want := range []string{
 		"Primary sam@example.com (primary since 2026-03-01 08:00:00 UTC) NOT established: on file or verified for less than 26h, gets no notices yet",
-		"Contacts none", "Servers none",
+		"Contacts none", "Phones none", "Servers none",
 		"PIN lockout LOCKED until 2026-03-01 11:00 UTC after too many wrong PINs",
 	} {
 		if !strings.Contains(strings.Join(strings.Fields(r.stdout), " "), want) {

@@ -582,7 +582,7 @@ func TestAdmin(t *testing.T) {
 	dir := t.TempDir()
 	good := filepath.Join(dir, "good.json")
 	os.WriteFile(good, []byte(`{"customers":[
-		{"id":"C-1","name":"Acme","primary_email":"ops@acme.example","pin_hash":"`+hash+`","contacts":[{"email":"cto@acme.example","added_at":"2025-01-01T00:00:00Z"}],"servers":["srv-1","srv-2"]},
+		{"id":"C-1","name":"Acme","primary_email":"ops@acme.example","pin_hash":"`+hash+`","contacts":[{"email":"cto@acme.example","added_at":"2025-01-01T00:00:00Z"}],"phones":[{"number":"+447911123456","verified_at":"2025-01-01T00:00:00Z"}],"servers":["srv-1","srv-2"]},
 		{"id":"C-2","name":"Bolt","primary_email":"it@bolt.example","pin_hash":"`+hash+`"}]}`), 0o600)
 	r = run(t, env, "", "admin", "import-customers", good)
 	wantExit(t, r, 0)
@@ -590,7 +590,7 @@ func TestAdmin(t *testing.T) {
 		t.Errorf("import: %s", r)
 	}
 	putMu.Lock()
-	if want := `{"contacts":[{"added_at":"2025-01-01T00:00:00Z","email":"cto@acme.example"}],"name":"Acme","pin_hash":"` + hash + `","primary_email":"ops@acme.example","servers":["srv-1","srv-2"]}`; puts["/admin/v1/customers/C-1"] != want {
+	if want := `{"contacts":[{"added_at":"2025-01-01T00:00:00Z","email":"cto@acme.example"}],"name":"Acme","phones":[{"number":"+447911123456","verified_at":"2025-01-01T00:00:00Z"}],"pin_hash":"` + hash + `","primary_email":"ops@acme.example","servers":["srv-1","srv-2"]}`; puts["/admin/v1/customers/C-1"] != want {
 		t.Errorf("PUT C-1 body %s\nwant %s", puts["/admin/v1/customers/C-1"], want)
 	}
 	if !strings.Contains(puts["/admin/v1/customers/C-2"], `"contacts":[]`) {
@@ -607,6 +607,8 @@ func TestAdmin(t *testing.T) {
 		"bidi in a contact":  `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `","contacts":[{"email":"b\u202e@x.example"}]}]}`,
 		"NUL in a name":      `{"customers":[{"id":"C-1","name":"A\u0000","primary_email":"a@x.example","pin_hash":"` + hash + `"}]}`,
 		"empty":              `{"customers":[]}`,
+		"phone with spaces":  `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `","phones":[{"number":"+44 7911 123456"}]}]}`,
+		"national phone":     `{"customers":[{"id":"C-1","name":"A","primary_email":"a@x.example","pin_hash":"` + hash + `","phones":[{"number":"07911123456"}]}]}`,
 	}
 	for name, content := range badFiles {
 		path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".json")
@@ -616,7 +618,10 @@ func TestAdmin(t *testing.T) {
 		if r.code != 2 {
 			t.Errorf("%s: want exit 2, got %s", name, r)
 		}
-		if strings.Contains(r.stderr, "1111") {
+		if strings.Contains(name, "phone") && !strings.Contains(r.stderr, "phones[0].number") {
+			t.Errorf("%s: error does not name the phone: %s", name, r.stderr)
+		}
+		if strings.Contains(r.stderr, "1111") || strings.Contains(r.stderr, "7911") {
 			t.Errorf("%s: error quotes a PIN or hash: %s", name, r.stderr)
 		}
 		if len(f.only("PUT", "/admin/v1/customers/C-1")) != before {

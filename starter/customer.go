@@ -143,6 +143,16 @@ func printCustomer(w io.Writer, c cliclient.CustomerView, now time.Time) {
 		}
 		row("Contact", textrule.DisplayEmail(ct.Email)+"  "+establishedText(ct.Established, !ct.VerifiedAt.IsZero(), age)+"; "+when)
 	}
+	if len(c.Phones) == 0 {
+		row("Phones", "none")
+	}
+	for _, p := range c.Phones {
+		when := "added " + stamp(p.AddedAt)
+		if !p.VerifiedAt.IsZero() {
+			when += ", verified " + stamp(p.VerifiedAt)
+		}
+		row("Phone", p.Masked+"  "+phoneEstablishedText(p.Established, !p.VerifiedAt.IsZero(), age)+"; "+when)
+	}
 	servers := "none"
 	if len(c.Servers) > 0 {
 		servers = strings.Join(c.Servers, ", ")
@@ -162,6 +172,17 @@ func establishedText(established, verified bool, age string) string {
 		return "NOT established: never verified, gets no notices"
 	}
 	return "NOT established: on file or verified for less than " + age + ", gets no notices yet"
+}
+
+// phoneEstablishedText is establishedText for an SMS notice.
+func phoneEstablishedText(established, verified bool, age string) string {
+	switch {
+	case established:
+		return "established: gets SMS notices"
+	case !verified:
+		return "NOT established: never verified, gets no SMS notices"
+	}
+	return "NOT established: on file or verified for less than " + age + ", gets no SMS notices yet"
 }
 
 // lockText describes the PIN lockout.

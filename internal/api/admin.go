@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/phone"
 	"github.com/vigil-oss/vigil/internal/pinhash"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
@@ -18,6 +19,7 @@ import (
 // Import bounds, so one call cannot hold a transaction for minutes.
 const (
 	maxContacts = 100
+	maxPhones   = 20
 	maxServers  = 1000
 	maxNameLen  = 200
 )
@@ -43,12 +45,20 @@ type customerBody struct {
 	PrimaryEmail string        `json:"primary_email"`
 	PINHash      string        `json:"pin_hash"`
 	Contacts     []contactBody `json:"contacts"`
+	Phones       []phoneBody   `json:"phones"`
 	Servers      []string      `json:"servers"`
 }
 
 // String keeps the PIN hash out of any accidental %v.
 func (c customerBody) String() string {
-	return fmt.Sprintf("customerBody{Name:%q PrimaryEmail:%q PINHash:[redacted] Contacts:%d Servers:%v}", c.Name, c.PrimaryEmail, len(c.Contacts), c.Servers)
+	return fmt.Sprintf("customerBody{Name:%q PrimaryEmail:%q PINHash:[redacted] Contacts:%d Phones:%d Servers:%v}", c.Name, c.PrimaryEmail, len(c.Contacts), len(c.Phones), c.Servers)
+}
+
+// phoneBody is a phone number of an import, E.164.
+type phoneBody struct {
+	Number     string     `json:"number"`
+	AddedAt    *time.Time `json:"added_at"`
+	VerifiedAt *time.Time `json:"verified_at"`
 }
 
 type contactBody struct {
@@ -361,6 +371,13 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 		}
 		imp.Contacts = append(imp.Contacts, ct)
 	}
+	for _, p := range body.Phones {
+		ph := store.Phone{Number: p.Number, VerifiedAt: p.VerifiedAt}
+		if p.AddedAt != nil {
+			ph.AddedAt = *p.AddedAt
+		}
+		imp.Phones = append(imp.Phones, ph)
+	}
 	res, err := a.store.ImportCustomer(r.Context(), imp)
 	var busy *store.ServerBusyError
 	if errors.As(err, &busy) {
@@ -391,7 +408,7 @@ func (a *API) importCustomer(w http.ResponseWriter, r *http.Request) {
 // importDetails is what the audit trail keeps of an import: what it changed
 // that decides who hears about a request and whose server it acts on.
 func importDetails(id string, body customerBody, res store.ImportResult) map[string]any {
-	d := map[string]any{"customer_id": id, "contacts": len(body.Contacts), "servers": body.Servers, "created": res.Created}
+	d := map[string]any{"customer_id": id, "contacts": len(body.Contacts), "phones": len(body.Phones), "servers": body.Servers, "created": res.Created}
 	if res.PreviousPrimary != "" {
 		d["previous_primary_email"], d["primary_email"] = res.PreviousPrimary, body.PrimaryEmail
 	}
@@ -400,6 +417,14 @@ func importDetails(id string, body customerBody, res store.ImportResult) map[str
 	}
 	if len(res.DatesKept) > 0 {
 		d["dates_kept"] = res.DatesKept
+	}
+	// The audit trail is read by the security team: numbers stay masked
+	// there, as everywhere but the admin's own import answer.
+	if len(res.AddedPhones) > 0 {
+		d["added_phones"] = maskAll(res.AddedPhones)
+	}
+	if len(res.PhoneDatesKept) > 0 {
+		d["phone_dates_kept"] = maskAll(res.PhoneDatesKept)
 	}
 	if len(res.MovedServers) > 0 {
 		moved := make([]map[string]string, len(res.MovedServers))
@@ -448,6 +473,19 @@ func checkCustomer(c customerBody) (customerBody, error) {
 		contacts[i] = ct
 	}
 	c.Contacts = contacts
+	if len(c.Phones) > maxPhones {
+		return c, fmt.Errorf("phones: at most %d per import", maxPhones)
+	}
+	phones := make([]phoneBody, len(c.Phones))
+	for i, p := range c.Phones {
+		n, err := phone.Parse(fmt.Sprintf("phones[%d].number", i), p.Number)
+		if err != nil {
+			return c, err
+		}
+		p.Number = n
+		phones[i] = p
+	}
+	c.Phones = phones
 	if len(c.Servers) > maxServers {
 		return c, fmt.Errorf("servers: at most %d per import", maxServers)
 	}
@@ -457,4 +495,13 @@ func checkCustomer(c customerBody) (customerBody, error) {
 		}
 	}
 	return c, nil
+}
+
+// maskAll masks each number for the audit trail.
+func maskAll(numbers []string) []string {
+	out := make([]string, len(numbers))
+	for i, n := range numbers {
+		out[i] = phone.Mask(n)
+	}
+	return out
 }

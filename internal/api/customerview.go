@@ -6,6 +6,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/phone"
 	"github.com/vigil-oss/vigil/internal/requests"
 	"github.com/vigil-oss/vigil/internal/store"
 )
@@ -25,6 +26,7 @@ type CustomerView struct {
 	// ImportedAt is when the customer was first imported.
 	ImportedAt *time.Time    `json:"imported_at,omitempty"`
 	Contacts   []ContactView `json:"contacts"`
+	Phones     []PhoneView   `json:"phones"`
 	Servers    []string      `json:"servers"`
 	// EstablishedAfterSeconds is the age (VIGIL_ESTABLISHED_AFTER) at which
 	// a verified contact starts getting notices.
@@ -35,6 +37,15 @@ type CustomerView struct {
 // ContactView is a contact address and whether a notice would go to it now.
 type ContactView struct {
 	Email       string     `json:"email"`
+	AddedAt     *time.Time `json:"added_at,omitempty"`
+	VerifiedAt  *time.Time `json:"verified_at,omitempty"`
+	Established bool       `json:"established"`
+}
+
+// PhoneView is a phone number, masked (agents need to recognise it, not to
+// call it), and whether an SMS notice would go to it now.
+type PhoneView struct {
+	Masked      string     `json:"masked"`
 	AddedAt     *time.Time `json:"added_at,omitempty"`
 	VerifiedAt  *time.Time `json:"verified_at,omitempty"`
 	Established bool       `json:"established"`
@@ -98,15 +109,20 @@ func (a *API) showCustomer(w http.ResponseWriter, r *http.Request) {
 		failed(err)
 		return
 	}
+	phones, err := a.store.EstablishedPhones(ctx, id, now, a.customers.establishedAfter)
+	if err != nil {
+		failed(err)
+		return
+	}
 	standing, err := a.store.CustomerStanding(ctx, id, now, a.customers.pin)
 	if err != nil {
 		failed(err)
 		return
 	}
-	writeJSON(w, http.StatusOK, a.customerView(cust, established, standing))
+	writeJSON(w, http.StatusOK, a.customerView(cust, established, phones, standing))
 }
 
-func (a *API) customerView(c store.Customer, established []string, st store.CustomerStanding) CustomerView {
+func (a *API) customerView(c store.Customer, established, phones []string, st store.CustomerStanding) CustomerView {
 	notified := map[string]bool{}
 	for _, e := range established {
 		notified[strings.ToLower(e)] = true
@@ -115,7 +131,7 @@ func (a *API) customerView(c store.Customer, established []string, st store.Cust
 	out := CustomerView{
 		ID: c.ID, Name: c.Name, PrimaryEmail: c.PrimaryEmail, PrimaryEmailSince: ts(st.PrimaryEmailSince),
 		PrimaryEstablished: notified[strings.ToLower(c.PrimaryEmail)], ImportedAt: ts(c.CreatedAt),
-		Contacts: []ContactView{}, Servers: []string{},
+		Contacts: []ContactView{}, Phones: []PhoneView{}, Servers: []string{},
 		EstablishedAfterSeconds: int64(a.customers.establishedAfter / time.Second),
 		Lock: LockView{
 			Locked: st.LockedUntil != nil, LockedUntil: tsp(st.LockedUntil),
@@ -126,6 +142,14 @@ func (a *API) customerView(c store.Customer, established []string, st store.Cust
 	for _, ct := range c.Contacts {
 		out.Contacts = append(out.Contacts, ContactView{Email: ct.Email, AddedAt: ts(ct.AddedAt),
 			VerifiedAt: tsp(ct.VerifiedAt), Established: notified[strings.ToLower(ct.Email)]})
+	}
+	texted := map[string]bool{}
+	for _, p := range phones {
+		texted[p] = true
+	}
+	for _, p := range c.Phones {
+		out.Phones = append(out.Phones, PhoneView{Masked: phone.Mask(p.Number), AddedAt: ts(p.AddedAt),
+			VerifiedAt: tsp(p.VerifiedAt), Established: texted[p.Number]})
 	}
 	out.Servers = append(out.Servers, c.Servers...)
 	return out

@@ -98,7 +98,15 @@ type Customer struct {
 	// out for a primary imported with the customer (established at once).
 	PrimaryEmailSince *time.Time `json:"primary_email_since,omitempty"`
 	Contacts          []Contact  `json:"contacts"`
+	Phones            []Phone    `json:"phones"`
 	Servers           []string   `json:"servers"`
+}
+
+// Phone is a phone number of a customer, as the admin imported it.
+type Phone struct {
+	Number     string     `json:"number"`
+	AddedAt    *time.Time `json:"added_at,omitempty"`
+	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 }
 
 // Contact is an extra address of a customer.
@@ -180,12 +188,15 @@ func agentFromStore(a store.Agent) Agent {
 }
 
 func customerFromStore(c store.Customer) Customer {
-	out := Customer{ID: c.ID, Name: c.Name, PrimaryEmail: c.PrimaryEmail, Contacts: []Contact{}, Servers: []string{}}
+	out := Customer{ID: c.ID, Name: c.Name, PrimaryEmail: c.PrimaryEmail, Contacts: []Contact{}, Phones: []Phone{}, Servers: []string{}}
 	if c.PrimaryEmailSince.After(time.Unix(0, 0)) {
 		out.PrimaryEmailSince = ts(c.PrimaryEmailSince)
 	}
 	for _, ct := range c.Contacts {
 		out.Contacts = append(out.Contacts, Contact{Email: ct.Email, AddedAt: ts(ct.AddedAt), VerifiedAt: tsp(ct.VerifiedAt)})
+	}
+	for _, p := range c.Phones {
+		out.Phones = append(out.Phones, Phone{Number: p.Number, AddedAt: ts(p.AddedAt), VerifiedAt: tsp(p.VerifiedAt)})
 	}
 	out.Servers = append(out.Servers, c.Servers...)
 	return out

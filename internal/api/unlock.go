@@ -71,11 +71,16 @@ func (a *API) unlockCustomer(w http.ResponseWriter, r *http.Request) {
 		a.internal(w, r, "load customer", err)
 		return
 	}
+	phones, err := a.store.EstablishedPhones(ctx, id, now, a.customers.establishedAfter)
+	if err != nil {
+		a.internal(w, r, "load customer", err)
+		return
+	}
 	standing, err := a.store.CustomerStanding(ctx, id, now, a.customers.pin)
 	if err != nil {
 		a.internal(w, r, "load customer", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, UnlockResult{Customer: a.customerView(cust, established, standing),
+	writeJSON(w, http.StatusOK, UnlockResult{Customer: a.customerView(cust, established, phones, standing),
 		WasLockedUntil: lifted.LockedUntil.UTC(), ClearedFailures: lifted.Failures})
 }

@@ -138,6 +138,7 @@ type CustomerView struct {
 	PrimaryEstablished      bool          `json:"primary_established"`
 	ImportedAt              time.Time     `json:"imported_at,omitzero"`
 	Contacts                []ContactView `json:"contacts"`
+	Phones                  []PhoneView   `json:"phones"`
 	Servers                 []string      `json:"servers"`
 	EstablishedAfterSeconds int64         `json:"established_after_seconds"`
 	Lock                    LockView      `json:"lock"`
@@ -148,6 +149,15 @@ type CustomerView struct {
 // ContactView is a contact address and whether a notice would go to it now.
 type ContactView struct {
 	Email       string    `json:"email"`
+	AddedAt     time.Time `json:"added_at,omitzero"`
+	VerifiedAt  time.Time `json:"verified_at,omitzero"`
+	Established bool      `json:"established"`
+}
+
+// PhoneView is a masked phone number and whether an SMS notice would go to
+// it now.
+type PhoneView struct {
+	Masked      string    `json:"masked"`
 	AddedAt     time.Time `json:"added_at,omitzero"`
 	VerifiedAt  time.Time `json:"verified_at,omitzero"`
 	Established bool      `json:"established"`

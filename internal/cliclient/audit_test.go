@@ -166,6 +166,7 @@ func TestAuditTypesMatchTheServer(t *testing.T) {
 		{AuditPage{}, api.AuditPage{}},
 		{CustomerView{}, api.CustomerView{}},
 		{ContactView{}, api.ContactView{}},
+		{PhoneView{}, api.PhoneView{}},
 		{LockView{}, api.LockView{}},
 	} {
 		ct, st := reflect.TypeOf(p.client), reflect.TypeOf(p.server)

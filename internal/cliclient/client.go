@@ -464,6 +464,9 @@ func (c *Client) PutCustomer(ctx context.Context, id string, cust Customer) erro
 	if cust.Contacts == nil {
 		cust.Contacts = []Contact{}
 	}
+	if cust.Phones == nil {
+		cust.Phones = []Phone{}
+	}
 	if cust.Servers == nil {
 		cust.Servers = []string{}
 	}

@@ -459,7 +459,7 @@ func TestAdminCalls(t *testing.T) {
 	if err := c.PutCustomer(ctx, "C-1042", Customer{Name: "Acme", PrimaryEmail: "ops@acme.test", PINHash: "$argon2id$x"}); err != nil {
 		t.Fatal(err)
 	}
-	if got := f.last(t); got.Method != "PUT" || string(got.Body) != `{"name":"Acme","primary_email":"ops@acme.test","pin_hash":"$argon2id$x","contacts":[],"servers":[]}` {
+	if got := f.last(t); got.Method != "PUT" || string(got.Body) != `{"name":"Acme","primary_email":"ops@acme.test","pin_hash":"$argon2id$x","contacts":[],"phones":[],"servers":[]}` {
 		t.Errorf("PutCustomer sent %s %s", got.Method, got.Body)
 	}
 }

@@ -192,20 +192,28 @@ type Contact struct {
 	VerifiedAt time.Time `json:"verified_at,omitzero"`
 }
 
+// Phone is a customer's phone number (E.164) in an import.
+type Phone struct {
+	Number     string    `json:"number"`
+	AddedAt    time.Time `json:"added_at,omitzero"`
+	VerifiedAt time.Time `json:"verified_at,omitzero"`
+}
+
 // Customer is the body of PUT /admin/v1/customers/{id}.
 type Customer struct {
 	Name         string    `json:"name"`
 	PrimaryEmail string    `json:"primary_email"`
 	PINHash      string    `json:"pin_hash"`
 	Contacts     []Contact `json:"contacts"`
+	Phones       []Phone   `json:"phones"`
 	Servers      []string  `json:"servers"`
 }
 
 // String leaves the PIN hash out: it is not the PIN, but it is what an
 // offline guesser would need.
 func (c Customer) String() string {
-	return fmt.Sprintf("{name: %q, primary_email: %s, pin_hash: [redacted], contacts: %d, servers: %v}",
-		c.Name, c.PrimaryEmail, len(c.Contacts), c.Servers)
+	return fmt.Sprintf("{name: %q, primary_email: %s, pin_hash: [redacted], contacts: %d, phones: %d, servers: %v}",
+		c.Name, c.PrimaryEmail, len(c.Contacts), len(c.Phones), c.Servers)
 }
 
 // GoString redacts the PIN hash in %#v output.
