@@ -16,6 +16,7 @@ import (
 
 	"github.com/vigil-oss/vigil/internal/action"
 	"github.com/vigil-oss/vigil/internal/domain"
+	"github.com/vigil-oss/vigil/internal/phone"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
@@ -49,6 +50,12 @@ type Config struct {
 	SMTPRequireTLS bool
 	MailFrom       string
 	SupportEmail   string
+	// SMS is the provider of SMS notices; SMSURL is empty when none is
+	// configured.
+	SMSURL         string
+	SMSAccountSID  string
+	SMSAuthToken   Secret
+	SMSFrom        string
 	ProductName    string
 	Timezone       *time.Location
 	PublicURL      string
@@ -176,6 +183,10 @@ var fixedVars = []Var{
 	{"VIGIL_SMTP_REQUIRE_TLS", "false", "refuse to send without STARTTLS"},
 	{"VIGIL_MAIL_FROM", "Vigil Security <security@vigil.localhost>", "From address of customer mail"},
 	{"VIGIL_SUPPORT_EMAIL", "support@vigil.localhost", "address customers are told to write to"},
+	{"VIGIL_SMS_URL", "", "base URL of the SMS provider's Twilio-shaped Messages API (https://api.twilio.com, or the local SMS gateway); empty: no SMS provider"},
+	{"VIGIL_SMS_ACCOUNT_SID", "", "SMS provider account (path and basic-auth user); required with VIGIL_SMS_URL"},
+	{"VIGIL_SMS_AUTH_TOKEN", "", "SMS provider auth token (basic-auth password; secret); required with VIGIL_SMS_URL"},
+	{"VIGIL_SMS_FROM", "", "sender number of SMS notices, E.164; required with VIGIL_SMS_URL"},
 	{"VIGIL_PRODUCT_NAME", "Vigil", "company or product name shown to customers"},
 	{"VIGIL_TIMEZONE", "UTC", "IANA zone for times in customer mail"},
 	{"VIGIL_PUBLIC_URL", "http://127.0.0.1:8080", "public base URL of the web front (cancel links)"},
@@ -290,6 +301,10 @@ func Load(getenv func(string) string) (Config, error) {
 		SMTPRequireTLS:   l.boolean("VIGIL_SMTP_REQUIRE_TLS", false),
 		MailFrom:         l.str("VIGIL_MAIL_FROM", "Vigil Security <security@vigil.localhost>"),
 		SupportEmail:     l.email("VIGIL_SUPPORT_EMAIL", "support@vigil.localhost"),
+		SMSURL:           l.str("VIGIL_SMS_URL", ""),
+		SMSAccountSID:    l.str("VIGIL_SMS_ACCOUNT_SID", ""),
+		SMSAuthToken:     Secret(l.str("VIGIL_SMS_AUTH_TOKEN", "")),
+		SMSFrom:          l.str("VIGIL_SMS_FROM", ""),
 		ProductName:      l.str("VIGIL_PRODUCT_NAME", "Vigil"),
 		Timezone:         l.zone("VIGIL_TIMEZONE"),
 		PublicURL:        l.url("VIGIL_PUBLIC_URL", "http://127.0.0.1:8080"),
@@ -337,6 +352,19 @@ func Load(getenv func(string) string) (Config, error) {
 	if n := len(c.AdminToken.Reveal()); n > 0 && n < MinAdminTokenLen {
 		// The length only: the token itself is never in an error.
 		l.fail("VIGIL_ADMIN_TOKEN is %d characters long; the bootstrap token must have at least %d (e.g. `openssl rand -base64 32`), or be empty once the first admin exists", n, MinAdminTokenLen)
+	}
+	if c.SMSURL != "" {
+		c.SMSURL = l.url("VIGIL_SMS_URL", "")
+		if c.SMSAccountSID == "" || c.SMSAuthToken == "" || c.SMSFrom == "" {
+			l.fail("VIGIL_SMS_ACCOUNT_SID, VIGIL_SMS_AUTH_TOKEN and VIGIL_SMS_FROM must be set with VIGIL_SMS_URL")
+		}
+		if c.SMSFrom != "" {
+			if _, err := phone.Parse("VIGIL_SMS_FROM", c.SMSFrom); err != nil {
+				l.fail("%v", err)
+			}
+		}
+	} else if c.SMSAccountSID != "" || c.SMSAuthToken != "" || c.SMSFrom != "" {
+		l.fail("VIGIL_SMS_ACCOUNT_SID, VIGIL_SMS_AUTH_TOKEN and VIGIL_SMS_FROM are set but VIGIL_SMS_URL is empty: set it, or unset them")
 	}
 	c.OIDCIssuer = l.str("VIGIL_OIDC_ISSUER", "")
 	if c.OIDCIssuer != "" {

@@ -361,3 +361,47 @@ func TestAdminSettings(t *testing.T) {
 		})
 	}
 }
+
+// TestSMSProvider: the SMS settings come all together or not at all, the
+// sender is E.164, and no refusal quotes the auth token.
+func TestSMSProvider(t *testing.T) {
+	full := map[string]string{"VIGIL_SMS_URL": "http://127.0.0.1:8035/", "VIGIL_SMS_ACCOUNT_SID": "AC1",
+		"VIGIL_SMS_AUTH_TOKEN": "sms-s3cr3t", "VIGIL_SMS_FROM": "+447911123456"}
+	c, err := Load(env(full))
+	if err != nil || c.SMSURL != "http://127.0.0.1:8035" || c.SMSAccountSID != "AC1" || c.SMSAuthToken != "sms-s3cr3t" || c.SMSFrom != "+447911123456" {
+		t.Fatalf("full SMS settings: %+v, %v", c, err)
+	}
+	if c, err := Load(env(nil)); err != nil || c.SMSURL != "" {
+		t.Fatalf("no SMS settings: %q, %v", c.SMSURL, err)
+	}
+	for _, tc := range []struct {
+		name string
+		drop string
+		set  map[string]string
+		want string
+	}{
+		{"no token", "VIGIL_SMS_AUTH_TOKEN", nil, "must be set with VIGIL_SMS_URL"},
+		{"no account", "VIGIL_SMS_ACCOUNT_SID", nil, "must be set with VIGIL_SMS_URL"},
+		{"no url", "VIGIL_SMS_URL", nil, "VIGIL_SMS_URL is empty"},
+		{"national sender", "", map[string]string{"VIGIL_SMS_FROM": "07911123456"}, "VIGIL_SMS_FROM: not a valid phone number"},
+		{"not a url", "", map[string]string{"VIGIL_SMS_URL": "api.twilio.com"}, "VIGIL_SMS_URL"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := map[string]string{}
+			for k, v := range full {
+				m[k] = v
+			}
+			delete(m, tc.drop)
+			for k, v := range tc.set {
+				m[k] = v
+			}
+			_, err := Load(env(m))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("err %v, want %q", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "sms-s3cr3t") {
+				t.Errorf("error quotes the token: %v", err)
+			}
+		})
+	}
+}
