@@ -1,5 +1,5 @@
 # syntax=docker/dockerfile:1
-# One image with every Vigil binary (worker, web, starter, panel, mail); the compose file's
+# One image with every Vigil binary (worker, web, starter, panel, mail, sms); the compose file's
 # `command:` picks which one runs. The devserver is for development and tests only and is not in it.
 
 FROM golang:1.26-bookworm AS build

@@ -599,6 +599,21 @@ func (s *stack) listenAddrs(t *testing.T, name string) map[string]string {
 			addr = "127.0.0.1:8091"
 		}
 		addrs = []string{addr}
+	case "sms-standin":
+		// standins/sms: -http-addr, else VIGIL_SMSGATEWAY_HTTP_ADDR, else loopback.
+		addr := s.env(t, name)["VIGIL_SMSGATEWAY_HTTP_ADDR"]
+		cmd := s.project.Services[name].Command
+		for i, a := range cmd {
+			if v, ok := strings.CutPrefix(a, "-http-addr="); ok {
+				addr = v
+			} else if a == "-http-addr" && i+1 < len(cmd) {
+				addr = cmd[i+1]
+			}
+		}
+		if addr == "" {
+			addr = "127.0.0.1:8035"
+		}
+		addrs = []string{addr}
 	default:
 		t.Fatalf("%s: service %s is built from %s but this test does not know where it listens: teach listenAddrs in deploy/compose_test.go", composeFile, name, dockerfile)
 	}
@@ -639,6 +654,17 @@ func (s *stack) dials(t *testing.T, name string) map[string]string {
 			port = "443"
 		}
 		out["VIGIL_PANEL_URL"] = hostPort(panel.Host, port)
+		if cfg.SMSURL != "" {
+			u, err := url.Parse(cfg.SMSURL)
+			if err != nil {
+				t.Fatalf("service %s: VIGIL_SMS_URL: %v", name, err)
+			}
+			port := "80"
+			if u.Scheme == "https" {
+				port = "443"
+			}
+			out["VIGIL_SMS_URL"] = hostPort(u.Host, port)
+		}
 	}
 	return out
 }
