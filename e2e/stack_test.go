@@ -51,12 +51,12 @@ func buildAll(dir string) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./worker", "./web", "./starter", "./standins/mail", "./standins/panel", "./standins/slack", "./standins/oidc")
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./worker", "./web", "./starter", "./standins/mail", "./standins/sms", "./standins/panel", "./standins/slack", "./standins/oidc")
 	cmd.Dir = root
 	if out, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build: %v\n%s", err, out)
 	}
-	for _, n := range []string{"worker", "web", "starter", "mail", "panel", "slack", "oidc"} {
+	for _, n := range []string{"worker", "web", "starter", "mail", "sms", "panel", "slack", "oidc"} {
 		bins[n] = filepath.Join(dir, n)
 	}
 	if b := os.Getenv("VIGIL_DEVSERVER_BIN"); b != "" {
@@ -118,8 +118,10 @@ type stack struct {
 	webMetrics, workerMetrics string
 	smtpAddr                  string
 	mailURL                   string
-	panelURL                  string
-	slackURL                  string
+	// smsURL is the SMS gateway stand-in (its page, /api/messages, /api/fail).
+	smsURL   string
+	panelURL string
+	slackURL string
 	// oidcIssuer is the local identity provider's issuer when stackOptions.oidc.
 	oidcIssuer string
 	// uiURL is the Temporal Web UI when stackOptions.ui.
@@ -173,7 +175,7 @@ func randKey(t testing.TB) string {
 	return base64.StdEncoding.EncodeToString(b)
 }
 
-// startStack starts devserver, mail catcher, panel stand-in, worker and web
+// startStack starts devserver, mail catcher, SMS gateway, panel stand-in, worker and web
 // against a fresh database, and stops them all when the test ends.
 func startStack(t testing.TB, o stackOptions) *stack {
 	t.Helper()
@@ -211,6 +213,8 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	webAddr := freeAddr(t)
 	adminAddr := freeAddr(t)
 	slackAddr := freeAddr(t)
+	smsAddr := freeAddr(t)
+	s.smsURL = "http://" + smsAddr
 	s.slackURL = "http://" + slackAddr
 	s.mailURL = "http://" + mailHTTP
 	s.panelURL = "http://" + panelAddr
@@ -242,6 +246,11 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		"VIGIL_SMTP_ADDR=" + s.smtpAddr,
 		"VIGIL_MAILCATCHER_SMTP_ADDR=" + s.smtpAddr,
 		"VIGIL_MAILCATCHER_HTTP_ADDR=" + mailHTTP,
+		"VIGIL_SMS_URL=" + s.smsURL,
+		"VIGIL_SMS_ACCOUNT_SID=AC" + strings.Repeat("e2e0", 8),
+		"VIGIL_SMS_AUTH_TOKEN=sms-" + strings.TrimRight(randKey(t), "=")[:16],
+		"VIGIL_SMS_FROM=+447911000001",
+		"VIGIL_SMSGATEWAY_HTTP_ADDR=" + smsAddr,
 		"VIGIL_HTTP_ADDR=" + webAddr,
 		"VIGIL_ADMIN_ADDR=" + adminAddr,
 		"VIGIL_WEB_METRICS_ADDR=" + webMetricsAddr,
@@ -276,6 +285,7 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		s.env = append(s.env, "VIGIL_OIDC_ISSUER="+s.oidcIssuer, "VIGIL_OIDC_CLIENT_ID="+oidctest.ClientID)
 	}
 	s.start("mail", bins["mail"], nil, "mailcatcher ready")
+	s.start("sms", bins["sms"], nil, "smsgateway ready")
 	s.start("panel", bins["panel"], nil, "panel-standin ready")
 	s.start("slack", bins["slack"], nil, "slack-standin ready")
 	s.start("worker", bins["worker"], nil, "worker ready")
@@ -418,7 +428,7 @@ func (s *stack) stopAll() {
 	s.procs = map[string]*proc{}
 	s.mu.Unlock()
 	// Stop in reverse dependency order so nothing logs noise about its peers.
-	for _, n := range []string{"web2", "web", "worker2", "worker", "slack", "panel", "mail", "devserver"} {
+	for _, n := range []string{"web2", "web", "worker2", "worker", "slack", "panel", "sms", "mail", "devserver"} {
 		p := procs[n]
 		if p == nil {
 			continue

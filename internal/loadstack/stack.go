@@ -69,15 +69,17 @@ func (p *Proc) Exited() bool {
 
 // Stack is a running local stack.
 type Stack struct {
-	opts       Options
-	bins       map[string]string
-	env        []string
-	DSN        string
-	dbName     string
-	Temporal   string
-	Namespace  string
-	WebURL     string
-	MailURL    string
+	opts      Options
+	bins      map[string]string
+	env       []string
+	DSN       string
+	dbName    string
+	Temporal  string
+	Namespace string
+	WebURL    string
+	MailURL   string
+	// SMSURL is the SMS gateway stand-in.
+	SMSURL     string
 	SlackURL   string
 	PanelURL   string
 	// AdminURL is the admin API's own listener (VIGIL_ADMIN_ADDR);
@@ -92,7 +94,7 @@ type Stack struct {
 }
 
 // Binaries are the commands the stack builds from the repository.
-var binaries = []string{"./worker", "./web", "./standins/mail", "./standins/panel", "./standins/slack"}
+var binaries = []string{"./worker", "./web", "./standins/mail", "./standins/sms", "./standins/panel", "./standins/slack"}
 
 // Start builds the binaries, creates the database and starts every process,
 // each once the one before is ready. On error, whatever started is stopped.
@@ -165,13 +167,14 @@ func (s *Stack) startAll(ctx context.Context) error {
 	// Ports are chosen once the devserver holds its own, so no two
 	// processes are handed the same one.
 	addr := map[string]string{}
-	for _, n := range []string{"smtp", "mail", "panel", "web", "admin", "slack", "webmetrics", "workermetrics"} {
+	for _, n := range []string{"smtp", "mail", "sms", "panel", "web", "admin", "slack", "webmetrics", "workermetrics"} {
 		if addr[n], err = freeAddr(); err != nil {
 			return err
 		}
 	}
 	s.WebURL, s.MailURL, s.SlackURL, s.PanelURL = "http://"+addr["web"], "http://"+addr["mail"], "http://"+addr["slack"], "http://"+addr["panel"]
 	s.WorkerMetrics = "http://" + addr["workermetrics"] + "/metrics"
+	s.SMSURL = "http://" + addr["sms"]
 	s.AdminURL = "http://" + addr["admin"]
 	s.AdminToken = "adm_" + randomToken(32)
 	s.env = append([]string{
@@ -192,6 +195,11 @@ func (s *Stack) startAll(ctx context.Context) error {
 		"VIGIL_SMTP_ADDR=" + addr["smtp"],
 		"VIGIL_MAILCATCHER_SMTP_ADDR=" + addr["smtp"],
 		"VIGIL_MAILCATCHER_HTTP_ADDR=" + addr["mail"],
+		"VIGIL_SMS_URL=" + s.SMSURL,
+		"VIGIL_SMS_ACCOUNT_SID=AC" + randomToken(32),
+		"VIGIL_SMS_AUTH_TOKEN=sms-" + randomToken(16),
+		"VIGIL_SMS_FROM=+447911000001",
+		"VIGIL_SMSGATEWAY_HTTP_ADDR=" + addr["sms"],
 		"VIGIL_HTTP_ADDR=" + addr["web"],
 		"VIGIL_ADMIN_ADDR=" + addr["admin"],
 		// The load's cooling period is a second: below every action's floor.
@@ -209,7 +217,7 @@ func (s *Stack) startAll(ctx context.Context) error {
 		"VIGIL_SLACK_INTERACTION_URL=" + s.WebURL + "/slack/interactions",
 	}, s.opts.Env...)
 	for _, p := range []struct{ name, ready string }{
-		{"mail", "mailcatcher ready"}, {"panel", "panel-standin ready"}, {"slack", "slack-standin ready"},
+		{"mail", "mailcatcher ready"}, {"sms", "smsgateway ready"}, {"panel", "panel-standin ready"}, {"slack", "slack-standin ready"},
 		{"worker", "worker ready"}, {"web", "web ready"},
 	} {
 		if _, err := s.Run(ctx, p.name, s.bins[p.name], nil, s.env, p.ready, nil); err != nil {
