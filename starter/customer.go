@@ -174,15 +174,16 @@ func establishedText(established, verified bool, age string) string {
 	return "NOT established: on file or verified for less than " + age + ", gets no notices yet"
 }
 
-// phoneEstablishedText is establishedText for an SMS notice.
+// phoneEstablishedText is establishedText for a phone number: whether it
+// is established for SMS notices.
 func phoneEstablishedText(established, verified bool, age string) string {
 	switch {
 	case established:
-		return "established: gets SMS notices"
+		return "established for SMS notices"
 	case !verified:
-		return "NOT established: never verified, gets no SMS notices"
+		return "NOT established: never verified, not for SMS notices"
 	}
-	return "NOT established: on file or verified for less than " + age + ", gets no SMS notices yet"
+	return "NOT established: on file or verified for less than " + age + ", not yet for SMS notices"
 }
 
 // lockText describes the PIN lockout.

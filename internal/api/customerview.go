@@ -43,7 +43,7 @@ type ContactView struct {
 }
 
 // PhoneView is a phone number, masked (agents need to recognise it, not to
-// call it), and whether an SMS notice would go to it now.
+// call it), and whether it is established for SMS notices.
 type PhoneView struct {
 	Masked      string     `json:"masked"`
 	AddedAt     *time.Time `json:"added_at,omitempty"`

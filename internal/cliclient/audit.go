@@ -154,8 +154,8 @@ type ContactView struct {
 	Established bool      `json:"established"`
 }
 
-// PhoneView is a masked phone number and whether an SMS notice would go to
-// it now.
+// PhoneView is a masked phone number and whether it is established for SMS
+// notices.
 type PhoneView struct {
 	Masked      string    `json:"masked"`
 	AddedAt     time.Time `json:"added_at,omitzero"`
