@@ -290,8 +290,8 @@ func TestCustomerShowCommand(t *testing.T) {
 		"Contact new@attacker.example NOT established: on file or verified for less than 7 days, gets no notices yet; added 2026-03-01 09:00:00 UTC, verified 2026-03-01 09:30:00 UTC",
 		"Contact never@whitfield.example NOT established: never verified, gets no notices; added 2026-01-01 09:00:00 UTC",
 		"Contact dana@xn--80ak6a.com (dana@аре.com) established",
-		"Phone +44 7*** ***456 established for SMS notices; added 2026-01-01 09:00:00 UTC, verified 2026-01-01 09:00:00 UTC",
-		"Phone +44 7*** ***888[U+001B][2J NOT established: on file or verified for less than 7 days, not yet for SMS notices",
+		"Phone +44 7*** ***456 established (Vigil sends no SMS notices yet); added 2026-01-01 09:00:00 UTC, verified 2026-01-01 09:00:00 UTC",
+		"Phone +44 7*** ***888[U+001B][2J NOT established: on file or verified for less than 7 days (Vigil sends no SMS notices yet)",
 		"Servers srv-1042-a, srv-1042-b",
 		"PIN lockout not locked; 2 recent wrong PINs since 2026-03-01 10:00 UTC (5 within 15m lock)",
 	} {

@@ -175,15 +175,17 @@ func establishedText(established, verified bool, age string) string {
 }
 
 // phoneEstablishedText is establishedText for a phone number: whether it
-// is established for SMS notices.
+// is established. Vigil does not send SMS notices yet, and says so, so that
+// no agent counts on the customer having been told by SMS.
 func phoneEstablishedText(established, verified bool, age string) string {
+	const notYet = " (Vigil sends no SMS notices yet)"
 	switch {
 	case established:
-		return "established for SMS notices"
+		return "established" + notYet
 	case !verified:
-		return "NOT established: never verified, not for SMS notices"
+		return "NOT established: never verified" + notYet
 	}
-	return "NOT established: on file or verified for less than " + age + ", not yet for SMS notices"
+	return "NOT established: on file or verified for less than " + age + notYet
 }
 
 // lockText describes the PIN lockout.

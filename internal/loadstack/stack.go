@@ -79,9 +79,9 @@ type Stack struct {
 	WebURL    string
 	MailURL   string
 	// SMSURL is the SMS gateway stand-in.
-	SMSURL     string
-	SlackURL   string
-	PanelURL   string
+	SMSURL   string
+	SlackURL string
+	PanelURL string
 	// AdminURL is the admin API's own listener (VIGIL_ADMIN_ADDR);
 	// AdminToken the bootstrap token, which only creates the first admin.
 	AdminURL   string
