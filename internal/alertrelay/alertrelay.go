@@ -166,7 +166,12 @@ func Text(a store.Alert) string {
 		}
 		return s + ". Requests on it count none of the new customer's addresses as established until the server has been theirs for the ageing period; check the move with billing."
 	case store.AlertAdminAction:
-		s := fmt.Sprintf("Admin action by %s: %s", f("admin"), f("event"))
+		who := "Admin action"
+		if strings.HasPrefix(fmt.Sprint(a.Details["admin"]), "agent:") {
+			// An agent's action on their own account (their own token).
+			who = "Agent's own action"
+		}
+		s := fmt.Sprintf("%s by %s: %s", who, f("admin"), f("event"))
 		if _, ok := a.Details["request"]; ok {
 			s += " on request " + f("request")
 		}
@@ -175,6 +180,12 @@ func Text(a store.Alert) string {
 		}
 		return s + fmt.Sprintf(". Audit event %s.", f("audit_id"))
 	case store.AlertAgentDM:
+		if tok, ok := a.Details[store.AlertTokenKey]; ok && fmt.Sprint(a.Details["event"]) == "agent.token_rotated" {
+			// The only place the new token is shown: the caller who rotated
+			// it never sees it, so they cannot act as this agent.
+			return fmt.Sprintf("Vigil security notice: %s issued a new personal token for your Vigil account %s and revoked your old one. Your new token is %s (store it now; Vigil shows it nowhere else, and erases this copy from its queue). Only you received it. If you did not ask for this, tell the security team now.",
+				f("admin"), f("agent"), textrule.Escape(fmt.Sprint(tok)))
+		}
 		if fmt.Sprint(a.Details["event"]) == "agent.token_rotated" {
 			return fmt.Sprintf("Vigil security notice: %s issued a new personal token for your Vigil account %s and revoked your old one. Whoever holds the new token can act as you. If you did not ask for this, tell the security team now.",
 				f("admin"), f("agent"))

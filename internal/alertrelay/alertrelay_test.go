@@ -3,6 +3,7 @@ package alertrelay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/slack-go/slack"
 
+	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/pinhash"
@@ -231,5 +233,74 @@ func TestRelayAdminActionsAndDMs(t *testing.T) {
 	}
 	if len(dm) != 1 || !strings.Contains(dm[0], "admin:ag_root issued a new personal token for your Vigil account ag_bob") {
 		t.Fatalf("DMs %q, want one to Bob", dm)
+	}
+}
+
+// TestRelayTokenOnlyToTheAgent: a token rotated for another agent
+// (RotateTokenFor) reaches that agent's Slack DM through the real client and
+// the stand-in, never the security channel, and the queue forgets it once
+// it is sent.
+func TestRelayTokenOnlyToTheAgent(t *testing.T) {
+	ctx := context.Background()
+	st := store.New(testpg.New(t))
+	if err := st.Migrate(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateAgent(ctx, store.Agent{ID: "ag_bob", Name: "Bob", Role: domain.RoleSenior, SlackUserID: "U0BOB"}, nil); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := agentauth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := store.AuditEvent{Actor: "admin:ag_root", Event: "agent.token_rotated", Details: map[string]any{"agent_id": "ag_bob", "agent_told": true, "sent_to": "slack_dm"}}
+	if err := st.RotateTokenFor(ctx, e, store.AgentDM{AgentID: "ag_bob", SlackUserID: "U0BOB"}, agentauth.Hash(tok), tok); err != nil {
+		t.Fatal(err)
+	}
+	// A stale Slack id (changed since it was read) sends nothing and changes nothing.
+	if err := st.RotateTokenFor(ctx, e, store.AgentDM{AgentID: "ag_bob", SlackUserID: "U0EVE"}, agentauth.Hash("vgl_x"), "vgl_x"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("rotation to a stale Slack id: %v", err)
+	}
+	if err := st.RotateTokenFor(ctx, e, store.AgentDM{AgentID: "ag_bob"}, agentauth.Hash("vgl_x"), "vgl_x"); !errors.Is(err, store.ErrNoSlackID) {
+		t.Fatalf("rotation without a Slack id: %v", err)
+	}
+	if got, err := st.AgentByTokenHash(ctx, agentauth.Hash(tok)); err != nil || got.ID != "ag_bob" {
+		t.Fatalf("the rotated token resolves to %v, %v", got.ID, err)
+	}
+	sl, err := slackstandin.New(slackstandin.Config{BotToken: "xoxb-relay-test", SigningSecret: "relay-signing",
+		Users: []slackstandin.User{{ID: "U0BOB", Name: "bob", RealName: "Bob Lindqvist"}}}, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(sl.Handler())
+	t.Cleanup(srv.Close)
+	api := slack.New("xoxb-relay-test", slack.OptionAPIURL(srv.URL+"/api/"), slack.OptionHTTPClient(srv.Client()))
+	client := approvals.NewClient(api, approvals.Config{ApprovalsChannel: "#vigil-approvals", SecurityChannel: "#vigil-security"},
+		slog.New(slog.DiscardHandler), approvals.WithRetryPolicy(approvals.RetryPolicy{Initial: time.Millisecond, Max: time.Millisecond, Attempts: 1}))
+	if n, err := New(st, client, slog.New(slog.DiscardHandler)).SendPending(ctx); err != nil || n != 2 {
+		t.Fatalf("sent %d, %v; want the announcement and the DM", n, err)
+	}
+	var inDM, elsewhere int
+	for _, m := range sl.Messages() {
+		if !strings.Contains(m.Text, tok) {
+			continue
+		}
+		if strings.HasPrefix(m.Channel, "D") {
+			inDM++
+		} else {
+			elsewhere++
+		}
+	}
+	if inDM != 1 || elsewhere != 0 {
+		t.Fatalf("the token was in %d DMs and %d other messages; want 1 and 0", inDM, elsewhere)
+	}
+	alerts, err := st.QueuedAlerts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, a := range alerts {
+		if _, has := a.Details[store.AlertTokenKey]; has || strings.Contains(fmt.Sprint(a.Details), tok) {
+			t.Fatalf("alert %d (%s) still holds the token after it was sent", a.ID, a.Kind)
+		}
 	}
 }

@@ -45,6 +45,10 @@ const (
 	AlertAgentDM = "agent_dm"
 )
 
+// AlertTokenKey is the detail of an AlertAgentDM that carries a new token
+// to its agent (RotateTokenFor); MarkAlertSent erases it.
+const AlertTokenKey = "token"
+
 // Alert is one queued line for the security channel: what happened, as
 // facts; the relay puts it into words.
 type Alert struct {
@@ -93,8 +97,11 @@ func (s *Store) ClaimAlerts(ctx context.Context, limit int, lease time.Duration)
 }
 
 // MarkAlertSent records that alert id reached the security channel.
+// A token a direct message carried is erased with it, so the queue keeps
+// no usable credential once it is delivered.
 func (s *Store) MarkAlertSent(ctx context.Context, id int64) error {
-	if _, err := s.db.ExecContext(ctx, `UPDATE security_alerts SET sent_at = now(), claimed_until = NULL WHERE id = $1`, id); err != nil {
+	if _, err := s.db.ExecContext(ctx, `UPDATE security_alerts SET sent_at = now(), claimed_until = NULL,
+		details = details - '`+AlertTokenKey+`' WHERE id = $1`, id); err != nil {
 		return fmt.Errorf("store: mark alert %d sent: %w", id, err)
 	}
 	return nil
