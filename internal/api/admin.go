@@ -298,27 +298,41 @@ func (a *API) rotateToken(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if ag.ID == adminFrom(r.Context()).agent.ID {
+		// An admin's own token: it comes back to them, as to any agent
+		// rotating their own (POST /api/v1/me/token).
+		a.issueOwnToken(w, r, ag, "admin:")
+		return
+	}
+	// Someone else's token: whoever held it could act as that agent (open
+	// as a requester, consent as a senior), so it goes to the agent alone,
+	// in a Slack direct message, and the answer never carries it.
+	if ag.SlackUserID == "" {
+		writeProblem(w, newProblem(codeNoSlackID, fmt.Sprintf(
+			"agent %s has no Slack user id, so a new token could reach no one but you; nothing was changed. They rotate their own (starter token rotate, POST /api/v1/me/token), or an admin first sets their Slack id", ag.ID)))
+		return
+	}
 	tok, err := agentauth.NewToken()
 	if err != nil {
 		a.internal(w, r, "new token", err)
 		return
 	}
-	if err := a.store.SetAgentToken(r.Context(), ag.ID, agentauth.Hash(tok)); err != nil {
-		a.storeFail(w, r, "rotate token", err)
+	e := store.AuditEvent{Actor: adminFrom(r.Context()).actor(), Event: "agent.token_rotated", Details: map[string]any{
+		"agent_id": ag.ID, "agent_told": true, "sent_to": "slack_dm"}}
+	err = a.store.RotateTokenFor(r.Context(), e, store.AgentDM{AgentID: ag.ID, SlackUserID: ag.SlackUserID}, agentauth.Hash(tok), tok)
+	if errors.Is(err, store.ErrNotFound) {
+		writeProblem(w, newProblem(codeConflict, fmt.Sprintf("agent %s was removed or their Slack id changed while the token was issued; nothing was changed, try again", ag.ID)))
 		return
 	}
-	// Whoever holds the new token can act as the agent, so the agent hears
-	// of it (a direct message) as well as the security channel; an admin
-	// rotating their own token tells only the channel.
-	var dm *store.AgentDM
-	if ag.ID != adminFrom(r.Context()).agent.ID {
-		dm = &store.AgentDM{AgentID: ag.ID, SlackUserID: ag.SlackUserID}
-	}
-	if !a.auditAdmin(w, r, store.AuditEvent{Event: "agent.token_rotated", Details: map[string]any{
-		"agent_id": ag.ID, "agent_told": dm != nil && ag.SlackUserID != ""}}, true, true, dm) {
+	if err != nil {
+		if store.IsUnavailable(err) {
+			writeDBUnavailable(w)
+			return
+		}
+		a.internal(w, r, "rotate token", err)
 		return
 	}
-	writeJSON(w, http.StatusOK, AgentWithToken{Agent: agentFromStore(ag), Token: tok})
+	writeJSON(w, http.StatusOK, AgentWithToken{Agent: agentFromStore(ag), SentTo: "slack_dm"})
 }
 
 // answerAgent audits a change to agent id and answers with its new state.

@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"fmt"
+	"github.com/vigil-oss/vigil/internal/agentauth"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -49,6 +50,39 @@ type reasonBody struct {
 
 func (a *API) me(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, meFromAgent(agentFrom(r.Context())))
+}
+
+// rotateMyToken issues the calling agent a new personal token and answers
+// with it; the old one stops working. Audited and announced, named as the
+// agent's own.
+func (a *API) rotateMyToken(w http.ResponseWriter, r *http.Request) {
+	if p := decodeEmpty(w, r); p != nil {
+		writeProblem(w, *p)
+		return
+	}
+	a.issueOwnToken(w, r, agentFrom(r.Context()), "agent:")
+}
+
+// issueOwnToken gives ag, the caller, a new token and answers with it: the
+// one case an answer carries an existing agent's token. actorPrefix says
+// which API the caller used ("agent:" or "admin:").
+func (a *API) issueOwnToken(w http.ResponseWriter, r *http.Request, ag store.Agent, actorPrefix string) {
+	tok, err := agentauth.NewToken()
+	if err != nil {
+		a.internal(w, r, "new token", err)
+		return
+	}
+	e := store.AuditEvent{Actor: actorPrefix + ag.ID, Event: "agent.token_rotated",
+		Details: map[string]any{"agent_id": ag.ID, "agent_told": false, "sent_to": "caller", "own": true}}
+	if err := a.store.RotateOwnToken(r.Context(), e, ag.ID, agentauth.Hash(tok)); err != nil {
+		if store.IsUnavailable(err) {
+			writeDBUnavailable(w)
+			return
+		}
+		a.storeFail(w, r, "rotate own token", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, AgentWithToken{Agent: agentFromStore(ag), Token: tok})
 }
 
 func (a *API) openRequest(w http.ResponseWriter, r *http.Request) {

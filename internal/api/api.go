@@ -131,6 +131,7 @@ type route struct {
 func (a *API) agentRoutes() []route {
 	return []route{
 		{"GET /api/v1/me", a.me},
+		{"POST /api/v1/me/token", a.rotateMyToken},
 		{"POST /api/v1/requests", a.openRequest},
 		{"GET /api/v1/requests", a.listRequests},
 		{"GET /api/v1/requests/{id}", a.getRequest},

@@ -30,6 +30,7 @@ const (
 	codeMethodNotAllowed = "method_not_allowed"
 	codeRequestNotFound  = string(requests.CodeNotFound)
 	codeBootstrapOnly    = "bootstrap_only"
+	codeNoSlackID        = "no_slack_id"
 )
 
 // problemTypeBase prefixes the code to form the problem "type" URI.
@@ -70,6 +71,7 @@ var problemKinds = map[string]struct {
 	codeAlreadyConsented:                  {http.StatusConflict, "Consent already recorded"},
 	codeBreakGlassSeniors:                 {http.StatusForbidden, "Break-glass needs two seniors"},
 	codeBootstrapOnly:                     {http.StatusForbidden, "Bootstrap token: first admin only"},
+	codeNoSlackID:                         {http.StatusConflict, "The agent has no Slack id to receive a token"},
 	codeNotLocked:                         {http.StatusConflict, "Customer not locked"},
 	string(requests.CodeSlackUnavailable): {http.StatusServiceUnavailable, "Slack unavailable"},
 

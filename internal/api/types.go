@@ -80,11 +80,13 @@ type Agent struct {
 	CreatedAt   *time.Time  `json:"created_at,omitempty"`
 }
 
-// AgentWithToken answers agent creation and token rotation: the only two
-// places a token is ever shown.
+// AgentWithToken answers agent creation and token rotation. Token is set
+// only for a new agent and for a caller's own token; rotating another
+// agent's token leaves it empty and SentTo says where it went instead.
 type AgentWithToken struct {
-	Agent Agent  `json:"agent"`
-	Token string `json:"token"`
+	Agent  Agent  `json:"agent"`
+	Token  string `json:"token,omitempty"`
+	SentTo string `json:"sent_to,omitempty"`
 }
 
 // Customer is an imported customer as the admin API shows it, without the
