@@ -25,7 +25,7 @@ func adminCommands() []command {
 			(*app).cmdCreateAgent},
 		{"set-role", "change an agent's role (agent, senior, admin, security)", "starter admin set-role ag_ana senior", (*app).cmdSetRole},
 		{"disable-agent", "disable an agent; its token stops working at once", "starter admin disable-agent ag_ana", (*app).cmdDisableAgent},
-		{"rotate-token", "issue a new token for an agent, revoking the old", "starter admin rotate-token ag_ana", (*app).cmdRotateToken},
+		{"rotate-token", "issue a new token for an agent, revoking the old (another agent's goes to them by Slack DM)", "starter admin rotate-token ag_ana", (*app).cmdRotateToken},
 		{"list-agents", "list agents", "starter admin list-agents", (*app).cmdListAgents},
 		{"import-customers", "create or update customers from a JSON file", "starter admin import-customers customers.json", (*app).cmdImportCustomers},
 		{"hash-pin", "hash a PIN for an import file (offline)", "starter admin hash-pin", (*app).cmdHashPIN},
@@ -230,7 +230,7 @@ func (a *app) cmdDisableAgent(ctx context.Context, g globals, args []string) err
 
 func (a *app) cmdRotateToken(ctx context.Context, g globals, args []string) error {
 	f, tokStdin := a.adminFlags(g, "rotate-token", "rotate-token AGENT_ID",
-		"Issues a new token for an agent; the old one stops working. The new token is shown once.",
+		"Issues a new token for an agent; the old one stops working. Another agent's new token is never shown to you: Vigil sends it to them alone, by Slack direct message, and an agent without a Slack id is refused (they rotate their own). Your own new token is shown once.",
 		"starter admin rotate-token ag_ana")
 	pos, err := a.parse(f, args, 1, 1)
 	if err != nil {
@@ -246,6 +246,15 @@ func (a *app) cmdRotateToken(ctx context.Context, g globals, args []string) erro
 	it, err := c.RotateToken(ctx, pos[0])
 	if err != nil {
 		return err
+	}
+	if it.Token == "" {
+		if a.json {
+			fmt.Fprintf(a.stdout, "%s\n", it.Raw)
+			return nil
+		}
+		fmt.Fprintf(a.stdout, "New token for %s (%s); the old one no longer works. Vigil sent it to them alone by Slack direct message (%s); you do not see it.\n",
+			it.Agent.ID, it.Agent.Name, it.SentTo)
+		return nil
 	}
 	a.printIssued(it, "New token for %s (%s); the old one no longer works.\n", it.Agent.ID, it.Agent.Name)
 	return nil

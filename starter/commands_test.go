@@ -498,7 +498,7 @@ func TestAdmin(t *testing.T) {
 	}
 	f := newFake(t, map[string]http.HandlerFunc{
 		"POST /admin/v1/agents":                reply(201, issued),
-		"POST /admin/v1/agents/ag_ana/token":   reply(200, issued),
+		"POST /admin/v1/agents/ag_ana/token":   reply(200, `{"agent":`+meDoc+`,"sent_to":"slack_dm"}`),
 		"PATCH /admin/v1/agents/ag_ana":        reply(200, meDoc),
 		"POST /admin/v1/agents/ag_ana/disable": reply(200, meDoc),
 		"GET /admin/v1/agents":                 reply(200, `{"agents":[`+meDoc+`]}`),
@@ -545,7 +545,8 @@ func TestAdmin(t *testing.T) {
 
 	r = run(t, env, "", "admin", "rotate-token", "ag_ana")
 	wantExit(t, r, 0)
-	if !strings.Contains(r.stdout, "will not be shown again") || !strings.Contains(r.stdout, "the old one no longer works") {
+	if !strings.Contains(r.stdout, "sent it to them alone by Slack direct message") || !strings.Contains(r.stdout, "the old one no longer works") ||
+		strings.Contains(r.stdout, "Token:") {
 		t.Errorf("rotate-token: %s", r)
 	}
 	r = run(t, env, "", "admin", "set-role", "ag_ana", "senior")

@@ -29,7 +29,10 @@ type Agent struct {
 // shows the token only this once.
 type IssuedToken struct {
 	Agent Agent  `json:"agent"`
-	Token string `json:"token"`
+	Token string `json:"token,omitempty"`
+	// SentTo is set instead of Token when another agent's token was
+	// rotated: where the new token went ("slack_dm").
+	SentTo string `json:"sent_to,omitempty"`
 
 	Raw json.RawMessage `json:"-"`
 }
