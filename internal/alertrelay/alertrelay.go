@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vigil-oss/vigil/internal/approvals"
 	"github.com/vigil-oss/vigil/internal/store"
 	"github.com/vigil-oss/vigil/internal/textrule"
 )
@@ -102,13 +103,17 @@ func (r *Relay) SendPending(ctx context.Context) (int, error) {
 // field is one detail of a, made safe for a Slack line: the text rule's
 // escapes for anything invisible or controlling, and Slack's own for &, <
 // and > (a forged id must not become a mention or a link).
+// maxField caps one quoted fact of an alert.
+const maxField = 300
+
 func field(a store.Alert, key string) string {
 	v, ok := a.Details[key]
 	if !ok || v == nil {
 		return "?"
 	}
-	s := textrule.Escape(fmt.Sprint(v))
-	return strings.NewReplacer("&", "&amp;", "<", "&lt;", ">", "&gt;").Replace(s)
+	// The approval card's escaping: the relay's alerts quote reasons, names
+	// and the panel's words, which must not format, mention or quote.
+	return approvals.Literal(fmt.Sprint(v), maxField)
 }
 
 // detailList is an admin action's details as key=value pairs, sorted, each
