@@ -21,7 +21,7 @@ const (
 	EventNewLocation     SecurityEventKind = "new_location"   // a login from a country or network not seen before
 	EventPINViewed       SecurityEventKind = "pin_viewed"     // the support PIN was shown on the account page
 	EventPINChanged      SecurityEventKind = "pin_changed"    // the support PIN was changed
-	maxSecurityEvents                      = 200              // more than this in one answer is refused
+	maxSecurityEvents                      = 200              // a full answer (this many) is refused: it may be cut
 	maxEventField                          = 200              // bytes per free field
 	maxCodeLen                             = 16               // a one-time code is digits, at most this long
 	defaultEventLookback                   = 30 * 24 * time.Hour
@@ -39,6 +39,10 @@ type SecurityEvent struct {
 	Detail  string            `json:"detail,omitempty"`  // e.g. the new country; shown escaped
 	At      time.Time         `json:"at"`
 }
+
+// ErrTooManyEvents means the panel's answer was full, so it may have left
+// events out: the account cannot be judged on it.
+var ErrTooManyEvents = errors.New("too many security events to judge the account on")
 
 // ErrNotEnrolled means the customer has no authenticator app enrolled, so no
 // TOTP code can verify them.
@@ -70,8 +74,11 @@ func (c *Client) SecurityEvents(ctx context.Context, customerID string, since ti
 	if err := json.Unmarshal(raw, &body); err != nil || body.Events == nil {
 		return nil, &PermanentError{Status: status, Code: "bad_response", Message: "security events body is not {\"events\":[...]}", Op: op}
 	}
-	if len(body.Events) > maxSecurityEvents {
-		return nil, &PermanentError{Status: status, Code: "bad_response", Message: fmt.Sprintf("more than %d security events", maxSecurityEvents), Op: op}
+	if len(body.Events) >= maxSecurityEvents {
+		// A full page may be a cut one: 200 harmless events can push the
+		// one that matters (a 2FA change) out of it. Vigil cannot tell, so
+		// it refuses to judge the account on it.
+		return nil, fmt.Errorf("panel: %s: %d security events, the most one answer holds: %w", op, len(body.Events), ErrTooManyEvents)
 	}
 	for _, e := range body.Events {
 		if e.Kind == "" || e.At.IsZero() || len(e.Kind) > maxEventField || len(e.Channel) > maxEventField || len(e.Detail) > maxEventField {

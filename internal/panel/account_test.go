@@ -79,6 +79,7 @@ func TestSecurityEventsRefusesBadAnswers(t *testing.T) {
 		{"event without a time", `{"events":[{"kind":"pin_viewed"}]}`, 200},
 		{"oversized detail", `{"events":[{"kind":"pin_viewed","at":"2026-12-01T00:00:00Z","detail":"` + strings.Repeat("x", 300) + `"}]}`, 200},
 		{"server error", `{"error":{"code":"boom","message":"down"}}`, 500},
+		{"a full page, which may be cut", `{"events":[` + strings.TrimSuffix(strings.Repeat(`{"kind":"pin_viewed","at":"2026-12-01T00:00:00Z"},`, 200), ",") + `]}`, 200},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -53,8 +53,12 @@ func (s *Server) securityEvents(w http.ResponseWriter, r *http.Request) {
 		}
 		since = t
 	}
-	rows, err := s.db.QueryContext(r.Context(), `SELECT kind, channel, detail, at FROM standin_panel_security_events
-		WHERE customer_id = $1 AND at >= $2 ORDER BY at, id LIMIT 200`, r.PathValue("customer"), since)
+	// The newest 200, returned oldest first: a real panel caps its answer
+	// too, and what it leaves out must be the oldest (Vigil refuses a full
+	// page anyway).
+	rows, err := s.db.QueryContext(r.Context(), `SELECT kind, channel, detail, at FROM (
+		SELECT kind, channel, detail, at, id FROM standin_panel_security_events
+		WHERE customer_id = $1 AND at >= $2 ORDER BY at DESC, id DESC LIMIT 200) newest ORDER BY at, id`, r.PathValue("customer"), since)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "internal", "could not read events")
 		return

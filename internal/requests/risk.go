@@ -80,6 +80,12 @@ func (s *Service) assessRisk(ctx context.Context, row store.Request, code string
 		lookback = 30 * 24 * time.Hour
 	}
 	events, err := s.risk.Accounts.SecurityEvents(ctx, row.CustomerID, now.Add(-lookback))
+	if errors.Is(err, panel.ErrTooManyEvents) {
+		// Hundreds of events in the lookback are a sign in themselves, and
+		// the one that would refuse the open may be among those cut.
+		return nil, s.refuseOnRisk(ctx, row, risk.Assessment{Signals: []risk.Signal{{Rule: "too many events", Kind: "many_events", At: now}}},
+			"the account has more recent security events than Vigil can read in one answer, so it cannot be judged")
+	}
 	if err != nil {
 		s.logger.Error("risk check: the panel did not give the account's security events", "customer", row.CustomerID, "error", err)
 		return nil, refusal(CodePanelUnavailable,

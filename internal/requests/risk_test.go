@@ -223,6 +223,33 @@ func TestOpenAfterATakeover(t *testing.T) {
 		})
 	}
 
+	// The attacker reloads the PIN page 200 times, then enrolls their own
+	// authenticator: the 2FA change must not fall off a full answer.
+	t.Run("200 harmless events cannot hide a 2FA change", func(t *testing.T) {
+		e := lt.riskService(t)
+		for i := range 200 {
+			if err := e.panel.PlantEvent(ctx, "C-1", "pin_viewed", "", "", time.Now().Add(-3*time.Hour+time.Duration(i)*time.Second)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.panel.PlantEvent(ctx, "C-1", "2fa_changed", "", "", time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.panel.EnrollTOTP(ctx, "C-1", totpSecret); err != nil {
+			t.Fatal(err)
+		}
+		agent, _ := e.st.Agent(ctx, "ag_req")
+		p := resend()
+		p.FactorCode = currentCode(t)
+		_, err := e.svc.Open(ctx, agent, p)
+		if r, ok := AsRefusal(err); !ok || r.Code != CodeRiskRefused {
+			t.Fatalf("open with 201 events = %v, want refused_by_risk", err)
+		}
+		if n := count(t, e.st, "SELECT count(*) FROM requests"); n != 0 {
+			t.Fatalf("%d rows", n)
+		}
+	})
+
 	t.Run("a panel that cannot answer opens nothing", func(t *testing.T) {
 		e := lt.riskService(t)
 		e.srv.Close()
