@@ -138,6 +138,25 @@ func TestComposeStack(t *testing.T) {
 		}
 	})
 
+	// The Temporal UI's write actions (terminate, reset, signal, start, ...)
+	// bypass Vigil's gates: every UI service runs with them off.
+	t.Run("the Temporal UI is read-only", func(t *testing.T) {
+		found := false
+		for _, name := range sortedServices(s.project) {
+			svc := s.project.Services[name]
+			if !strings.HasPrefix(svc.Image, "temporalio/ui") {
+				continue
+			}
+			found = true
+			if v := svc.Environment["TEMPORAL_DISABLE_WRITE_ACTIONS"]; v == nil || *v != "true" {
+				t.Errorf("%s: service %s (%s) does not set TEMPORAL_DISABLE_WRITE_ACTIONS=true: its write actions bypass Vigil", composeFile, name, svc.Image)
+			}
+		}
+		if !found {
+			t.Errorf("%s: no temporalio/ui service: this check no longer finds the UI", composeFile)
+		}
+	})
+
 	t.Run("published ports bind loopback and do not clash", func(t *testing.T) {
 		seen := map[string]string{}
 		for _, name := range sortedServices(s.project) {

@@ -17,7 +17,9 @@ import (
 
 // uiConfig is the Web UI's configuration: no news or version fetching (no
 // calls out of the machine), write actions off unless asked, and no codec
-// endpoint, since Vigil's history still carries the PIN (issue 15).
+// endpoint: the devserver's UI has no sign-in, so it could not pass the
+// security role's token that Vigil's codec endpoint requires (README,
+// "What an operator sees").
 func uiConfig(cfg config, frontend, host string, port int) *uiconfig.Config {
 	ro := !cfg.UIWriteActions
 	return &uiconfig.Config{
