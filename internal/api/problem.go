@@ -85,6 +85,8 @@ var problemKinds = map[string]struct {
 	// An agent over the limit of wrong PINs across customers: their PIN
 	// checks stop until the oldest failure leaves the window.
 	string(requests.CodePINAttempts): {http.StatusForbidden, "Too many wrong PINs"},
+	// Admins and security do not open requests (see requests.CodeRoleCannotOpen).
+	string(requests.CodeRoleCannotOpen): {http.StatusForbidden, "This role does not open requests"},
 	// The account's recent security events: the open needs the customer's
 	// authenticator code (ask it, send it with the PIN), or cannot be
 	// verified here at all, or the panel could not say (fails closed).

@@ -67,6 +67,10 @@ const (
 	// CodePINAttempts: the agent typed too many wrong PINs across
 	// customers; their PIN checks stop for a while and security was told.
 	CodePINAttempts Code = "pin_attempts_exceeded"
+	// CodeRoleCannotOpen: admins and the security role do not open
+	// requests: an admin who can also create agents, and security who can
+	// also unlock customers, would otherwise hold two of the gates' keys.
+	CodeRoleCannotOpen Code = "role_cannot_open"
 )
 
 // Refusal is an expected "no": nothing changed and the message says why in
@@ -258,6 +262,10 @@ func NewID() (string, error) {
 // open nothing; an accepted request has its row and request.opened event
 // when Open returns.
 func (s *Service) Open(ctx context.Context, requester store.Agent, p OpenParams) (workflows.Status, error) {
+	if requester.Role != domain.RoleAgent && requester.Role != domain.RoleSenior {
+		return workflows.Status{}, refusal(CodeRoleCannotOpen,
+			"agents of role %s do not open sensitive requests: an agent or a senior of the support team does", requester.Role)
+	}
 	p, err := p.Normalized()
 	if err != nil {
 		return workflows.Status{}, err

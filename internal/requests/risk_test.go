@@ -275,3 +275,31 @@ func TestRiskChecksMustBeConfigured(t *testing.T) {
 		t.Fatal("New accepted an invalid policy")
 	}
 }
+
+// TestAdminsAndSecurityDoNotOpen: an admin (who also creates agents) and the
+// security role (who also unlocks customers) are refused before anything
+// is checked or written, whatever credential they hold.
+func TestAdminsAndSecurityDoNotOpen(t *testing.T) {
+	lt := newLiveTemporal(t)
+	ctx := context.Background()
+	svc, st := lt.service(t)
+	for _, role := range []domain.Role{domain.RoleAdmin, domain.RoleSecurity} {
+		id := "ag_" + string(role)
+		if err := st.CreateAgent(ctx, store.Agent{ID: id, Name: id, Role: role}, nil); err != nil {
+			t.Fatal(err)
+		}
+		agent, err := st.Agent(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = svc.Open(ctx, agent, resend())
+		if r, ok := AsRefusal(err); !ok || r.Code != CodeRoleCannotOpen {
+			t.Fatalf("open by %s = %v, want role_cannot_open", role, err)
+		}
+	}
+	for _, q := range []string{"SELECT count(*) FROM requests", "SELECT count(*) FROM pin_verdicts", "SELECT count(*) FROM pin_failures"} {
+		if n := count(t, st, q); n != 0 {
+			t.Fatalf("%s = %d after refused opens", q, n)
+		}
+	}
+}
