@@ -182,6 +182,9 @@ func Text(a store.Alert) string {
 		}
 		if d, ok := a.Details["details"].(map[string]any); ok && len(d) > 0 {
 			s += " (" + detailList(d) + ")"
+			if d["pin_changed"] == true {
+				s += ". ⚠️ The import replaced the customer's support PIN: whoever set it knows it"
+			}
 		}
 		return s + fmt.Sprintf(". Audit event %s.", f("audit_id"))
 	case store.AlertAgentDM:

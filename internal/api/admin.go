@@ -426,6 +426,9 @@ func importDetails(id string, body customerBody, res store.ImportResult) map[str
 	if res.PreviousPrimary != "" {
 		d["previous_primary_email"], d["primary_email"] = res.PreviousPrimary, body.PrimaryEmail
 	}
+	if res.PINChanged {
+		d["pin_changed"] = true
+	}
 	if len(res.AddedContacts) > 0 {
 		d["added_contacts"] = res.AddedContacts
 	}

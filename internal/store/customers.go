@@ -95,6 +95,9 @@ type ImportResult struct {
 	// other dates: the stored ones were kept (an unverified one the import
 	// calls verified counts from the import).
 	DatesKept []string
+	// PINChanged is true when the import replaced an existing customer's
+	// PIN hash (never the hash itself).
+	PINChanged bool
 	// AddedPhones and PhoneDatesKept are the same for phone numbers.
 	AddedPhones, PhoneDatesKept []string
 	// MovedServers are the listed servers that belonged to another customer.
@@ -228,13 +231,16 @@ func (s *Store) ImportCustomer(ctx context.Context, c CustomerImport) (ImportRes
 // the rest of the import so that imports of one customer run one at a time.
 func updateCustomer(ctx context.Context, tx *sql.Tx, c CustomerImport, primary string, res *ImportResult) error {
 	var (
-		old   string
-		since time.Time
+		old, oldHash string
+		since        time.Time
 	)
-	if err := tx.QueryRowContext(ctx, `SELECT primary_email, primary_email_since FROM customers WHERE id = $1 FOR UPDATE`, c.ID).
-		Scan(&old, &since); err != nil {
+	if err := tx.QueryRowContext(ctx, `SELECT primary_email, primary_email_since, pin_hash FROM customers WHERE id = $1 FOR UPDATE`, c.ID).
+		Scan(&old, &since, &oldHash); err != nil {
 		return fmt.Errorf("customer row: %w", err)
 	}
+	// A new PIN by import is what an admin who wants to open requests for
+	// the customer would do: the audit event and its announcement say so.
+	res.PINChanged = oldHash != c.PINHash
 	if _, err := tx.ExecContext(ctx, `UPDATE customers SET name = $2, pin_hash = $3 WHERE id = $1`, c.ID, c.Name, c.PINHash); err != nil {
 		return fmt.Errorf("customer row: %w", err)
 	}

@@ -257,3 +257,33 @@ func TestImportDatesAServersArrival(t *testing.T) {
 		t.Fatalf("%d alerts after re-listing, want 1", len(alerts))
 	}
 }
+
+// TestImportSaysWhenThePINChanged: a re-import that replaces an existing
+// customer's PIN hash says so (an admin who sets a PIN they know could open
+// requests for the customer); one that keeps it, or creates the customer,
+// does not.
+func TestImportSaysWhenThePINChanged(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	h1, err := pinhash.Hash("111111", pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	h2, err := pinhash.Hash("222222", pinhash.TestParams())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		hash string
+		want bool
+	}{{h1, false}, {h1, false}, {h2, true}, {h2, false}} {
+		res, err := s.ImportCustomer(ctx, CustomerImport{ID: "cus_pin", Name: "Pin Co", PrimaryEmail: "owner@pin.test", PINHash: tc.hash})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.PINChanged != tc.want {
+			t.Fatalf("import %d: PINChanged = %v, want %v", i, res.PINChanged, tc.want)
+		}
+	}
+}
