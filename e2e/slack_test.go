@@ -386,6 +386,11 @@ func TestSlackRepostLostMessage(t *testing.T) {
 		"reason": "customer asked in live chat", "pin": customerPIN,
 	})
 	old := s.approvalMessage(t, r.ID)
+	// Slack shows the message a moment before the worker records it; a
+	// repost before that is refused ("still being posted"), rightly.
+	eventually(t, 30*time.Second, "the approval message recorded for "+r.ID, func() (bool, string) {
+		return count(t, s, `SELECT count(*) FROM requests WHERE id = $1 AND slack_ts = $2`, r.ID, old.TS) == 1, "not yet"
+	})
 	body, _ := json.Marshal(map[string]string{"channel": old.Channel, "ts": old.TS})
 	var deleted map[string]any
 	if err := postJSON(s.slackURL+"/standin/delete", body, &deleted); err != nil {
