@@ -1,6 +1,7 @@
 package api
 
 import (
+	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -145,6 +146,10 @@ func (a *API) exportAudit(w http.ResponseWriter, r *http.Request) {
 		f.Limit = n
 	}
 	events, err := a.store.AuditExport(r.Context(), f)
+	if errors.Is(err, store.ErrUnknownCursor) {
+		invalid(w, "after must be the id of an event: the next_after of the previous page")
+		return
+	}
 	if err != nil {
 		a.internal(w, r, "audit export", err)
 		return

@@ -14,6 +14,7 @@ import (
 	"github.com/vigil-oss/vigil/internal/agentauth"
 	"github.com/vigil-oss/vigil/internal/domain"
 	"github.com/vigil-oss/vigil/internal/store"
+	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
 // auditEnv is an env with a second agent, a request of each agent and a
@@ -29,6 +30,14 @@ func auditEnv(t *testing.T) *env {
 	if err := e.st.CreateAgent(ctx, store.Agent{ID: "ag_other", Name: "Otto Other", Role: domain.RoleAgent}, agentauth.Hash(tok)); err != nil {
 		t.Fatal(err)
 	}
+	secTok, err := agentauth.NewToken()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateAgent(ctx, store.Agent{ID: "ag_sec", Name: "Sasha Security", Role: domain.RoleSecurity}, agentauth.Hash(secTok)); err != nil {
+		t.Fatal(err)
+	}
+	e.tokens["ag_sec"] = secTok
 	e.tokens["ag_other"] = tok
 	for _, r := range []store.Request{
 		{ID: "req_own1", Action: domain.ActionDisable2FA, CustomerID: "C-1042", RequesterID: "ag_req", Reason: "lost phone"},
@@ -91,6 +100,9 @@ func TestRequestAuditTrail(t *testing.T) {
 		{"ag_req", "req_own1", 200, "", []string{"request.opened", "gate.pin.verified", "gate.approval.passed"}},
 		{"ag_other", "req_other1", 200, "", []string{"request.opened", "gate.pin.rejected"}},
 		{"ag_senior", "req_other1", 200, "", []string{"request.opened", "gate.pin.rejected"}},
+		// The security role exports every request's events, so it reads one's.
+		{"ag_sec", "req_own1", 200, "", []string{"request.opened", "gate.pin.verified", "gate.approval.passed"}},
+		{"ag_sec", "req_doesnotexist", 404, "request_not_found", nil},
 		{"ag_req", "req_other1", 404, "request_not_found", nil},
 		{"ag_other", "req_own1", 404, "request_not_found", nil},
 		{"ag_req", "req_doesnotexist", 404, "request_not_found", nil},
@@ -157,6 +169,7 @@ func TestRequestAuditTrail(t *testing.T) {
 func TestAuditExportAPI(t *testing.T) {
 	t.Parallel()
 	e := auditEnv(t)
+	testpg.AwaitAuditExport(t, e.st.DB())
 	all, err := e.st.AuditExport(context.Background(), store.AuditFilter{Limit: store.MaxAuditPage})
 	if err != nil {
 		t.Fatal(err)
@@ -199,6 +212,7 @@ func TestAuditExportAPI(t *testing.T) {
 			{"event=" + strings.Repeat("a", 101), "event"},
 			{"after=-1", "after"},
 			{"after=x", "after"},
+			{"after=999999999", "after"}, // no such event
 			{"limit=0", "limit"},
 			{"limit=1001", "limit"},
 			{"limit=ten", "limit"},

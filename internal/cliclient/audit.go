@@ -119,10 +119,12 @@ func (c *Client) EachAuditEvent(ctx context.Context, f AuditFilter, fn func(Audi
 		if page.NextAfter == nil {
 			return nil
 		}
-		if *page.NextAfter <= f.After {
+		// The export is in transaction order, not id order (a later page may
+		// hold a smaller id), so only a cursor that does not move is wrong.
+		if *page.NextAfter == f.After {
 			// A server that does not move forward would page for ever.
 			return &TransportError{Method: http.MethodGet, Path: "/api/v1/audit",
-				Err: fmt.Errorf("the next page starts at event %d, not after %d", *page.NextAfter, f.After)}
+				Err: fmt.Errorf("the next page starts after event %d again", f.After)}
 		}
 		f.After = *page.NextAfter
 	}

@@ -75,9 +75,13 @@ func TestAuditAndCustomerAgainstTheAPI(t *testing.T) {
 		}
 		return c
 	}
+	testpg.AwaitAuditExport(t, st.DB())
 	all, err := st.AuditExport(ctx, store.AuditFilter{Limit: store.MaxAuditPage})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(all) < 3 {
+		t.Fatalf("only %d events seeded", len(all))
 	}
 
 	for _, limit := range []int{0, 1, 2, 7} {

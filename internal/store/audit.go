@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -84,11 +85,12 @@ func auditDetails(e AuditEvent) ([]byte, error) {
 	return b, nil
 }
 
-// AuditTrail returns a request's events in the order they were appended.
+// AuditTrail returns a request's events in the export's order (see
+// AuditExport): by writing transaction, then id.
 func (s *Store) AuditTrail(ctx context.Context, requestID string) ([]AuditEvent, error) {
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT id, COALESCE(request_id, ''), actor, event, details, at
-		FROM audit_events WHERE request_id = $1 ORDER BY id`, requestID)
+		FROM audit_events WHERE request_id = $1 ORDER BY xid, id`, requestID)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit trail of %s: %w", requestID, err)
 	}
@@ -113,19 +115,23 @@ func (s *Store) AuditTrail(ctx context.Context, requestID string) ([]AuditEvent,
 
 // AuditFilter narrows AuditExport. Zero fields match everything.
 type AuditFilter struct {
-	// Since and Until bound the event's time: Since <= at < Until.
+	// Since and Until bound the event's time: Since <= at < Until. They
+	// filter, they are no cursor: at is taken when the event is written, not
+	// when it commits, so a reader following the trail pages by AfterID.
 	Since, Until time.Time
 	// CustomerID keeps the events of the customer's requests and the events
 	// about the customer itself (details customer_id or customer).
 	CustomerID string
 	// AgentID keeps the events the agent did (actor "agent:<id>") and those
-	// about them (details agent_id: created, role changed, disabled, ...).
+	// about them (details agent_id: created, role changed, disabled, ...;
+	// details agent: a Slack click refused on their request).
 	AgentID string
 	// Event is an event name ("gate.pin.rejected"), or a prefix ending in
 	// ".*" ("gate.*").
 	Event string
-	// AfterID is the keyset: only events with a larger id. Paging passes
-	// the last id of the previous page.
+	// AfterID is the cursor: only events after this one in commit order
+	// (see AuditExport). Paging passes the last id of the previous page; 0
+	// starts at the beginning. An id that is no event is ErrUnknownCursor.
 	AfterID int64
 	// Limit is the page size: default 100, at most MaxAuditPage.
 	Limit int
@@ -138,10 +144,23 @@ const (
 	MaxAuditPage = 1000
 )
 
-// AuditExport returns the events matching f in the order they were
-// appended (by id), at most f.Limit of them, starting after f.AfterID. The
-// id order is the keyset: a page never skips or repeats an event, even while
-// new ones are appended.
+// ErrUnknownCursor is AuditExport's answer to an AfterID that is no event.
+var ErrUnknownCursor = errors.New("after is not an event id")
+
+// AuditExport returns the events matching f in commit order, at most
+// f.Limit of them, starting after the event f.AfterID.
+//
+// The order is (xid, id): the writing transaction's id, then the event id,
+// and only events of transactions older than every transaction still
+// running (pg_snapshot_xmin of the current snapshot) are returned. An id
+// alone is no cursor: it is taken at insert, and a transaction that inserts
+// first and commits last (the open holds its transaction across the
+// Temporal start) would land behind a cursor a reader already passed, and
+// be skipped for ever. Below the snapshot's xmin every transaction has
+// ended, and every transaction that starts later gets a larger xid, so
+// nothing can appear behind the cursor: a reader paging with the last id of
+// each page sees every committed event exactly once. The price is that a
+// transaction left open holds back the events of later ones until it ends.
 func (s *Store) AuditExport(ctx context.Context, f AuditFilter) ([]AuditEvent, error) {
 	limit := f.Limit
 	if limit <= 0 {
@@ -152,22 +171,36 @@ func (s *Store) AuditExport(ctx context.Context, f AuditFilter) ([]AuditEvent, e
 	if p, ok := strings.CutSuffix(f.Event, ".*"); ok {
 		exact, prefix = "", p+"."
 	}
-	// The primary key serves the id order and the keyset; the other
+	// The cursor event's place in commit order; audit_events is append-only,
+	// so an event handed out once keeps it.
+	var afterXid string
+	var afterID int64
+	if f.AfterID > 0 {
+		err := s.db.QueryRowContext(ctx, `SELECT xid::text, id FROM audit_events WHERE id = $1`, f.AfterID).Scan(&afterXid, &afterID)
+		if errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("store: audit export after %d: %w", f.AfterID, ErrUnknownCursor)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("store: audit export: %w", err)
+		}
+	}
+	// The (xid, id) index serves the order and the cursor; the other
 	// conditions are checked on the rows it walks.
 	rows, err := s.db.QueryContext(ctx, `
 		SELECT e.id, COALESCE(e.request_id, ''), e.actor, e.event, e.details, e.at
 		FROM audit_events e
-		WHERE e.id > $1
+		WHERE ($1::text = '' OR (e.xid, e.id) > ($1::text::xid8, $9::bigint))
+		  AND e.xid < pg_snapshot_xmin(pg_current_snapshot())
 		  AND ($2::timestamptz IS NULL OR e.at >= $2)
 		  AND ($3::timestamptz IS NULL OR e.at < $3)
 		  AND ($4::text = '' OR e.details->>'customer_id' = $4 OR e.details->>'customer' = $4
 		       OR EXISTS (SELECT 1 FROM requests r WHERE r.id = e.request_id AND r.customer_id = $4))
-		  AND ($5::text = '' OR e.actor = 'agent:' || $5 OR e.details->>'agent_id' = $5)
+		  AND ($5::text = '' OR e.actor = 'agent:' || $5 OR e.details->>'agent_id' = $5 OR e.details->>'agent' = $5)
 		  AND ($6::text = '' OR e.event = $6)
 		  AND ($7::text = '' OR starts_with(e.event, $7))
-		ORDER BY e.id
+		ORDER BY e.xid, e.id
 		LIMIT $8`,
-		f.AfterID, nullTime(f.Since), nullTime(f.Until), f.CustomerID, f.AgentID, exact, prefix, limit)
+		afterXid, nullTime(f.Since), nullTime(f.Until), f.CustomerID, f.AgentID, exact, prefix, limit, afterID)
 	if err != nil {
 		return nil, fmt.Errorf("store: audit export: %w", err)
 	}

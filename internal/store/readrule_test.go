@@ -22,11 +22,13 @@ func TestReadRuleInQuery(t *testing.T) {
 	ctx := context.Background()
 	f := seed(t, s) // req_1 by alice (agent); bob is a senior
 	readers := map[string]Agent{
-		"agent":    {ID: f.requester, Role: domain.RoleAgent},
-		"other":    {ID: "zoe", Role: domain.RoleAgent},
-		"senior":   {ID: f.senior, Role: domain.RoleSenior},
-		"disabled": {ID: "olga", Role: domain.RoleSenior, Disabled: true},
-		"unnamed":  {Role: domain.RoleSenior},
+		"agent":             {ID: f.requester, Role: domain.RoleAgent},
+		"other":             {ID: "zoe", Role: domain.RoleAgent},
+		"senior":            {ID: f.senior, Role: domain.RoleSenior},
+		"security":          {ID: "sec1", Role: domain.RoleSecurity},
+		"disabled security": {ID: "sec2", Role: domain.RoleSecurity, Disabled: true},
+		"disabled":          {ID: "olga", Role: domain.RoleSenior, Disabled: true},
+		"unnamed":           {Role: domain.RoleSenior},
 	}
 	for _, a := range []Agent{{ID: "zoe", Name: "Zoe", Role: domain.RoleAgent}, {ID: "olga", Name: "Olga", Role: domain.RoleSenior, Disabled: true}} {
 		if err := s.CreateAgent(ctx, a, nil); err != nil {
@@ -60,6 +62,8 @@ func TestReadRuleInQuery(t *testing.T) {
 		{"agent", byOwner[f.requester]},
 		{"other", byOwner["zoe"]},
 		{"senior", all},
+		{"security", all}, // it exports every request's events too
+		{"disabled security", nil},
 		{"disabled", nil},
 		{"unnamed", nil},
 	}

@@ -510,12 +510,15 @@ func ptrString(p *string) sql.NullString {
 
 // readRule is the one rule of who may read which request through the agent
 // API, as an SQL condition over requests: a senior reads every request (they
-// approve others' requests and need the reason), any other agent only the
-// requests they opened, a disabled or unnamed agent none. $role and $id are
-// the placeholders readerArgs fills. ListReadable and ReadableRequest both
-// use it, so the list and the single read cannot disagree.
+// approve others' requests and need the reason), and so does the security
+// role (it may export every request's events anyway, see the audit export),
+// any other agent only the requests they opened, a disabled or unnamed agent
+// none. $role and $id are the placeholders readerArgs fills. ListReadable
+// and ReadableRequest both use it, so the list and the single read cannot
+// disagree.
 func readRule(role, id int) string {
-	return fmt.Sprintf(`($%[2]d <> '' AND ($%[1]d = '%[3]s' OR requester_id = $%[2]d))`, role, id, domain.RoleSenior)
+	return fmt.Sprintf(`($%[2]d <> '' AND ($%[1]d IN ('%[3]s', '%[4]s') OR requester_id = $%[2]d))`,
+		role, id, domain.RoleSenior, domain.RoleSecurity)
 }
 
 // readerArgs are the arguments of readRule for reader.

@@ -109,3 +109,24 @@ func randomHex(n int) string {
 	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b)
 }
+
+// AwaitAuditExport returns once every audit event committed so far in db is
+// past the audit export's horizon: the export hands out only the events of
+// transactions older than every transaction still running on the server
+// (see store.AuditExport), and the other tests' transactions on a shared
+// server (CREATE DATABASE, say) hold it back for a moment. It waits on that
+// condition, not for a time; the test's deadline bounds it.
+func AwaitAuditExport(t testing.TB, db *sql.DB) {
+	t.Helper()
+	for {
+		var passed bool
+		if err := db.QueryRow(`SELECT pg_snapshot_xmin(pg_current_snapshot()) >
+			COALESCE((SELECT max(xid) FROM audit_events), '0'::xid8)`).Scan(&passed); err != nil {
+			t.Fatalf("testpg: audit export horizon: %v", err)
+		}
+		if passed {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
