@@ -24,25 +24,30 @@ const maxAuditPage = 1000
 
 // auditFilterFlags are the flags of the export; none applies to one
 // request's trail.
-var auditFilterFlags = []string{"since", "until", "customer", "agent", "event", "page"}
+var auditFilterFlags = []string{"since", "until", "customer", "agent", "event", "after", "page"}
 
 // eventFlag is what --event accepts, as the server does.
 var eventFlag = regexp.MustCompile(`^[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?$`)
 
 func (a *app) cmdAudit(ctx context.Context, g globals, args []string) error {
-	f := a.newFlags(g, "audit", "audit REQUEST_ID | audit [--since T] [--until T] [--customer ID] [--agent ID] [--event NAME]",
+	f := a.newFlags(g, "audit", "audit REQUEST_ID | audit [--since T] [--until T] [--customer ID] [--agent ID] [--event NAME] [--after ID]",
 		"With a request id: that request's audit trail, in order: time (UTC), actor, event and\n"+
 			"details. You may read the trail of a request you may read (an agent: the requests they\n"+
-			"opened; a senior: any).\n\n"+
+			"opened; a senior or the security role: any).\n\n"+
 			"Without one: the whole trail (requests, agents, customers), filtered, paged through to\n"+
-			"the end; for seniors. This is the export for a SIEM: add --json.\n\n"+
+			"the end; for seniors and the security role. This is the export for a SIEM: add --json.\n\n"+
+			"It is in transaction order, and an event shows only once every older transaction has\n"+
+			"ended, so no event ever lands behind one already exported. To follow the trail, resume\n"+
+			"with --after the id of the last event you have: --since filters by the event's time,\n"+
+			"which is taken when it is written, not when it commits, and may miss a late one.\n\n"+
 			"T is an RFC 3339 time (2026-03-01T09:00:00Z), a date (2026-03-01, midnight UTC) or a\n"+
 			"duration back from now (24h, 90m). --since is inclusive, --until exclusive.\n"+
 			"--event takes an event name (gate.pin.rejected) or a prefix (gate.*).\n\n"+
 			"--json prints JSON lines, one event per line as Vigil sent it (id, request_id, at,\n"+
 			"actor, event, details), with every non-ASCII character as a \\u escape.\n\n"+
 			"More examples:\n"+
-			"  starter audit --since 24h --event 'gate.pin.*' --json >> siem.jsonl\n"+
+			"  starter audit --after \"$(tail -n1 siem.jsonl | jq .id)\" --json >> siem.jsonl\n"+
+			"  starter audit --since 24h --event 'gate.pin.*' --json\n"+
 			"  starter audit --customer C-1042 --since 2026-03-01 --until 2026-04-01\n"+
 			"  starter audit --agent ag_alice --json",
 		"starter audit req_7kq2m4xa", true)
@@ -51,6 +56,7 @@ func (a *app) cmdAudit(ctx context.Context, g globals, args []string) error {
 	customer := f.String("customer", "", "only events of this customer's requests, or about the customer")
 	agent := f.String("agent", "", "only events this agent did, or about them")
 	event := f.String("event", "", "only this event (gate.pin.rejected), or these (gate.*)")
+	after := f.Int64("after", 0, "only events after this one (the id of the last event you have)")
 	page := f.Int("page", 500, fmt.Sprintf("events per call to Vigil, 1 to %d", maxAuditPage))
 	pos, err := a.parse(f, args, 0, 1)
 	if err != nil {
@@ -94,6 +100,10 @@ func (a *app) cmdAudit(ctx context.Context, g globals, args []string) error {
 
 	now := time.Now()
 	filter := cliclient.AuditFilter{Limit: *page, CustomerID: strings.TrimSpace(*customer), AgentID: strings.TrimSpace(*agent), Event: strings.TrimSpace(*event)}
+	if *after < 0 {
+		return usagef("--after must be an event id (a whole number, 0 or more)")
+	}
+	filter.After = *after
 	if *page < 1 || *page > maxAuditPage {
 		return usagef("--page must be a whole number from 1 to %d", maxAuditPage)
 	}

@@ -209,6 +209,18 @@ func TestAuditExportCommand(t *testing.T) {
 		}
 	}
 
+	// A SIEM resumes after the last event it has.
+	r = run(t, env, "", "audit", "--after", "5", "--json")
+	wantExit(t, r, 0)
+	resumed := checkJSONLines(t, r.stdout)
+	if len(resumed) != 2 || resumed[0]["id"].(float64) != 6 || resumed[1]["id"].(float64) != 7 {
+		t.Errorf("--after 5 exported %v, want events 6 and 7", resumed)
+	}
+	calls = f.only("GET", "/api/v1/audit")
+	if q, _ := url.ParseQuery(calls[len(calls)-1].Query); q.Get("after") != "5" {
+		t.Errorf("--after 5 asked %s", calls[len(calls)-1].Query)
+	}
+
 	// As a table, with the request column.
 	r = run(t, env, "", "audit", "--page", "2")
 	wantExit(t, r, 0)
@@ -256,6 +268,9 @@ func TestAuditExportCommand(t *testing.T) {
 		{[]string{"--agent", "ag\u202e"}, "--agent"},
 		{[]string{"--page", "0"}, "--page must be"},
 		{[]string{"--page", "1001"}, "--page must be"},
+		{[]string{"--after", "-1"}, "--after must be an event id"},
+		{[]string{"--after", "x"}, "flag -after"},
+		{[]string{"req_7kq2m4xa", "--after", "3"}, "--after"},
 	} {
 		r := run(t, env, "", append([]string{"audit"}, tc.args...)...)
 		wantExit(t, r, 2, tc.msg)
