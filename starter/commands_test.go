@@ -699,7 +699,7 @@ func TestListLimit(t *testing.T) {
 			}
 			wantExit(t, r, 0)
 			// An empty list says the reader sees only what they may read.
-			if want := "No requests you may read. (An agent sees only the requests they opened; a senior sees all.)\n"; r.stdout != want {
+			if want := "No requests you may read. (An agent sees only the requests they opened; a senior or the security role sees all.)\n"; r.stdout != want {
 				t.Errorf("stdout = %q, want %q", r.stdout, want)
 			}
 			if len(calls) != before+1 || calls[before].Query != tt.wantQuery {

@@ -132,7 +132,7 @@ func advice(p *cliclient.Problem) string {
 	case "unknown_server":
 		return "check the server id: it must be one of this customer's servers"
 	case "request_not_found":
-		return "check the request id (`starter list --mine`); an agent sees only the requests they opened, a senior sees all"
+		return "check the request id (`starter list --mine`); an agent sees only the requests they opened, a senior or the security role sees all"
 	case "agent_not_found":
 		return "check the agent id (`starter admin list-agents`)"
 	case "self_approval":

@@ -189,7 +189,7 @@ func (a *app) cmdList(ctx context.Context, g globals, args []string) error {
 		return nil
 	}
 	if len(list.Requests) == 0 {
-		fmt.Fprintln(a.stdout, "No requests you may read. (An agent sees only the requests they opened; a senior sees all.)")
+		fmt.Fprintln(a.stdout, "No requests you may read. (An agent sees only the requests they opened; a senior or the security role sees all.)")
 		return nil
 	}
 	tw := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
