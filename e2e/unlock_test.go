@@ -1,9 +1,12 @@
 package e2e
 
 import (
+	"database/sql"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/vigil-oss/vigil/internal/testpg"
 )
 
 // TestSecurityUnlocksALockedCustomer: wrong PINs lock the customer; an
@@ -76,6 +79,12 @@ func TestSecurityUnlocksALockedCustomer(t *testing.T) {
 			Actor string `json:"actor"`
 		} `json:"events"`
 	}
+	db, err := sql.Open("postgres", s.dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	testpg.AwaitAuditExport(t, db) // the export shows events once older transactions ended
 	if code, raw := s.call("GET", "/api/v1/audit?event=customer.*&customer="+customerID, sec.Token, nil, &trail); code != 200 {
 		t.Fatalf("security exports the trail: %d %s", code, raw)
 	}
