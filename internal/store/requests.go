@@ -22,6 +22,14 @@ type Request struct {
 	DecidedAt, NotifiedAt, CoolingEndsAt, EndedAt                   *time.Time
 	SlackChannel, SlackTS, CancelledBy, CancelReason, OutcomeDetail string
 	CreatedAt, UpdatedAt                                            time.Time
+	// What the workflow's status shows besides, so a listing and a status
+	// read answer alike. Zero until the workflow recorded it; OpenedAt
+	// is CreatedAt for a row the workflow has not yet moved.
+	OpenedAt                                                              time.Time
+	PINVerifiedAt, LockedUntil, ApprovalDeadline, CancelledAt, ExecutedAt *time.Time
+	PINFailures, Recipients                                               int
+	BreakGlass                                                            bool
+	SecondApproverID, CancelActorID, Reference                            string
 }
 
 // RequestUpdate changes a request; nil fields and an empty Status are left
@@ -31,6 +39,14 @@ type RequestUpdate struct {
 	ApproverID, Decision, DecisionReason                            *string
 	DecidedAt, NotifiedAt, CoolingEndsAt                            *time.Time
 	SlackChannel, SlackTS, CancelledBy, CancelReason, OutcomeDetail *string
+	// OpenedAt is when the workflow opened the request (kept once set);
+	// EndedAt, when it ended, if the workflow says so (else the update's
+	// time, on a move to a final status).
+	OpenedAt, EndedAt                                                     *time.Time
+	PINVerifiedAt, LockedUntil, ApprovalDeadline, CancelledAt, ExecutedAt *time.Time
+	PINFailures, Recipients                                               *int
+	BreakGlass                                                            *bool
+	SecondApproverID, CancelActorID, Reference                            *string
 }
 
 // ListFilter narrows ListRequests. Empty fields match everything.
@@ -59,23 +75,30 @@ const requestColumns = `id, workflow_id, action, customer_id, requester_id, serv
 	COALESCE(approver_id, ''), COALESCE(decision, ''), COALESCE(decision_reason, ''),
 	decided_at, notified_at, cooling_ends_at, ended_at,
 	COALESCE(slack_channel, ''), COALESCE(slack_ts, ''), COALESCE(cancelled_by, ''),
-	COALESCE(cancel_reason, ''), COALESCE(outcome_detail, ''), created_at, updated_at`
+	COALESCE(cancel_reason, ''), COALESCE(outcome_detail, ''), created_at, updated_at,
+	pin_verified_at, locked_until, approval_deadline, cancelled_at, executed_at, pin_failures, recipients,
+	break_glass, COALESCE(second_approver_id, ''), COALESCE(cancel_actor_id, ''), COALESCE(reference, ''),
+	COALESCE(opened_at, created_at)`
 
 // scanRequest reads requestColumns.
 func scanRequest(row interface{ Scan(...any) error }) (Request, error) {
 	var r Request
 	var action, status string
-	var decided, notified, cooling, ended sql.NullTime
+	var decided, notified, cooling, ended, pinAt, locked, deadline, cancelledAt, executed sql.NullTime
 	err := row.Scan(&r.ID, &r.WorkflowID, &action, &r.CustomerID, &r.RequesterID, &r.ServerID, &r.Email,
 		&r.Reason, &status, &r.ApproverID, &r.Decision, &r.DecisionReason,
 		&decided, &notified, &cooling, &ended,
 		&r.SlackChannel, &r.SlackTS, &r.CancelledBy, &r.CancelReason, &r.OutcomeDetail,
-		&r.CreatedAt, &r.UpdatedAt)
+		&r.CreatedAt, &r.UpdatedAt,
+		&pinAt, &locked, &deadline, &cancelledAt, &executed, &r.PINFailures, &r.Recipients,
+		&r.BreakGlass, &r.SecondApproverID, &r.CancelActorID, &r.Reference, &r.OpenedAt)
 	if err != nil {
 		return Request{}, err
 	}
 	r.Action, r.Status = domain.Action(action), domain.Status(status)
 	r.DecidedAt, r.NotifiedAt, r.CoolingEndsAt, r.EndedAt = timePtr(decided), timePtr(notified), timePtr(cooling), timePtr(ended)
+	r.PINVerifiedAt, r.LockedUntil, r.ApprovalDeadline = timePtr(pinAt), timePtr(locked), timePtr(deadline)
+	r.CancelledAt, r.ExecutedAt = timePtr(cancelledAt), timePtr(executed)
 	return r, nil
 }
 
@@ -491,13 +514,45 @@ func updateRequest(ctx context.Context, tx *sql.Tx, id string, u RequestUpdate, 
 			cancel_reason   = COALESCE($12, cancel_reason),
 			outcome_detail  = COALESCE($13, outcome_detail),
 			updated_at      = $14,
-			ended_at        = CASE WHEN $15 THEN $14 ELSE ended_at END
+			ended_at        = CASE WHEN $15 THEN COALESCE($28::timestamptz, $14) ELSE ended_at END,
+			opened_at          = COALESCE(opened_at, $27),
+			pin_verified_at    = COALESCE($16, pin_verified_at),
+			locked_until       = COALESCE($17, locked_until),
+			approval_deadline  = COALESCE($18, approval_deadline),
+			cancelled_at       = COALESCE($19, cancelled_at),
+			executed_at        = COALESCE($20, executed_at),
+			pin_failures       = COALESCE($21, pin_failures),
+			recipients         = COALESCE($22, recipients),
+			break_glass        = COALESCE($23, break_glass),
+			second_approver_id = COALESCE($24, second_approver_id),
+			cancel_actor_id    = COALESCE($25, cancel_actor_id),
+			reference          = COALESCE($26, reference)
 		WHERE id = $1`,
 		id, status, ptrString(u.ApproverID), ptrString(u.Decision), ptrString(u.DecisionReason),
 		ptrTime(u.DecidedAt), ptrTime(u.NotifiedAt), ptrTime(u.CoolingEndsAt),
 		ptrString(u.SlackChannel), ptrString(u.SlackTS), ptrString(u.CancelledBy),
-		ptrString(u.CancelReason), ptrString(u.OutcomeDetail), at, u.Status.Final())
+		ptrString(u.CancelReason), ptrString(u.OutcomeDetail), at, u.Status.Final(),
+		ptrTime(u.PINVerifiedAt), ptrTime(u.LockedUntil), ptrTime(u.ApprovalDeadline),
+		ptrTime(u.CancelledAt), ptrTime(u.ExecutedAt), ptrInt(u.PINFailures), ptrInt(u.Recipients),
+		ptrBool(u.BreakGlass), ptrString(u.SecondApproverID), ptrString(u.CancelActorID), ptrString(u.Reference),
+		ptrTime(u.OpenedAt), ptrTime(u.EndedAt))
 	return err
+}
+
+// ptrInt maps nil to NULL.
+func ptrInt(p *int) sql.NullInt64 {
+	if p == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: int64(*p), Valid: true}
+}
+
+// ptrBool maps nil to NULL.
+func ptrBool(p *bool) sql.NullBool {
+	if p == nil {
+		return sql.NullBool{}
+	}
+	return sql.NullBool{Bool: *p, Valid: true}
 }
 
 // ptrString maps nil to NULL; a non-nil empty string is stored as is.
