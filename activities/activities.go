@@ -321,6 +321,7 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if in.OutcomeDetail != "" {
 		u.OutcomeDetail = &in.OutcomeDetail
 	}
+	statusFields(&u, in)
 	details := make(map[string]any, len(in.Details)+1)
 	for k, v := range in.Details {
 		details[k] = v
@@ -339,6 +340,38 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	}
 	a.log(ctx).Info("request moved", "request", in.RequestID, "status", in.Status, "event", in.Event, "actor", actor)
 	return nil
+}
+
+// statusFields adds to u the rest of the workflow's status that in carries,
+// leaving unknown (zero) fields as the row has them.
+func statusFields(u *store.RequestUpdate, in RecordInput) {
+	setTime := func(dst **time.Time, t time.Time) {
+		if !t.IsZero() {
+			*dst = &t
+		}
+	}
+	setTime(&u.OpenedAt, in.OpenedAt)
+	setTime(&u.EndedAt, in.EndedAt)
+	setTime(&u.PINVerifiedAt, in.PINVerifiedAt)
+	setTime(&u.LockedUntil, in.LockedUntil)
+	setTime(&u.ApprovalDeadline, in.ApprovalDeadline)
+	setTime(&u.CancelledAt, in.CancelledAt)
+	setTime(&u.ExecutedAt, in.ExecutedAt)
+	if in.PINFailures > 0 {
+		u.PINFailures = &in.PINFailures
+	}
+	if in.Recipients > 0 {
+		u.Recipients = &in.Recipients
+	}
+	if in.BreakGlass {
+		u.BreakGlass, u.SecondApproverID = &in.BreakGlass, &in.SecondApproverID
+	}
+	if in.CancelActorID != "" {
+		u.CancelActorID = &in.CancelActorID
+	}
+	if in.Reference != "" {
+		u.Reference = &in.Reference
+	}
 }
 
 // approvalPassed is the event with which the workflow lets an approved

@@ -97,6 +97,22 @@ type RecordInput struct {
 	CancelledBy    domain.CancelParty
 	CancelReason   string
 	OutcomeDetail  string
+
+	// The rest of the workflow's status, so the listing shows what a
+	// status read shows. Zero values are not written.
+	OpenedAt         time.Time
+	EndedAt          time.Time
+	PINVerifiedAt    time.Time
+	PINFailures      int
+	LockedUntil      time.Time
+	ApprovalDeadline time.Time
+	BreakGlass       bool
+	SecondApproverID string
+	Recipients       int
+	CancelActorID    string
+	CancelledAt      time.Time
+	ExecutedAt       time.Time
+	Reference        string
 }
 
 // FailureInput records that a request failed at a gate because one of its

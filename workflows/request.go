@@ -320,12 +320,20 @@ func (r *request) record(ctx workflow.Context, event, actor string, details map[
 		NotifiedAt:    r.st.NotifiedAt,
 		CoolingEndsAt: r.st.CoolingEndsAt,
 		OutcomeDetail: r.st.Failure,
+		// The rest of the status rides along (the activity's input only,
+		// not its commands), so the listing answers as a status read does.
+		OpenedAt: r.st.OpenedAt, EndedAt: r.st.EndedAt,
+		PINVerifiedAt: r.st.PINVerifiedAt, PINFailures: r.st.PINFailures, LockedUntil: r.st.LockedUntil,
+		ApprovalDeadline: r.st.ApprovalDeadline, Recipients: r.st.Recipients,
+		ExecutedAt: r.st.ExecutedAt, Reference: r.st.Reference,
 	}
 	if d := r.st.Decision; d != nil {
 		in.ApproverID, in.Decision, in.DecisionReason, in.DecidedAt = d.ApproverID, d.Decision, d.Reason, d.At
+		in.BreakGlass, in.SecondApproverID = d.BreakGlass, d.SecondApproverID
 	}
 	if c := r.st.Cancellation; c != nil {
 		in.CancelledBy, in.CancelReason = c.By, c.Reason
+		in.CancelActorID, in.CancelledAt = c.ActorID, c.At
 	}
 	if err := workflow.ExecuteActivity(shortOptions(ctx), acts.Record, in).Get(ctx, nil); err != nil {
 		return &recordError{event: event, err: err}
