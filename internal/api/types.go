@@ -37,8 +37,7 @@ type Request struct {
 }
 
 // Decision is a senior's verdict in JSON. BreakGlass and SecondApproverID
-// are set only on a decision made through the break-glass path, and only in
-// the live status (the listing projection does not keep them).
+// are set only on a decision made through the break-glass path.
 type Decision struct {
 	Decision         domain.Decision `json:"decision"`
 	ApproverID       string          `json:"approver_id"`
@@ -48,8 +47,7 @@ type Decision struct {
 	At               *time.Time      `json:"at,omitempty"`
 }
 
-// Cancellation says who stopped a request, in JSON. ActorID and At are not
-// kept in the listing projection, so listings may leave them out.
+// Cancellation says who stopped a request, in JSON.
 type Cancellation struct {
 	By      domain.CancelParty `json:"by"`
 	ActorID string             `json:"actor_id,omitempty"`
@@ -156,26 +154,30 @@ func requestFromStatus(s workflows.Status) Request {
 	return out
 }
 
-// requestFromRow renders the Postgres projection used by listings.
+// requestFromRow renders the Postgres projection used by listings. The
+// projection keeps every field of the workflow's status, so a listing and
+// a status read answer alike (issue 14); Reason is the one field only the
+// listing has.
 func requestFromRow(r store.Request) Request {
 	out := Request{
 		ID: r.ID, Action: r.Action, CustomerID: r.CustomerID, RequesterID: r.RequesterID,
 		ServerID: r.ServerID, Email: r.Email, Status: r.Status, Reason: r.Reason,
-		OpenedAt: ts(r.CreatedAt), NotifiedAt: tsp(r.NotifiedAt), CoolingEndsAt: tsp(r.CoolingEndsAt),
+		OpenedAt: ts(r.OpenedAt), PINVerifiedAt: tsp(r.PINVerifiedAt), PINFailures: r.PINFailures,
+		LockedUntil: tsp(r.LockedUntil), ApprovalDeadline: tsp(r.ApprovalDeadline),
+		NotifiedAt: tsp(r.NotifiedAt), Recipients: r.Recipients, CoolingEndsAt: tsp(r.CoolingEndsAt),
+		ExecutedAt: tsp(r.ExecutedAt), Reference: r.Reference,
 		EndedAt: tsp(r.EndedAt), Final: r.Status.Final(),
 	}
 	if r.Decision != "" {
 		out.Decision = &Decision{Decision: domain.Decision(r.Decision), ApproverID: r.ApproverID,
-			Reason: r.DecisionReason, At: tsp(r.DecidedAt)}
+			SecondApproverID: r.SecondApproverID, BreakGlass: r.BreakGlass, Reason: r.DecisionReason, At: tsp(r.DecidedAt)}
 	}
 	if r.CancelledBy != "" {
-		out.Cancellation = &Cancellation{By: domain.CancelParty(r.CancelledBy), Reason: r.CancelReason}
+		out.Cancellation = &Cancellation{By: domain.CancelParty(r.CancelledBy), ActorID: r.CancelActorID,
+			Reason: r.CancelReason, At: tsp(r.CancelledAt)}
 	}
 	if r.Status == domain.StatusFailed {
 		out.Failure = r.OutcomeDetail
-	}
-	if r.Status == domain.StatusExecuted && r.EndedAt != nil {
-		out.ExecutedAt = tsp(r.EndedAt)
 	}
 	return out
 }
