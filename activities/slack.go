@@ -170,7 +170,7 @@ func (a *Activities) UpdateApprovalMessage(ctx context.Context, in MessageUpdate
 		// The post has not landed yet; retrying waits for it.
 		return fmt.Errorf("approval message of %s is not posted yet", in.RequestID)
 	}
-	line, err := a.statusLine(ctx, in)
+	line, err := a.statusLine(ctx, in, req)
 	if err != nil {
 		return err
 	}
@@ -251,6 +251,11 @@ func (a *Activities) tellRequester(ctx context.Context, requestID, event string,
 func (a *Activities) pastLines(ctx context.Context, req store.Request) (approved, notified string, err error) {
 	if req.Decision == string(domain.DecisionApprove) && req.DecidedAt != nil {
 		approved = approvals.LineApproved(a.slackID(ctx, req.ApproverID), *req.DecidedAt)
+		if req.BreakGlass {
+			approved = approvals.LineBreakGlass("approved", a.slackID(ctx, req.ApproverID), a.slackID(ctx, req.SecondApproverID), *req.DecidedAt)
+			return approved, notifiedLine(req), nil
+		}
+		// A row from before the projection kept break_glass: the trail says.
 		trail, err := a.Store.AuditTrail(ctx, req.ID)
 		if err != nil {
 			return "", "", fmt.Errorf("audit trail of %s: %w", req.ID, err)
@@ -263,10 +268,15 @@ func (a *Activities) pastLines(ctx context.Context, req store.Request) (approved
 			approved = approvals.LineBreakGlass("approved", a.slackID(ctx, req.ApproverID), a.slackID(ctx, second), *req.DecidedAt)
 		}
 	}
+	return approved, notifiedLine(req), nil
+}
+
+// notifiedLine is the card's history line for the notice, or "".
+func notifiedLine(req store.Request) string {
 	if req.NotifiedAt != nil && req.CoolingEndsAt != nil {
-		notified = approvals.LineWasNotified(*req.NotifiedAt, *req.CoolingEndsAt)
+		return approvals.LineWasNotified(*req.NotifiedAt, *req.CoolingEndsAt)
 	}
-	return approved, notified, nil
+	return ""
 }
 
 func nonEmpty(lines ...string) []string {
@@ -290,16 +300,26 @@ func (a *Activities) slackID(ctx context.Context, agentID string) string {
 	return ag.SlackUserID
 }
 
-func (a *Activities) statusLine(ctx context.Context, in MessageUpdate) (string, error) {
+// statusLine is the card's line for in; req, the projection, says what in
+// does not carry: whether a rejection was break-glass, why a request was
+// cancelled.
+func (a *Activities) statusLine(ctx context.Context, in MessageUpdate, req store.Request) (string, error) {
 	switch domain.Status(in.Event) {
 	case MessageApproved:
 		return approvals.LineApproved(a.slackID(ctx, in.ActorID), in.At), nil
 	case MessageNotified:
 		return approvals.LineNotified(in.RunsAt), nil
 	case domain.StatusRejected:
+		if req.BreakGlass && req.Decision == string(domain.DecisionReject) {
+			at := in.At
+			if req.DecidedAt != nil {
+				at = *req.DecidedAt
+			}
+			return approvals.LineBreakGlassRejected(a.slackID(ctx, req.ApproverID), a.slackID(ctx, req.SecondApproverID), in.Reason, at), nil
+		}
 		return approvals.LineRejected(a.slackID(ctx, in.ActorID), in.Reason), nil
 	case domain.StatusCancelled, domain.StatusWithdrawn:
-		return approvals.LineCancelled(in.Party, a.slackID(ctx, in.ActorID)), nil
+		return approvals.LineCancelled(in.Party, a.slackID(ctx, in.ActorID), req.CancelReason), nil
 	case domain.StatusExecuted:
 		return approvals.LineExecuted(in.At), nil
 	case domain.StatusFailed:

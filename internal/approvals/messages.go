@@ -233,19 +233,40 @@ func LineWasNotified(at, coolingEnds time.Time) string {
 }
 
 // LineCancelled is the status line after a cancellation; by is the Slack user
-// id of the agent who cancelled (ignored for the customer).
-func LineCancelled(party domain.CancelParty, by string) string {
+// id of the agent who cancelled (ignored for the customer), reason the one
+// they gave, escaped like the requester's. A stop by Vigil's standing check
+// gives no reason here: the security channel has it.
+func LineCancelled(party domain.CancelParty, by, reason string) string {
+	var line string
 	switch party {
 	case domain.CancelByCustomer:
-		return "🛑 Cancelled by the customer"
+		line = "🛑 Cancelled by the customer"
 	case domain.CancelByRequester:
-		return "🛑 Withdrawn by the requester " + person(by, "")
+		line = "🛑 Withdrawn by the requester " + person(by, "")
 	case domain.CancelBySenior:
-		return "🛑 Cancelled by " + person(by, "a senior")
+		line = "🛑 Cancelled by " + person(by, "a senior")
 	case domain.CancelBySecurity:
 		return "🛑 Stopped by Vigil: the requester or an approver is no longer in good standing (see the security channel)"
+	default:
+		line = "🛑 Cancelled"
 	}
-	return "🛑 Cancelled"
+	return line + quotedReason(reason)
+}
+
+// LineBreakGlassRejected is the status line after two seniors rejected
+// outside Slack (break-glass), with the reason they gave, if any.
+func LineBreakGlassRejected(firstID, secondID, reason string, at time.Time) string {
+	return LineBreakGlass("rejected", firstID, secondID, at) + quotedReason(reason)
+}
+
+// quotedReason is reason as a quote under a status line, escaped and quoted
+// line by line as the requester's reason is, so no line of it can pass for
+// a status line of its own; "" for no reason.
+func quotedReason(reason string) string {
+	if reason = strings.TrimSpace(reason); reason != "" {
+		return "\n> " + md(reason, maxReasonRunes, "\n> ")
+	}
+	return ""
 }
 
 // LineExecuted is the status line after the action ran.
