@@ -104,6 +104,8 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 	veto := workflows.CancelInput{By: domain.CancelBySenior, ActorID: senior2ID, ActorRole: domain.RoleSenior, Reason: "fraud pattern"}
 	reject := workflows.DecideInput{Decision: domain.DecisionReject, ApproverID: senior2ID, ApproverRole: domain.RoleSenior,
 		Reason: "caller could not confirm the invoice number"}
+	bgReject := breakGlass(seniorID, senior2ID, domain.RoleSenior)
+	bgReject.Decision, bgReject.Reason = domain.DecisionReject, "caller failed the callback"
 	approved, notified := activities.MessageApproved, activities.MessageNotified
 	cases := []struct {
 		name    string
@@ -148,13 +150,23 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 			final: "Rejected by <@" + senior2SlackID + ">: caller could not confirm the invoice number",
 		},
 		{
+			// A break-glass rejection says so as loudly as an approval,
+			// names both seniors and quotes their reason.
+			name: "break-glass rejected",
+			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
+				return []*updateOutcome{h.decide(env, time.Hour, bgReject)}
+			},
+			want: domain.StatusRejected, updates: []string{"rejected"},
+			final: " UTC\n> caller failed the callback",
+		},
+		{
 			name: "cancelled by the customer",
 			drive: func(h *harness, env *testsuite.TestWorkflowEnvironment) []*updateOutcome {
 				return []*updateOutcome{h.decide(env, time.Hour, approve()), h.cancel(env, 2*time.Hour, customerCancel)}
 			},
 			want: domain.StatusCancelled, updates: []string{approved, notified, "cancelled"},
 			along: []messageWant{{90 * time.Minute, "Customer notified"}},
-			final: "Cancelled by the customer",
+			final: "Cancelled by the customer\n> this was not me",
 		},
 		{
 			name: "vetoed by a senior",
@@ -162,7 +174,7 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 				return []*updateOutcome{h.decide(env, time.Hour, approve()), h.cancel(env, 24*time.Hour, veto)}
 			},
 			want: domain.StatusCancelled, updates: []string{approved, notified, "cancelled"},
-			final: "Cancelled by <@" + senior2SlackID + ">",
+			final: "Cancelled by <@" + senior2SlackID + ">\n> fraud pattern",
 		},
 		{
 			name: "withdrawn",
@@ -170,7 +182,7 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 				return []*updateOutcome{h.cancel(env, 30*time.Minute, withdraw)}
 			},
 			want: domain.StatusWithdrawn, updates: []string{"withdrawn"},
-			final: "Withdrawn by the requester <@" + requesterSlackID + ">",
+			final: "Withdrawn by the requester <@" + requesterSlackID + ">\n> wrong server",
 		},
 		{
 			name:  "expired",
@@ -193,11 +205,12 @@ func TestApprovalMessageFollowsRequest(t *testing.T) {
 	passed := []string{"Approved by <@" + seniorSlackID + ">", "Customer notified at", "cooling period until"}
 	// The requester hears of each decision and of the end, once each; not
 	// of their own withdrawal.
-	dms := map[string]int{"executed": 2, "break-glass": 2, "rejected": 1, "cancelled by the customer": 2,
+	dms := map[string]int{"executed": 2, "break-glass": 2, "rejected": 1, "break-glass rejected": 1, "cancelled by the customer": 2,
 		"vetoed by a senior": 2, "withdrawn": 0, "expired": 1, "failed": 2}
 	history := map[string][]string{
-		"break-glass": {"Break-glass: approved outside Slack by <@" + seniorSlackID + "> and <@" + senior2SlackID + ">", "Customer notified at"},
-		"executed":    passed, "cancelled by the customer": passed, "vetoed by a senior": passed, "failed": passed,
+		"break-glass":          {"Break-glass: approved outside Slack by <@" + seniorSlackID + "> and <@" + senior2SlackID + ">", "Customer notified at"},
+		"break-glass rejected": {"Break-glass: rejected outside Slack by <@" + seniorSlackID + "> and <@" + senior2SlackID + "> at "},
+		"executed":             passed, "cancelled by the customer": passed, "vetoed by a senior": passed, "failed": passed,
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
