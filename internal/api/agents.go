@@ -102,7 +102,7 @@ func (a *API) openRequest(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Location", "/api/v1/requests/"+url.PathEscape(st.RequestID))
-	writeJSON(w, http.StatusCreated, requestFromStatus(st))
+	writeJSON(w, http.StatusCreated, RequestFromStatus(st))
 }
 
 // listParams holds the accepted query parameters of GET /api/v1/requests.
@@ -155,7 +155,7 @@ func (a *API) listRequests(w http.ResponseWriter, r *http.Request) {
 		Requests []Request `json:"requests"`
 	}{Requests: make([]Request, 0, len(rows))}
 	for _, row := range rows {
-		out.Requests = append(out.Requests, requestFromRow(row))
+		out.Requests = append(out.Requests, RequestFromRow(row))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -192,7 +192,7 @@ func (a *API) getRequest(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "request status", id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, requestFromStatus(st))
+	writeJSON(w, http.StatusOK, RequestFromStatus(st))
 }
 
 func (a *API) withdraw(w http.ResponseWriter, r *http.Request) {
@@ -241,7 +241,7 @@ func (a *API) cancel(w http.ResponseWriter, r *http.Request, in workflows.Cancel
 		a.fail(w, r, "cancel request", id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, requestFromStatus(st))
+	writeJSON(w, http.StatusOK, RequestFromStatus(st))
 }
 
 // checkReason applies the text rule to a free-text reason and returns it

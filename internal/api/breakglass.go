@@ -104,7 +104,7 @@ func (a *API) consentBreakGlass(w http.ResponseWriter, r *http.Request) {
 		a.fail(w, r, "break-glass decide", id, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, requestFromStatus(st))
+	writeJSON(w, http.StatusOK, RequestFromStatus(st))
 }
 
 // consentFail answers a consent the store refused.

@@ -314,7 +314,7 @@ func TestBreakGlassDecisionRendered(t *testing.T) {
 			`{"decision":"reject","approver_id":"ag_a","second_approver_id":"ag_b","break_glass":true,"reason":"Slack down, INC-42","at":"2026-03-01T09:05:00Z"}`},
 	}
 	for _, tt := range tests {
-		got, err := json.Marshal(requestFromStatus(workflows.Status{RequestID: "req_x", Decision: tt.in}).Decision)
+		got, err := json.Marshal(RequestFromStatus(workflows.Status{RequestID: "req_x", Decision: tt.in}).Decision)
 		if err != nil {
 			t.Fatal(err)
 		}

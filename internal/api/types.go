@@ -116,12 +116,14 @@ type Contact struct {
 	VerifiedAt *time.Time `json:"verified_at,omitempty"`
 }
 
-// ts returns a UTC copy of t, or nil for the zero time.
+// ts returns a UTC copy of t to the microsecond, or nil for the zero time.
+// Postgres keeps microseconds, so a listing and a status read give the
+// same time.
 func ts(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
-	u := t.UTC()
+	u := t.UTC().Round(time.Microsecond)
 	return &u
 }
 
@@ -133,8 +135,8 @@ func tsp(t *time.Time) *time.Time {
 	return ts(*t)
 }
 
-// requestFromStatus renders the workflow's live status.
-func requestFromStatus(s workflows.Status) Request {
+// RequestFromStatus renders the workflow's live status, as GET /requests/{id} answers it.
+func RequestFromStatus(s workflows.Status) Request {
 	out := Request{
 		ID: s.RequestID, Action: s.Action, CustomerID: s.CustomerID, RequesterID: s.RequesterID,
 		ServerID: s.ServerID, Email: s.Email, Status: s.Status,
@@ -154,11 +156,11 @@ func requestFromStatus(s workflows.Status) Request {
 	return out
 }
 
-// requestFromRow renders the Postgres projection used by listings. The
+// RequestFromRow renders the Postgres projection, as GET /requests lists it. The
 // projection keeps every field of the workflow's status, so a listing and
 // a status read answer alike (issue 14); Reason is the one field only the
 // listing has.
-func requestFromRow(r store.Request) Request {
+func RequestFromRow(r store.Request) Request {
 	out := Request{
 		ID: r.ID, Action: r.Action, CustomerID: r.CustomerID, RequesterID: r.RequesterID,
 		ServerID: r.ServerID, Email: r.Email, Status: r.Status, Reason: r.Reason,

@@ -297,3 +297,39 @@ func TestMoveRequestIsOneTransaction(t *testing.T) {
 		t.Fatal("move with another request's event succeeded")
 	}
 }
+
+// TestUpdateRequestStatusFields: the fields a status read shows besides
+// are kept as written, left alone when an update omits them, the workflow's
+// opening time is kept once set, and the workflow's end time is the one
+// stored on a final move (not the update's).
+func TestUpdateRequestStatusFields(t *testing.T) {
+	t.Parallel()
+	s := newStore(t)
+	ctx := context.Background()
+	f := seed(t, s)
+	opened, pinAt, deadline := t0.Add(-time.Second), t0.Add(time.Minute), t0.Add(3*time.Hour)
+	ended, recorded := t0.Add(2*time.Hour), t0.Add(2*time.Hour+time.Second)
+	two, one, yes := 2, 1, true
+	if err := s.UpdateRequest(ctx, f.request, RequestUpdate{Status: domain.StatusAwaitingApproval, OpenedAt: &opened,
+		PINVerifiedAt: &pinAt, PINFailures: &one, ApprovalDeadline: &deadline}, t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	later := opened.Add(time.Hour)
+	if err := s.UpdateRequest(ctx, f.request, RequestUpdate{Status: domain.StatusCooling, OpenedAt: &later,
+		Recipients: &two, BreakGlass: &yes, SecondApproverID: ptr(f.senior)}, t0.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UpdateRequest(ctx, f.request, RequestUpdate{Status: domain.StatusCancelled, EndedAt: &ended, CancelledAt: &ended,
+		CancelledBy: ptr(string(domain.CancelBySenior)), CancelActorID: ptr(f.senior), CancelReason: ptr("fraud")}, recorded); err != nil {
+		t.Fatal(err)
+	}
+	r, err := s.Request(ctx, f.request)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !r.OpenedAt.Equal(opened) || !r.PINVerifiedAt.Equal(pinAt) || r.PINFailures != 1 || !r.ApprovalDeadline.Equal(deadline) ||
+		r.Recipients != 2 || !r.BreakGlass || r.SecondApproverID != f.senior || r.CancelActorID != f.senior ||
+		!r.CancelledAt.Equal(ended) || r.EndedAt == nil || !r.EndedAt.Equal(ended) || r.ExecutedAt != nil || r.Reference != "" {
+		t.Fatalf("after updates = %+v", r)
+	}
+}

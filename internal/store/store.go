@@ -125,5 +125,7 @@ func ptrTime(t *time.Time) sql.NullTime {
 	if t == nil {
 		return sql.NullTime{}
 	}
-	return sql.NullTime{Time: *t, Valid: true}
+	// Rounded here, as Postgres would, so the stored time is the one a
+	// reader rounding the same way (the API) gets from the workflow.
+	return sql.NullTime{Time: t.Round(time.Microsecond), Valid: true}
 }
