@@ -369,6 +369,45 @@ func TestCLIEndToEnd(t *testing.T) {
 	if done.Status != "executed" || done.Reference == "" || done.Decision == nil || done.Decision.ApproverID != "ag_bob" {
 		t.Fatalf("executed request: %s", res.stdout)
 	}
+	// list --json and status --json tell the same about the executed
+	// request, field by field (issue 14); only the listing has the reason.
+	listEntry := func() map[string]any {
+		res := alice.expect(t, 0, "", nil, "list", "--customer", customerID, "--json")
+		var l struct {
+			Requests []map[string]any `json:"requests"`
+		}
+		if err := json.Unmarshal([]byte(res.stdout), &l); err != nil {
+			t.Fatalf("list --json: %v\n%s", err, res.stdout)
+		}
+		for _, r := range l.Requests {
+			if r["id"] == r1.ID {
+				return r
+			}
+		}
+		t.Fatalf("list --json lacks %s:\n%s", r1.ID, res.stdout)
+		return nil
+	}()
+	var statusAnswer map[string]any
+	if err := json.Unmarshal([]byte(res.stdout), &statusAnswer); err != nil {
+		t.Fatalf("status --json: %v", err)
+	}
+	if listEntry["reason"] != "customer asked in chat" {
+		t.Errorf("list --json: reason %v", listEntry["reason"])
+	}
+	delete(listEntry, "reason")
+	for k := range statusAnswer {
+		if _, ok := listEntry[k]; !ok {
+			listEntry[k] = nil
+		}
+	}
+	for k, v := range listEntry {
+		if got, _ := json.Marshal(v); string(got) != mustJSON(t, statusAnswer[k]) {
+			t.Errorf("%s of the executed request: list --json %s, status --json %s", k, got, mustJSON(t, statusAnswer[k]))
+		}
+	}
+	if n, _ := listEntry["recipients"].(float64); n == 0 {
+		t.Errorf("list --json: the executed request's notice went to no address: %v", listEntry["recipients"])
+	}
 
 	// Refusals: each with its exit code and advice, and nothing created.
 	countAll := func() int {
@@ -484,4 +523,14 @@ func TestCLIEndToEnd(t *testing.T) {
 		t.Error("web or worker log is empty; the PIN check proves nothing")
 	}
 	t.Logf("whole test %s", time.Since(began).Round(time.Millisecond))
+}
+
+// mustJSON is v encoded, for comparing decoded JSON values.
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
