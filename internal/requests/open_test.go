@@ -310,6 +310,31 @@ func TestOpenOnRealTemporal(t *testing.T) {
 		}
 	})
 
+	// Nobody needs to open the same slot again: the first withdraw, veto or
+	// click that reaches the terminated workflow ends the row too.
+	t.Run("a withdraw of a request ended outside Vigil ends its row", func(t *testing.T) {
+		svc, st := lt.service(t)
+		requester, _ := st.Agent(ctx, "ag_req")
+		first, err := svc.Open(ctx, requester, reinstall("srv-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := lt.tc.TerminateWorkflow(ctx, workflows.WorkflowID(first.RequestID), "", "operator at the Temporal CLI"); err != nil {
+			t.Fatal(err)
+		}
+		_, err = svc.Cancel(ctx, first.RequestID, workflows.CancelInput{By: domain.CancelByRequester, ActorID: "ag_req", Reason: "not needed"})
+		if r, ok := AsRefusal(err); !ok || r.Code != CodeEnded || !strings.Contains(r.Message, "outside Vigil") {
+			t.Fatalf("withdraw of a terminated request = %v, want request_ended saying it ended outside Vigil", err)
+		}
+		row, err := st.Request(ctx, first.RequestID)
+		if err != nil || row.Status != domain.StatusFailed {
+			t.Fatalf("row after the withdraw = %+v (%v), want failed", row, err)
+		}
+		if n := count(t, st, "SELECT count(*) FROM audit_events WHERE request_id = $1 AND event = $2", first.RequestID, store.EventEndedOutside); n != 1 {
+			t.Fatalf("%d %s events, want 1", n, store.EventEndedOutside)
+		}
+	})
+
 	t.Run("other targets are independent", func(t *testing.T) {
 		svc, st := lt.service(t)
 		requester, _ := st.Agent(ctx, "ag_req")

@@ -846,7 +846,18 @@ func (s *Service) updateErr(ctx context.Context, id, name string, err error) err
 	}
 	var notFound *serviceerror.NotFound
 	if errors.As(err, &notFound) {
-		// The workflow is closed (or never existed): say which.
+		// The workflow is closed (or never existed). One closed outside
+		// Vigil (terminated, cancelled, deleted in Temporal) left its row
+		// open: end it now, audited and alerted, and say so.
+		if how, gone := s.workflowGone(ctx, id); gone {
+			if row, rerr := s.store.Request(ctx, id); rerr == nil && !row.Status.Final() {
+				if _, eerr := s.store.EndOutsideVigil(ctx, id, how, s.Now().UTC()); eerr != nil {
+					return fmt.Errorf("end request %s, whose workflow is gone: %w", id, eerr)
+				}
+				s.logger.Warn("request ended outside Vigil, found by an Update", "request", id, "temporal", how, "update", name)
+				return refusal(CodeEnded, "the request's workflow was %s in Temporal, outside Vigil; Vigil has ended it (failed) and told security", how)
+			}
+		}
 		st, qerr := s.Status(ctx, id)
 		if qerr != nil {
 			return qerr

@@ -41,6 +41,10 @@ func (s *Store) EndOutsideVigil(ctx context.Context, id, how string, at time.Tim
 			return nil
 		}
 		detail := "the request's workflow ended outside Vigil (" + how + "); nothing was executed by Vigil after that"
+		if domain.Status(r.status) == domain.StatusExecuting {
+			// The executor may have reached the panel before the end.
+			detail = "the request's workflow ended outside Vigil (" + how + ") while executing: the action may have run; check the control panel"
+		}
 		if err := updateRequest(ctx, tx, id, RequestUpdate{Status: domain.StatusFailed, OutcomeDetail: &detail}, at); err != nil {
 			return err
 		}
