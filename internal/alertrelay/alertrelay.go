@@ -203,6 +203,9 @@ func Text(a store.Alert) string {
 	case store.AlertBreakGlassUnconsented:
 		return fmt.Sprintf("BREAK-GLASS REFUSED: request %s received a break-glass %s naming %s and %s without both seniors' consents; it did not pass the approval gate and ends failed. Someone sent the decision to Temporal around Vigil's API.",
 			f("request"), f("decision"), f("approver_id"), f("second_approver_id"))
+	case store.AlertDecisionUnverified:
+		return fmt.Sprintf("DECISION REFUSED: request %s received a %s naming %s that Vigil never recorded from their Slack click; it ends failed. Someone sent the decision to Temporal around Vigil's web front.",
+			f("request"), f("decision"), f("approver_id"))
 	}
 	return fmt.Sprintf("Security alert %s: %v", textrule.Escape(a.Kind), a.Details)
 }

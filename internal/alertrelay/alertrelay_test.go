@@ -140,6 +140,8 @@ func TestTextOfEachKind(t *testing.T) {
 			[]string{"&lt;!channel&gt;", "`*bold* :white_check_mark:`"}},
 		{store.AlertBreakGlassUnconsented, map[string]any{"request": "req_1", "decision": "approve", "approver_id": "ag_b", "second_approver_id": "ag_c"},
 			[]string{"BREAK-GLASS REFUSED", "req_1", "ag_b and ag_c", "without both seniors' consents"}},
+		{store.AlertDecisionUnverified, map[string]any{"request": "req_1", "decision": "approve", "approver_id": "ag_b"},
+			[]string{"DECISION REFUSED", "req_1", "approve naming ag_b", "never recorded from their Slack click"}},
 		{store.AlertAdminAction, map[string]any{"admin": "admin:ag_root", "event": "agent.disabled", "audit_id": 7, "details": map[string]any{"agent_id": "ag_b"}},
 			[]string{"Admin action by admin:ag_root: agent.disabled (agent_id=ag_b)", "Audit event 7"}},
 		{store.AlertAgentDM, map[string]any{"admin": "admin:ag_root", "event": "agent.token_rotated", "agent": "ag_b"},

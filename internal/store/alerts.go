@@ -37,6 +37,9 @@ const (
 	// AlertBreakGlassUnconsented: a break-glass decision reached the
 	// worker without two seniors' paired consents; it was refused.
 	AlertBreakGlassUnconsented = "break_glass_unconsented"
+	// AlertDecisionUnverified: a decision reached the worker that the web
+	// front never recorded from a Slack click; it was refused.
+	AlertDecisionUnverified = "decision_unverified"
 	// AlertAdminAction: a named admin (or the bootstrap token) changed
 	// agents, customers or tried to decide a request.
 	AlertAdminAction = "admin_action"
