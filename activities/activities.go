@@ -303,6 +303,9 @@ func (a *Activities) Record(ctx context.Context, in RecordInput) error {
 	if err := a.checkBreakGlass(ctx, in); err != nil {
 		return err
 	}
+	if err := a.checkDecision(ctx, in); err != nil {
+		return err
+	}
 	u := store.RequestUpdate{Status: in.Status}
 	if in.ApproverID != "" {
 		dec := string(in.Decision)
@@ -404,6 +407,41 @@ func (a *Activities) checkBreakGlass(ctx context.Context, in RecordInput) error 
 	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
 		"request %s: the break-glass decision by %s and %s has no two paired consents; it does not pass the approval gate",
 		in.RequestID, in.ApproverID, second), ErrTypePermanent, nil)
+}
+
+// requestRejected is the event with which the workflow ends a rejected
+// request at the approval gate.
+const requestRejected = "request.rejected"
+
+// checkDecision refuses, for good, to let an approval or a rejection
+// through the approval gate unless the web front recorded it: the named
+// senior's verified Slack click (or, for a rejection, a break-glass pair
+// including them). The workflow's validator trusts the role and identity the
+// Update names; whoever holds the codec key can send one with a raw client,
+// and this is where it stops. Break-glass approvals are checkBreakGlass's.
+// The refusal is audited and alerted before the request ends failed.
+func (a *Activities) checkDecision(ctx context.Context, in RecordInput) error {
+	switch {
+	case in.Event == approvalPassed && in.Details["break_glass"] != "true":
+	case in.Event == requestRejected && in.Status == domain.StatusRejected:
+	default:
+		return nil
+	}
+	ok, err := a.Store.DecisionRecorded(ctx, in.RequestID, in.ApproverID, in.Decision, in.DecidedAt)
+	if err != nil {
+		return fmt.Errorf("check decision record: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	if err := a.Store.RefuseDecision(ctx, in.RequestID, in.ApproverID, in.Decision, in.DecidedAt); err != nil {
+		return fmt.Errorf("refuse decision: %w", err)
+	}
+	a.log(ctx).Warn("decision the web front never recorded refused", "request", in.RequestID,
+		"approver", in.ApproverID, "decision", in.Decision)
+	return temporal.NewNonRetryableApplicationError(fmt.Sprintf(
+		"request %s: the %s by %s was never recorded from a Slack click; it does not pass the approval gate",
+		in.RequestID, in.Decision, in.ApproverID), ErrTypePermanent, nil)
 }
 
 // RecordFailure moves the request's projection to failed, if the request has
