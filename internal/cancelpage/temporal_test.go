@@ -170,6 +170,12 @@ func (le *liveEnv) cooling(t *testing.T) (requestID, token string) {
 		cur, err := le.svc.Status(ctx, st.RequestID)
 		return err == nil && cur.Status == domain.StatusAwaitingApproval, fmt.Sprint(cur.Status, err)
 	})
+	// The web front records the senior's verified click before it sends
+	// the decision; the worker checks for it.
+	if err := le.st.RecordSlackDecision(ctx, store.SlackDecision{RequestID: st.RequestID, AgentID: seniorID, Decision: domain.DecisionApprove,
+		SlackUser: "U0SENIOR", ActionTS: "1700000000.000100", RecordedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := le.svc.Decide(ctx, st.RequestID, workflows.DecideInput{Decision: domain.DecisionApprove, ApproverID: seniorID, ApproverRole: domain.RoleSenior}); err != nil {
 		t.Fatalf("approve: %v", err)
 	}

@@ -349,7 +349,9 @@ type auditRow struct {
 }
 
 func (e *env) auditRows() []auditRow {
-	rows, err := e.st.DB().Query(`SELECT COALESCE(request_id, ''), actor, event, details FROM audit_events ORDER BY id`)
+	// A decision's own record (decision.slack) is recordedDecisions' to
+	// check: these are the refusals.
+	rows, err := e.st.DB().Query(`SELECT COALESCE(request_id, ''), actor, event, details FROM audit_events WHERE event <> 'decision.slack' ORDER BY id`)
 	if err != nil {
 		e.fatalf("read audit: %v", err)
 	}
@@ -384,4 +386,32 @@ func (e *env) drain() {
 func (e *env) fatalf(format string, args ...any) {
 	e.t.Helper()
 	e.t.Fatalf(format, args...)
+}
+
+// recordedDecisions lists the decisions recorded for request as "agent
+// decision", each by the Slack user mapped to its agent with a click ts
+// and audited as decision.slack.
+func (e *env) recordedDecisions(request string) []string {
+	e.t.Helper()
+	rows, err := e.st.DB().Query(`SELECT d.agent_id || ' ' || d.decision FROM decisions d JOIN agents a ON a.id = d.agent_id
+		WHERE d.request_id = $1 AND d.slack_user = a.slack_user_id AND d.action_ts <> ''
+		  AND EXISTS (SELECT 1 FROM audit_events v WHERE v.event = 'decision.slack' AND v.request_id = d.request_id
+		      AND v.actor = 'agent:' || d.agent_id AND (v.details->>'decision_id')::bigint = d.id)
+		ORDER BY d.id`, request)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			e.t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		e.t.Fatal(err)
+	}
+	return out
 }

@@ -138,6 +138,9 @@ func submissionFrom(ic slack.InteractionCallback) (click, string, error) {
 		return c, "malformed_request_id", errors.New("private_metadata's request is not a request id")
 	}
 	c.requestID, c.channel, c.messageTS = meta.RequestID, meta.Channel, meta.TS
+	if ic.View.ID != "" {
+		c.actionTS = "view:" + ic.View.ID
+	}
 	return c, "", nil
 }
 

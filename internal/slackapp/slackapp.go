@@ -11,6 +11,7 @@
 package slackapp
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -141,6 +142,9 @@ type click struct {
 	triggerID        string // opens the reject dialog; good for 3 s
 	// reason is a rejection's reason, from the reject dialog's submission.
 	reason string
+	// actionTS names the click in the decisions table: Slack's action_ts,
+	// or "view:" and the reject dialog's view id.
+	actionTS string
 }
 
 // Handler serves POST /slack/interactions. Build it with New; stop it with
@@ -457,6 +461,7 @@ func clickFrom(ic slack.InteractionCallback) (click, string, error) {
 		return c, "malformed_click", errors.New("not exactly one block action")
 	}
 	a := acts.BlockActions[0]
+	c.actionTS = cmp.Or(a.ActionTs, ic.ActionTs)
 	switch a.ActionID {
 	case approvals.ActionApprove:
 		c.decision = domain.DecisionApprove
@@ -627,8 +632,17 @@ func (h *Handler) decide(j job) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(h.base, h.cfg.DecideTimeout)
+	defer cancel()
+	// Recorded before the Update: the worker lets a decision through the
+	// approval gate only if this web front recorded its verified click, so
+	// a decide Update sent around it names no one who did not click.
+	if err := h.store.RecordSlackDecision(ctx, store.SlackDecision{RequestID: j.requestID, AgentID: j.agent.ID, Decision: j.decision,
+		SlackUser: j.userID, ActionTS: cmp.Or(clip(j.actionTS), "message:"+j.messageTS), RecordedAt: h.now()}); err != nil {
+		log.Error("slack decision not recorded; not sent", "err", err)
+		h.ephemeral(j.channel, j.userID, "Vigil could not record your decision on "+j.requestID+"; try again in a minute.")
+		return
+	}
 	st, err := h.decider.Decide(ctx, j.requestID, in)
-	cancel()
 	if err == nil {
 		// The workflow wrote the audit event and updates the message.
 		log.Info("slack decision recorded", "status", string(st.Status))

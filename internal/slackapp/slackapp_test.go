@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -419,6 +420,15 @@ func TestInteractions(t *testing.T) {
 				t.Errorf("decider called: %+v", calls)
 			case tc.decide != nil && (len(calls) != 1 || calls[0].id != requestID || calls[0].in != *tc.decide):
 				t.Errorf("decider calls = %+v, want exactly one with %+v", calls, *tc.decide)
+			}
+			// Every decision sent on was recorded first, as the clicking
+			// agent's, with the Slack user that maps to them.
+			recorded := e.recordedDecisions(requestID)
+			switch {
+			case tc.decide == nil && len(recorded) != 0:
+				t.Errorf("decisions recorded %v, want none", recorded)
+			case tc.decide != nil && !slices.Equal(recorded, []string{tc.decide.ApproverID + " " + string(tc.decide.Decision)}):
+				t.Errorf("decisions recorded %v, want exactly %s's %s", recorded, tc.decide.ApproverID, tc.decide.Decision)
 			}
 
 			total := 0
