@@ -778,8 +778,32 @@ func (h *harness) update(env *testsuite.TestWorkflowEnvironment, delay time.Dura
 func (h *harness) decide(env *testsuite.TestWorkflowEnvironment, delay time.Duration, d workflows.DecideInput) *updateOutcome {
 	if d.BreakGlass {
 		h.consentBreakGlass(env, delay, d)
+	} else {
+		h.recordClick(env, delay, d)
 	}
 	return h.update(env, delay, workflows.UpdateDecide, d)
+}
+
+// recordClick records, just before an ordinary decision is sent, the Slack
+// click the web front would have recorded (the worker checks it in
+// Postgres). A decision naming no agent or request the store knows records
+// nothing; the workflow's validator or the worker then refuses it, which
+// is what those tests look for.
+func (h *harness) recordClick(env *testsuite.TestWorkflowEnvironment, delay time.Duration, d workflows.DecideInput) {
+	env.RegisterDelayedCallback(func() {
+		v, err := env.QueryWorkflow(workflows.QueryStatus)
+		if err != nil {
+			return
+		}
+		var st workflows.Status
+		if v.Get(&st) != nil {
+			return
+		}
+		// The workflow's clock: the worker compares the decision's time
+		// with the record's.
+		_ = h.db.RecordSlackDecision(h.ctx, store.SlackDecision{RequestID: st.RequestID, AgentID: d.ApproverID,
+			Decision: d.Decision, SlackUser: "U_TEST", ActionTS: "harness", RecordedAt: env.Now()})
+	}, delay)
 }
 
 // consentBreakGlass records, just before a break-glass decision is sent, the
@@ -921,9 +945,9 @@ const toldEvent = "slack.requester_told"
 
 // webFrontEvents are written by the web front, not the workflow: the two
 // seniors' break-glass consents and their pairing (consentBreakGlass plays
-// them). They come before the decision and are checked by the store's own
-// tests and e2e.
-var webFrontEvents = []string{"break_glass.consented", "decision.break_glass"}
+// them), and a Slack decision's record (recordClick plays it). They come
+// before the decision and are checked by the store's own tests and e2e.
+var webFrontEvents = []string{"break_glass.consented", "decision.break_glass", "decision.slack"}
 
 func gateEvents(trail []store.AuditEvent) []store.AuditEvent {
 	var out []store.AuditEvent
