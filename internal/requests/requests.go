@@ -367,19 +367,37 @@ func (s *Service) slotHolder(ctx context.Context, row store.Request) (*store.Dup
 	if err != nil || dup == nil || dup.ID == "" {
 		return dup, err
 	}
-	how, gone := s.workflowGone(ctx, dup.ID)
-	if !gone {
-		return dup, nil
-	}
-	ended, err := s.store.EndOutsideVigil(ctx, dup.ID, how, s.Now().UTC())
+	_, ended, err := s.endIfGone(ctx, dup.ID, "an open for its slot")
 	if err != nil {
-		s.logger.Error("could not end a request whose workflow is gone", "request", dup.ID, "temporal", how, "error", err)
+		s.logger.Error("could not end a request whose workflow is gone", "request", dup.ID, "error", err)
 		return dup, nil
 	}
-	if ended {
-		s.logger.Warn("request ended outside Vigil; its slot is free again", "request", dup.ID, "temporal", how)
+	if !ended {
+		return dup, nil
 	}
 	return s.store.OpenSlotHolder(ctx, row)
+}
+
+// endIfGone ends request id's open row (store.EndOutsideVigil: failed,
+// audited, alerted) when its workflow no longer runs in Temporal, and says
+// how Temporal says it ended; foundBy names what met it, for the log. A row
+// already final, or missing, is left alone (ended false).
+func (s *Service) endIfGone(ctx context.Context, id, foundBy string) (how string, ended bool, err error) {
+	how, gone := s.workflowGone(ctx, id)
+	if !gone {
+		return "", false, nil
+	}
+	ended, err = s.store.EndOutsideVigil(ctx, id, how, s.Now().UTC())
+	if errors.Is(err, store.ErrNotFound) {
+		return how, false, nil
+	}
+	if err != nil {
+		return how, false, err
+	}
+	if ended {
+		s.logger.Warn("request ended outside Vigil", "request", id, "temporal", how, "found_by", foundBy)
+	}
+	return how, ended, nil
 }
 
 // workflowGone reports whether request id's workflow has stopped running in
@@ -849,14 +867,12 @@ func (s *Service) updateErr(ctx context.Context, id, name string, err error) err
 		// The workflow is closed (or never existed). One closed outside
 		// Vigil (terminated, cancelled, deleted in Temporal) left its row
 		// open: end it now, audited and alerted, and say so.
-		if how, gone := s.workflowGone(ctx, id); gone {
-			if row, rerr := s.store.Request(ctx, id); rerr == nil && !row.Status.Final() {
-				if _, eerr := s.store.EndOutsideVigil(ctx, id, how, s.Now().UTC()); eerr != nil {
-					return fmt.Errorf("end request %s, whose workflow is gone: %w", id, eerr)
-				}
-				s.logger.Warn("request ended outside Vigil, found by an Update", "request", id, "temporal", how, "update", name)
-				return refusal(CodeEnded, "the request's workflow was %s in Temporal, outside Vigil; Vigil has ended it (failed) and told security", how)
-			}
+		how, ended, eerr := s.endIfGone(ctx, id, "the "+name+" Update")
+		if eerr != nil {
+			return fmt.Errorf("end request %s, whose workflow is gone: %w", id, eerr)
+		}
+		if ended {
+			return refusal(CodeEnded, "the request's workflow was %s in Temporal, outside Vigil; Vigil has ended it (failed) and told security", how)
 		}
 		st, qerr := s.Status(ctx, id)
 		if qerr != nil {
